@@ -1,0 +1,15 @@
+"""Piccolo's view of Reppu: one app, ``reppu``, with its tables and migrations."""
+
+from pathlib import Path
+
+from piccolo.conf.apps import AppConfig
+
+from server.db.tables import ALL_TABLES
+
+APP_CONFIG = AppConfig(
+    app_name="reppu",
+    migrations_folder_path=str(Path(__file__).parent / "migrations"),
+    table_classes=list(ALL_TABLES),
+    migration_dependencies=[],
+    commands=[],
+)

@@ -1,0 +1,211 @@
+"""Reppu's configuration: one frozen object, read from the environment once at start-up.
+
+Nothing in Reppu reads ``os.environ`` after start-up; the object built here is passed to
+``create_app(settings)``, the CLI commands and the workers. A setting that cannot be
+understood stops start-up with a :class:`SettingsError` that names the variable.
+
+Secrets (the token-signing key and the VAPID key pair for Web Push) are generated on the first
+run and kept in ``<data dir>/secrets.json`` with mode 0600, outside git. They may instead be
+given in the environment (``REPPU_SECRET_KEY``, ``REPPU_VAPID_PRIVATE_KEY``), which is what a
+deployment with several machines does so that every process signs with the same keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything Reppu is configured with. Build it with :func:`load_settings`."""
+
+    database_url: str
+    data_dir: Path
+    secret_key: str
+    vapid_private_key: str
+    """Base64url of the raw 32-byte P-256 private scalar."""
+    vapid_public_key: str
+    """Base64url of the uncompressed 65-byte P-256 point (the browser's applicationServerKey)."""
+    token_ttl_seconds: int
+    host: str
+    port: int
+    workers: int
+    max_body_bytes: int
+    login_failures_per_account: int
+    login_failures_per_address: int
+    login_window_seconds: int
+    database_pool_size: int
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The file of a ``sqlite:///path`` URL; a relative path is from the working folder."""
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def database_label(self) -> str:
+        """The database URL without a password, safe for logs and the health answer."""
+        parts = urlsplit(self.database_url)
+        if parts.password is None:
+            return self.database_url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def generate_vapid_keys() -> tuple[str, str]:
+    """A new P-256 key pair as (private, public), both base64url without padding."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_numbers().private_value.to_bytes(32, "big")
+    public = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return _b64url(private), _b64url(public)
+
+
+def vapid_public_key_for(private_b64: str) -> str:
+    """Derive the public key from a base64url private scalar; raises ValueError if malformed."""
+    raw = base64.urlsafe_b64decode(private_b64 + "=" * (-len(private_b64) % 4))
+    if len(raw) != 32:
+        raise ValueError("expected 32 bytes")
+    key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+    return _b64url(
+        key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+    )
+
+
+def _load_or_create_secrets(data_dir: Path) -> dict[str, str]:
+    """Read ``secrets.json`` from the data dir, creating it (mode 0600) on the first run."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise SettingsError("REPPU_DATA_DIR", f"{path} is not valid JSON ({exc})") from exc
+        if not isinstance(stored, dict) or not all(isinstance(v, str) for v in stored.values()):
+            raise SettingsError("REPPU_DATA_DIR", f"{path} must hold a JSON object of strings")
+        return stored
+    private, public = generate_vapid_keys()
+    created = {
+        "secret_key": secrets.token_urlsafe(32),
+        "vapid_private_key": private,
+        "vapid_public_key": public,
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # Write to a temporary name and rename, so that two processes starting at once never
+    # read a half-written file; O_EXCL on the final name makes the first writer win.
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(created, handle)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        tmp.unlink()
+        return _load_or_create_secrets(data_dir)
+    tmp.unlink()
+    return created
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"expected a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(name, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
+    raw = env.get("REPPU_DATABASE_URL") or f"sqlite:///{data_dir / 'reppu.sqlite3'}"
+    scheme = raw.split(":", 1)[0]
+    if scheme == "sqlite":
+        if not raw.startswith("sqlite:///") or raw == "sqlite:///":
+            raise SettingsError(
+                "REPPU_DATABASE_URL", "a SQLite URL looks like sqlite:///path/to/file.sqlite3"
+            )
+        return raw
+    if scheme in ("postgresql", "postgres"):
+        parts = urlsplit(raw)
+        if not parts.hostname and "host=" not in parts.query:
+            raise SettingsError("REPPU_DATABASE_URL", "a PostgreSQL URL needs a host")
+        if not parts.path.strip("/"):
+            raise SettingsError("REPPU_DATABASE_URL", "a PostgreSQL URL needs a database name")
+        return raw
+    raise SettingsError(
+        "REPPU_DATABASE_URL",
+        f"unsupported scheme {scheme!r}: use sqlite:///file or postgresql://host/db",
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from ``env`` (default: the process environment).
+
+    Raises :class:`SettingsError` naming the first variable that cannot be used.
+    """
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("REPPU_DATA_DIR") or "var")
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SettingsError("REPPU_DATA_DIR", f"{data_dir} exists and is not a folder")
+    database_url = _database_url(env, data_dir)
+
+    stored: dict[str, str] = {}
+    if not env.get("REPPU_SECRET_KEY") or not env.get("REPPU_VAPID_PRIVATE_KEY"):
+        stored = _load_or_create_secrets(data_dir)
+    secret_key = env.get("REPPU_SECRET_KEY") or stored.get("secret_key", "")
+    if len(secret_key) < 32:
+        raise SettingsError("REPPU_SECRET_KEY", "must be at least 32 characters")
+    vapid_private = env.get("REPPU_VAPID_PRIVATE_KEY") or stored.get("vapid_private_key", "")
+    try:
+        vapid_public = vapid_public_key_for(vapid_private)
+    except ValueError:
+        raise SettingsError(
+            "REPPU_VAPID_PRIVATE_KEY", "must be the base64url raw 32-byte P-256 private key"
+        ) from None
+
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        secret_key=secret_key,
+        vapid_private_key=vapid_private,
+        vapid_public_key=vapid_public,
+        token_ttl_seconds=_int(env, "REPPU_TOKEN_TTL_SECONDS", 30 * 86400, 60, 365 * 86400),
+        host=env.get("REPPU_HOST") or "127.0.0.1",
+        port=_int(env, "REPPU_PORT", 8000, 1, 65535),
+        workers=_int(env, "REPPU_WORKERS", 1, 1, 64),
+        max_body_bytes=_int(env, "REPPU_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
+        login_failures_per_account=_int(env, "REPPU_LOGIN_FAILURES_PER_ACCOUNT", 5, 1, 1000),
+        login_failures_per_address=_int(env, "REPPU_LOGIN_FAILURES_PER_ADDRESS", 50, 1, 100_000),
+        login_window_seconds=_int(env, "REPPU_LOGIN_WINDOW_SECONDS", 900, 1, 86400),
+        database_pool_size=_int(env, "REPPU_DATABASE_POOL_SIZE", 10, 1, 200),
+    )

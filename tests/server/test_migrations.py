@@ -1,0 +1,50 @@
+"""Migrations: forwards and backwards on both engines, and the indexes the policy relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from piccolo.engine.base import Engine
+
+from server.db.migrate import migrate, pending_migrations, schema_version, unmigrate
+from server.db.tables import ALL_TABLES
+
+POLICY_INDEXES = {
+    "membership_person_valid",
+    "membership_group_valid",
+    "guardianship_guardian_valid",
+    "guardianship_pupil_valid",
+    "staff_role_person_valid",
+    "lesson_change_lesson_date",
+    "login_failure_key_time",
+}
+
+
+async def _index_names(engine: Engine[Any], backend: str) -> set[str]:
+    if backend == "sqlite":
+        rows = await engine.run_ddl("SELECT name FROM sqlite_master WHERE type = 'index'")
+    else:
+        rows = await engine.run_ddl("SELECT indexname AS name FROM pg_indexes")
+    return {row["name"] for row in rows}
+
+
+async def test_schema_is_current_with_its_indexes(fx_db: Engine[Any], fx_backend: str) -> None:
+    assert await pending_migrations() == []
+    assert await schema_version() is not None
+    assert await _index_names(fx_db, fx_backend) >= POLICY_INDEXES
+    for table in ALL_TABLES:
+        assert await table.table_exists()
+
+
+async def test_backwards_then_forwards(fx_db: Engine[Any], fx_backend: str) -> None:
+    version = await schema_version()
+    try:
+        await unmigrate(quiet=True)
+        assert not POLICY_INDEXES & await _index_names(fx_db, fx_backend)
+        for table in ALL_TABLES:
+            assert not await table.table_exists()
+        assert len(await pending_migrations()) >= 2
+    finally:
+        await migrate(quiet=True)
+    assert await schema_version() == version
+    assert await pending_migrations() == []
