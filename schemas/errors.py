@@ -1,0 +1,50 @@
+"""The one catalogue of error codes. Codes are stable strings: clients branch on them.
+
+Every error answer has the body :class:`ErrorBody`. The HTTP status of each code is set in
+one place, ``server/errors.py``. A new code is added here with a line saying when it happens;
+a code is never renamed or reused for something else.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class ErrorCode(StrEnum):
+    REQUEST_MALFORMED = "request.malformed"
+    """The body is not valid JSON (or MessagePack)."""
+    REQUEST_INVALID = "request.invalid"
+    """A wrong type, a missing or an unknown field in the body or a parameter; see ``field``."""
+    REQUEST_TOO_LARGE = "request.too_large"
+    """The body is larger than the server accepts (``REPPU_MAX_BODY_BYTES``)."""
+    REQUEST_UNSUPPORTED_MEDIA_TYPE = "request.unsupported_media_type"
+    """The body's Content-Type is neither JSON nor MessagePack."""
+    NOT_FOUND = "not_found"
+    """No such route or resource."""
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    AUTH_REQUIRED = "auth.required"
+    """No bearer token was sent."""
+    AUTH_INVALID_TOKEN = "auth.invalid_token"  # noqa: S105 (a code, not a secret)
+    """The token is unknown, expired or revoked: log in again."""
+    AUTH_BAD_CREDENTIALS = "auth.bad_credentials"
+    """Wrong username or password (which one is not said)."""
+    AUTH_RATE_LIMITED = "auth.rate_limited"
+    """Too many failed logins for this account or address; ``Retry-After`` says when to try."""
+    AUTH_FORBIDDEN = "auth.forbidden"
+    """The access policy does not let this person do this."""
+    SERVER_UNAVAILABLE = "server.unavailable"
+    """The database cannot be reached; try again later."""
+    SERVER_ERROR = "server.error"
+    """A bug on our side. Nothing was stored; the server log has the details."""
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    """The body of every error answer."""
+
+    code: ErrorCode
+    message: str
+    """A sentence a person can read. Not for branching: use ``code``."""
+    field: str | None = None
+    """Where in the request the problem is, as a JSON path (``$.password``) or a parameter name."""

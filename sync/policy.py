@@ -1,0 +1,375 @@
+"""The one access policy: what a person may read and do, on a given day.
+
+Every route, the sync engine and the notification fan-out decide access here and nowhere else.
+The policy is a pure function of :class:`AccessFacts` (a person's memberships, guardianships
+and staff roles, with their validity periods) and a date; the server loads the facts
+(``server/access.py``), this module decides. Deny by default: a permission exists only where
+a rule below grants it, and each grant names its reason, so a test or an audit can tell why.
+
+Partitions are the units synced data lives in (``schemas.core.PartitionKind`` says what each
+holds). A person reads:
+
+==========================  ===============================================================
+who                         partitions
+==========================  ===============================================================
+anyone                      ``inbox:<self>``
+a pupil                     ``person:<self>``, each current group, its school and city
+a guardian (either kind)    ``person:<child>``, the child's current groups, school and city
+a teacher of a group        ``group:<g>`` and ``group-staff:<g>``
+staff of a school           ``school:<s>``, ``school-staff:<s>`` and the city
+an admin of a municipality  ``municipality:<m>``
+==========================  ===============================================================
+
+A right-to-information-only guardian reads what a custodial one reads but may not act for the
+child. An ended guardianship or membership grants nothing from the day after its last day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from schemas.core import GuardianshipKind, MembershipRole, PartitionKind, Role, StaffRoleKind
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Partition:
+    """A unit of synced data, named ``kind:id`` on the wire."""
+
+    kind: PartitionKind
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.id}"
+
+    @classmethod
+    def parse(cls, name: str) -> Partition:
+        """The partition named ``kind:id``; ValueError if the name is not one."""
+        kind, sep, ident = name.rpartition(":")
+        if not sep or not ident.isdigit():
+            raise ValueError(f"not a partition name: {name!r}")
+        return cls(PartitionKind(kind), int(ident))
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """A period of days, both ends inclusive; ``valid_to`` None means still open."""
+
+    valid_from: dt.date
+    valid_to: dt.date | None
+
+    def holds_on(self, day: dt.date) -> bool:
+        return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTie:
+    """A membership of a person in a group, with the group's school and that school's city."""
+
+    group_id: int
+    school_id: int
+    municipality_id: int
+    role: MembershipRole
+    validity: Validity
+
+
+@dataclass(frozen=True, slots=True)
+class WardTie:
+    """A guardianship seen from the guardian: the pupil, its kind, and the pupil's groups."""
+
+    pupil_id: int
+    kind: GuardianshipKind
+    validity: Validity
+    pupil_groups: tuple[GroupTie, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StaffTie:
+    """A staff role at a school or a municipality."""
+
+    organisation_id: int
+    municipality_id: int
+    """The organisation itself when it is a municipality."""
+    role: StaffRoleKind
+    validity: Validity
+
+
+@dataclass(frozen=True, slots=True)
+class AccessFacts:
+    """Everything the policy needs to know about one person, over all time."""
+
+    person_id: int
+    turvakielto: bool = False
+    groups: tuple[GroupTie, ...] = ()
+    wards: tuple[WardTie, ...] = ()
+    staff: tuple[StaffTie, ...] = ()
+
+    def groups_on(self, day: dt.date, role: MembershipRole | None = None) -> list[GroupTie]:
+        return [
+            g for g in self.groups if g.validity.holds_on(day) and (role is None or g.role == role)
+        ]
+
+    def wards_on(self, day: dt.date, kind: GuardianshipKind | None = None) -> list[WardTie]:
+        return [
+            w for w in self.wards if w.validity.holds_on(day) and (kind is None or w.kind == kind)
+        ]
+
+    def staff_on(self, day: dt.date, role: StaffRoleKind | None = None) -> list[StaffTie]:
+        return [
+            s for s in self.staff if s.validity.holds_on(day) and (role is None or s.role == role)
+        ]
+
+    def school_ids_on(self, day: dt.date) -> set[int]:
+        """Schools this person belongs to today as pupil, teacher or staff (not as guardian)."""
+        schools = {g.school_id for g in self.groups_on(day)}
+        schools.update(
+            s.organisation_id for s in self.staff_on(day) if s.role != StaffRoleKind.ADMIN
+        )
+        return schools
+
+    def family_school_ids_on(self, day: dt.date) -> set[int]:
+        """Schools of this person's current wards."""
+        return {
+            g.school_id
+            for w in self.wards_on(day)
+            for g in w.pupil_groups
+            if g.validity.holds_on(day)
+        }
+
+    def municipality_ids_on(self, day: dt.date) -> set[int]:
+        cities = {g.municipality_id for g in self.groups_on(day)}
+        cities.update(s.municipality_id for s in self.staff_on(day))
+        cities.update(
+            g.municipality_id
+            for w in self.wards_on(day)
+            for g in w.pupil_groups
+            if g.validity.holds_on(day)
+        )
+        return cities
+
+
+def roles_on(facts: AccessFacts, day: dt.date) -> frozenset[Role]:
+    """The roles a person has on ``day``; a person may have several (a teacher who is a parent)."""
+    roles: set[Role] = set()
+    if facts.groups_on(day, MembershipRole.PUPIL):
+        roles.add(Role.PUPIL)
+    if facts.wards_on(day):
+        roles.add(Role.GUARDIAN)
+    if facts.groups_on(day, MembershipRole.TEACHER) or facts.staff_on(day, StaffRoleKind.TEACHER):
+        roles.add(Role.TEACHER)
+    if facts.staff_on(day, StaffRoleKind.PRINCIPAL):
+        roles.add(Role.PRINCIPAL)
+    if facts.staff_on(day, StaffRoleKind.ADMIN):
+        roles.add(Role.ADMIN)
+    return frozenset(roles)
+
+
+def readable_partitions(facts: AccessFacts, day: dt.date) -> frozenset[Partition]:
+    """The partitions ``facts.person_id`` may read on ``day``. See the module's table."""
+    kind = PartitionKind
+    found: set[Partition] = {Partition(kind.INBOX, facts.person_id)}
+
+    def add_community(tie: GroupTie) -> None:
+        found.add(Partition(kind.GROUP, tie.group_id))
+        found.add(Partition(kind.SCHOOL, tie.school_id))
+        found.add(Partition(kind.MUNICIPALITY, tie.municipality_id))
+
+    for tie in facts.groups_on(day):
+        add_community(tie)
+        if tie.role == MembershipRole.PUPIL:
+            found.add(Partition(kind.PERSON, facts.person_id))
+        else:
+            found.add(Partition(kind.GROUP_STAFF, tie.group_id))
+            found.add(Partition(kind.SCHOOL_STAFF, tie.school_id))
+    for ward in facts.wards_on(day):
+        found.add(Partition(kind.PERSON, ward.pupil_id))
+        for tie in ward.pupil_groups:
+            if tie.validity.holds_on(day):
+                add_community(tie)
+    for staff in facts.staff_on(day):
+        found.add(Partition(kind.MUNICIPALITY, staff.municipality_id))
+        if staff.role != StaffRoleKind.ADMIN:
+            found.add(Partition(kind.SCHOOL, staff.organisation_id))
+            found.add(Partition(kind.SCHOOL_STAFF, staff.organisation_id))
+    return frozenset(found)
+
+
+class Action(StrEnum):
+    """What a person may ask to do. Each names its target kind after the dot."""
+
+    READ_PERSON = "person.read"
+    """See a person's name and role in the viewer's school life."""
+    READ_CONTACT_DETAILS = "person.read_contact_details"
+    """See a person's e-mail, phone and street address."""
+    READ_PUPIL_RECORD = "person.read_pupil_record"
+    """Read a pupil's own school data (absences, forms about the pupil)."""
+    ACT_FOR_PUPIL = "person.act_for_pupil"
+    """Report or explain an absence, sign a form: custodial guardians only."""
+    READ_GROUP = "group.read"
+    TEACH_GROUP = "group.teach"
+    """Mark roll call, message the group's guardians."""
+    MANAGE_SCHOOL = "school.manage"
+    """School-wide bulletins and staff views of a school."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRef:
+    group_id: int
+    school_id: int
+    municipality_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolRef:
+    school_id: int
+    municipality_id: int
+
+
+Target = AccessFacts | GroupRef | SchoolRef
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer, with the rule that gave it (``denied`` when none did)."""
+
+    allowed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+DENIED = Decision(False, "denied")
+
+
+def _grant(reason: str) -> Decision:
+    return Decision(True, reason)
+
+
+def _is_guardian_of(guardian: AccessFacts, pupil_id: int, day: dt.date) -> bool:
+    return any(w.pupil_id == pupil_id for w in guardian.wards_on(day))
+
+
+def _is_custodian_of(guardian: AccessFacts, pupil_id: int, day: dt.date) -> bool:
+    return any(w.pupil_id == pupil_id for w in guardian.wards_on(day, GuardianshipKind.CUSTODIAL))
+
+
+def _family_ties(viewer: AccessFacts, target: AccessFacts, day: dt.date) -> str | None:
+    """How two people are family in Reppu's eyes today, or None."""
+    if _is_guardian_of(viewer, target.person_id, day):
+        return "guardian of the pupil"
+    if _is_guardian_of(target, viewer.person_id, day):
+        return "pupil of the guardian"
+    shared = {w.pupil_id for w in viewer.wards_on(day)} & {w.pupil_id for w in target.wards_on(day)}
+    if shared:
+        return "guardians of the same pupil"
+    return None
+
+
+def _staff_schools(facts: AccessFacts, day: dt.date, *roles: StaffRoleKind) -> set[int]:
+    return {s.organisation_id for s in facts.staff_on(day) if not roles or s.role in roles}
+
+
+def _admin_cities(facts: AccessFacts, day: dt.date) -> set[int]:
+    return {s.municipality_id for s in facts.staff_on(day, StaffRoleKind.ADMIN)}
+
+
+def _target_schools(target: AccessFacts, day: dt.date) -> set[int]:
+    return target.school_ids_on(day) | target.family_school_ids_on(day)
+
+
+def _decide_about_person(
+    viewer: AccessFacts, action: Action, target: AccessFacts, day: dt.date
+) -> Decision:
+    if viewer.person_id == target.person_id:
+        if action == Action.ACT_FOR_PUPIL:
+            return DENIED  # Pupils act for themselves through their own rules (age), not here.
+        return _grant("self")
+    family = _family_ties(viewer, target, day)
+    target_schools = _target_schools(target, day)
+    principal_of = _staff_schools(viewer, day, StaffRoleKind.PRINCIPAL) & target_schools
+    staff_of = _staff_schools(viewer, day, StaffRoleKind.PRINCIPAL, StaffRoleKind.TEACHER)
+    staff_of &= target_schools
+    admin_of = _admin_cities(viewer, day) & target.municipality_ids_on(day)
+
+    if action == Action.ACT_FOR_PUPIL:
+        if _is_custodian_of(viewer, target.person_id, day):
+            return _grant("custodial guardian")
+        return DENIED
+
+    if action == Action.READ_PUPIL_RECORD:
+        if _is_guardian_of(viewer, target.person_id, day):
+            return _grant("guardian of the pupil")
+        taught = {g.group_id for g in viewer.groups_on(day, MembershipRole.TEACHER)}
+        if taught & {g.group_id for g in target.groups_on(day, MembershipRole.PUPIL)}:
+            return _grant("teacher of the pupil's group")
+        if principal_of & target.school_ids_on(day):
+            return _grant("principal of the pupil's school")
+        return DENIED
+
+    if action == Action.READ_CONTACT_DETAILS:
+        # Turvakielto: the address of a protected person is kept even from family (it often
+        # protects a parent from the other one); only the school's leadership and the city's
+        # administration see it.
+        if target.turvakielto:
+            if principal_of:
+                return _grant("principal of the protected person's school")
+            if admin_of:
+                return _grant("admin of the protected person's city")
+            return DENIED
+        if family:
+            return _grant(family)
+        if staff_of:
+            return _grant("staff of the person's school")
+        if admin_of:
+            return _grant("admin of the person's city")
+        # A staff member's work contact is open to the school community they serve.
+        target_staff_schools = _staff_schools(
+            target, day, StaffRoleKind.TEACHER, StaffRoleKind.PRINCIPAL
+        )
+        if target_staff_schools & (viewer.school_ids_on(day) | viewer.family_school_ids_on(day)):
+            return _grant("staff member of the viewer's school")
+        return DENIED
+
+    if action == Action.READ_PERSON:
+        if family:
+            return _grant(family)
+        if staff_of:
+            return _grant("staff of the person's school")
+        if admin_of:
+            return _grant("admin of the person's city")
+        target_staff_schools = _staff_schools(
+            target, day, StaffRoleKind.TEACHER, StaffRoleKind.PRINCIPAL
+        )
+        if target_staff_schools & (viewer.school_ids_on(day) | viewer.family_school_ids_on(day)):
+            return _grant("staff member of the viewer's school")
+        return DENIED
+
+    return DENIED
+
+
+def decide(viewer: AccessFacts, action: Action, target: Target, day: dt.date) -> Decision:
+    """May ``viewer`` do ``action`` to ``target`` on ``day``? Deny unless a rule grants it."""
+    if isinstance(target, AccessFacts):
+        return _decide_about_person(viewer, action, target, day)
+    if isinstance(target, GroupRef):
+        partitions = readable_partitions(viewer, day)
+        if action == Action.READ_GROUP:
+            if Partition(PartitionKind.GROUP, target.group_id) in partitions:
+                return _grant("member of the group or guardian of one")
+            if target.school_id in _staff_schools(viewer, day, StaffRoleKind.PRINCIPAL):
+                return _grant("principal of the group's school")
+            return DENIED
+        if action == Action.TEACH_GROUP:
+            taught = {g.group_id for g in viewer.groups_on(day, MembershipRole.TEACHER)}
+            if target.group_id in taught:
+                return _grant("teacher of the group")
+            return DENIED
+        return DENIED
+    if action == Action.MANAGE_SCHOOL:
+        if target.school_id in _staff_schools(viewer, day, StaffRoleKind.PRINCIPAL):
+            return _grant("principal of the school")
+        if target.municipality_id in _admin_cities(viewer, day):
+            return _grant("admin of the school's city")
+    return DENIED
