@@ -1,0 +1,46 @@
+"""People as one person sees another through the access policy."""
+
+from __future__ import annotations
+
+import msgspec
+
+from schemas.core import GuardianshipKind, Role
+
+
+class ContactDetails(msgspec.Struct, omit_defaults=True):
+    email: str | None = None
+    phone: str | None = None
+    street_address: str | None = None
+
+
+class PersonCard(msgspec.Struct, omit_defaults=True):
+    """A person as the viewer may see them. ``contact`` is absent where the policy refuses it."""
+
+    id: int
+    given_name: str
+    family_name: str
+    language: str
+    contact: ContactDetails | None = None
+
+
+class Child(msgspec.Struct):
+    person: PersonCard
+    guardianship: GuardianshipKind
+
+
+class Me(msgspec.Struct):
+    """Who is logged in, what they are today, and what they may read."""
+
+    person: PersonCard
+    roles: list[Role]
+    children: list[Child]
+    partitions: list[str]
+    """Names (``kind:id``) of the partitions this person may read today."""
+
+
+class Health(msgspec.Struct):
+    status: str
+    database: str
+    """``sqlite`` or ``postgresql``."""
+    schema_version: str | None
+    """The newest applied migration; None before ``reppu migrate``."""

@@ -1,0 +1,111 @@
+"""The Litestar application: ``create_app(settings)``.
+
+The app owns nothing global. Its settings and database engine live in one :class:`AppState`,
+given to routes as the ``app_state`` dependency; the database opens in the app's lifespan, so
+each worker process has its own pool (PostgreSQL) or connections (SQLite).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from piccolo.engine.base import Engine
+
+from schemas.errors import ErrorCode
+from server.db.engine import open_database
+from server.errors import EXCEPTION_HANDLERS, ReppuError
+from server.identity import authenticate
+from server.routes.auth import login, logout
+from server.routes.health import health
+from server.routes.people import me, person
+from server.settings import Settings
+from server.state import AppState
+
+log = logging.getLogger("reppu")
+
+# Paths open without a token, besides routes marked ``exclude_from_auth`` (login, health).
+PUBLIC_PATHS = ["^/schema", "^/static/"]
+
+
+class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
+    """Every route needs ``Authorization: Bearer <token>`` unless it is public."""
+
+    def __init__(self, app: Any, app_state: AppState, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.app_state = app_state
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        header = connection.headers.get("authorization")
+        if not header:
+            raise ReppuError(ErrorCode.AUTH_REQUIRED, "A bearer token is required.")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ReppuError(
+                ErrorCode.AUTH_INVALID_TOKEN, "Send the token as 'Authorization: Bearer <token>'."
+            )
+        principal = await authenticate(self.app_state.settings, token.strip())
+        if principal is None:
+            raise ReppuError(
+                ErrorCode.AUTH_INVALID_TOKEN, "The token is unknown, expired or revoked."
+            )
+        return AuthenticationResult(user=principal, auth=None)
+
+
+def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Litestar:
+    """A Reppu application configured by ``settings``; the database opens when it starts.
+
+    ``engine``: an engine already open and bound (tests, an embedding process); the app then
+    uses it from the start and leaves opening and closing it to the caller.
+    """
+    app_state = AppState(settings=settings)
+    lifespan = []
+    if engine is not None:
+        app_state.open(engine)
+    else:
+
+        @asynccontextmanager
+        async def database_lifespan(_: Litestar) -> AsyncIterator[None]:
+            async with open_database(settings) as opened:
+                app_state.open(opened)
+                log.info("database open: %s", settings.database_label)
+                yield
+
+        lifespan.append(database_lifespan)
+
+    def provide_app_state() -> AppState:
+        return app_state
+
+    return Litestar(
+        route_handlers=[health, login, logout, me, person],
+        lifespan=lifespan,
+        dependencies={"app_state": Provide(provide_app_state, sync_to_thread=False)},
+        middleware=[
+            DefineMiddleware(BearerTokenMiddleware, app_state=app_state, exclude=PUBLIC_PATHS)
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Reppu",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+            components=Components(
+                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
+            ),
+            security=[{"BearerToken": []}],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,163 @@
+"""Errors as HTTP answers: the one mapping from ``schemas.errors.ErrorCode`` to a status.
+
+Routes and actions raise :class:`ReppuError` with a code; Litestar's own exceptions (bad body,
+unknown route, body too large) are translated here into the same catalogue, so a client never
+sees an error body of another shape. An unexpected exception becomes ``server.error`` with
+the traceback in the log and nothing of the request (no body, no token) in the answer or log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE, HTTP_415_UNSUPPORTED_MEDIA_TYPE
+
+from schemas.errors import ErrorBody, ErrorCode
+
+log = logging.getLogger("reppu.errors")
+
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.REQUEST_MALFORMED: 400,
+    ErrorCode.REQUEST_INVALID: 422,
+    ErrorCode.REQUEST_TOO_LARGE: 413,
+    ErrorCode.REQUEST_UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.AUTH_REQUIRED: 401,
+    ErrorCode.AUTH_INVALID_TOKEN: 401,
+    ErrorCode.AUTH_BAD_CREDENTIALS: 401,
+    ErrorCode.AUTH_RATE_LIMITED: 429,
+    ErrorCode.AUTH_FORBIDDEN: 403,
+    ErrorCode.SERVER_UNAVAILABLE: 503,
+    ErrorCode.SERVER_ERROR: 500,
+}
+
+
+class ReppuError(Exception):
+    """An error with a stable code, raised anywhere below a route."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+def error_response(
+    code: ErrorCode,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    headers = dict(headers or {})
+    if STATUS[code] == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="reppu"')
+    return Response(
+        content=msgspec.json.encode(ErrorBody(code=code, message=message, field=field)),
+        status_code=STATUS[code],
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def _on_reppu_error(_: Request[Any, Any, Any], exc: ReppuError) -> Response[bytes]:
+    return error_response(exc.code, exc.message, field=exc.field, headers=exc.headers)
+
+
+# msgspec says where a value is wrong as "... - at `$.field`", and names a missing or unknown
+# field as "... field `name`"; the two together give the JSON path we report.
+_AT_PATH = re.compile(r" - at `(?P<path>[^`]+)`$")
+_FIELD_NAME = re.compile(r"(?:unknown|required) field `(?P<name>[^`]+)`")
+
+
+def _is_malformed(exc: BaseException) -> bool:
+    """True when msgspec could not parse the body at all (as opposed to a wrong value in it).
+
+    Litestar wraps msgspec's error twice (SerializationException, then ClientException); the
+    original is found at the end of the ``__cause__`` chain.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, msgspec.DecodeError) and not isinstance(
+            cause, msgspec.ValidationError
+        ):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def _on_validation(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if _is_malformed(exc):
+        return error_response(ErrorCode.REQUEST_MALFORMED, "The body is not valid JSON.")
+    extra = exc.extra
+    first = extra[0] if isinstance(extra, list) and extra and isinstance(extra[0], dict) else {}
+    message = str(first.get("message") or exc.detail or "Invalid request.")
+    field = None
+    if match := _AT_PATH.search(message):
+        field = match.group("path")
+        message = message[: match.start()]
+    if match := _FIELD_NAME.search(message):
+        field = f"{field or '$'}.{match.group('name')}"
+    elif field is None and first.get("key") not in (None, "data"):
+        key = str(first["key"])
+        # A body field as a JSON path; a query or path parameter by the name the client sent.
+        field = f"$.{key}" if first.get("source") == "body" else key
+    return error_response(ErrorCode.REQUEST_INVALID, message, field=field)
+
+
+def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if isinstance(exc, NotFoundException):
+        return error_response(ErrorCode.NOT_FOUND, "Not found.")
+    if isinstance(exc, MethodNotAllowedException):
+        return error_response(ErrorCode.METHOD_NOT_ALLOWED, "Method not allowed here.")
+    if isinstance(exc, NotAuthorizedException):
+        return error_response(ErrorCode.AUTH_REQUIRED, "A bearer token is required.")
+    if isinstance(exc, PermissionDeniedException):
+        return error_response(ErrorCode.AUTH_FORBIDDEN, "You may not do this.")
+    if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+        return error_response(ErrorCode.REQUEST_TOO_LARGE, "The request body is too large.")
+    if exc.status_code == HTTP_415_UNSUPPORTED_MEDIA_TYPE:
+        return error_response(ErrorCode.REQUEST_UNSUPPORTED_MEDIA_TYPE, "Send JSON or MessagePack.")
+    if 400 <= exc.status_code < 500:
+        # Litestar raises a plain 400 ClientException for a body it cannot parse.
+        return _on_validation(request, exc)
+    log.error("HTTP exception %s", exc.status_code, exc_info=exc)
+    return error_response(ErrorCode.SERVER_ERROR, "Something went wrong on our side.")
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # The path and method only: a body or header could hold a password or a token.
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(ErrorCode.SERVER_ERROR, "Something went wrong on our side.")
+
+
+ExceptionHandler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
+
+EXCEPTION_HANDLERS: dict[int | type[Exception], ExceptionHandler] = {
+    ReppuError: _on_reppu_error,
+    ValidationException: _on_validation,
+    HTTPException: _on_http_exception,
+    Exception: _on_unexpected,
+}

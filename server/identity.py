@@ -1,0 +1,195 @@
+"""Who is calling: passwords, bearer tokens bound to devices, and login rate limits.
+
+Tokens are 256-bit random strings handed out once; the database keeps only their HMAC-SHA-256
+under the settings' secret key, so a copy of the database holds no usable token (and changing
+the secret key logs everyone out). Passwords are argon2id hashes; verifying one costs tens of
+milliseconds of CPU, so it runs in a worker thread and the event loop stays free.
+
+Failed logins are counted in the database, not in memory, so that every server process sees
+the same count: more than ``login_failures_per_account`` failures for one username, or
+``login_failures_per_address`` from one address, within ``login_window_seconds`` refuse further
+attempts with ``auth.rate_limited`` until the window has passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from piccolo.engine.base import Engine
+
+from schemas.errors import ErrorCode
+from server.db.engine import write_transaction
+from server.db.tables import Account, AuthToken, LoginFailure
+from server.errors import ReppuError
+from server.settings import Settings
+
+_hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so that "no such user" and "wrong
+    password" take the same time and cannot be told apart by a stopwatch."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of a request."""
+
+    person_id: int
+    account_id: int
+    token_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_at: dt.datetime
+    person_id: int
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash with a fresh salt, for storing."""
+    return _hasher.hash(password)
+
+
+def _verify_password(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def token_digest(settings: Settings, token: str) -> str:
+    """What the database stores and looks up for ``token``."""
+    return hmac.new(settings.secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _failure_keys(username: str, address: str) -> tuple[str, str]:
+    return f"account:{username.casefold()}", f"address:{address}"
+
+
+async def _recent_failures(key: str, since: dt.datetime) -> int:
+    return int(
+        await LoginFailure.count().where(
+            (LoginFailure.key == key) & (LoginFailure.failed_at > since)
+        )
+    )
+
+
+async def _refuse_if_rate_limited(settings: Settings, username: str, address: str) -> None:
+    since = _now() - dt.timedelta(seconds=settings.login_window_seconds)
+    account_key, address_key = _failure_keys(username, address)
+    if (
+        await _recent_failures(account_key, since) >= settings.login_failures_per_account
+        or await _recent_failures(address_key, since) >= settings.login_failures_per_address
+    ):
+        raise ReppuError(
+            ErrorCode.AUTH_RATE_LIMITED,
+            "Too many failed logins. Wait a while before trying again.",
+            headers={"Retry-After": str(settings.login_window_seconds)},
+        )
+
+
+async def _record_failure(
+    engine: Engine[Any], settings: Settings, username: str, address: str
+) -> None:
+    now = _now()
+    expired = now - dt.timedelta(seconds=settings.login_window_seconds)
+    keys = _failure_keys(username, address)
+    async with write_transaction(engine):
+        # Old failures of these keys are swept as new ones arrive, so the table stays small.
+        await LoginFailure.delete().where(
+            LoginFailure.key.is_in(list(keys)) & (LoginFailure.failed_at <= expired)
+        )
+        await LoginFailure.insert(*(LoginFailure(key=k, failed_at=now) for k in keys))
+
+
+async def log_in(
+    engine: Engine[Any],
+    settings: Settings,
+    *,
+    username: str,
+    password: str,
+    device_name: str,
+    address: str,
+) -> IssuedToken:
+    """Check the password and issue a token for the named device.
+
+    Raises ``auth.rate_limited`` before checking anything when the limits are reached, and
+    ``auth.bad_credentials`` for an unknown username, a wrong password or a disabled account
+    alike.
+    """
+    await _refuse_if_rate_limited(settings, username, address)
+    account = (
+        await Account.select(Account.id, Account.person, Account.password_hash, Account.disabled)
+        .where(Account.username == username)
+        .first()
+    )
+    stored_hash = account["password_hash"] if account else _dummy_hash()
+    ok = await anyio.to_thread.run_sync(_verify_password, stored_hash, password)
+    if account is None or not ok or account["disabled"]:
+        await _record_failure(engine, settings, username, address)
+        raise ReppuError(ErrorCode.AUTH_BAD_CREDENTIALS, "Wrong username or password.")
+
+    token = secrets.token_urlsafe(32)
+    now = _now()
+    expires_at = now + dt.timedelta(seconds=settings.token_ttl_seconds)
+    async with write_transaction(engine):
+        await AuthToken.insert(
+            AuthToken(
+                account=account["id"],
+                token_hash=token_digest(settings, token),
+                device_name=device_name,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        # A success clears the account's count, so a person who mistyped twice starts afresh.
+        await LoginFailure.delete().where(LoginFailure.key == _failure_keys(username, address)[0])
+    return IssuedToken(token=token, expires_at=expires_at, person_id=int(account["person"]))
+
+
+async def authenticate(settings: Settings, token: str) -> Principal | None:
+    """The principal of a live token, or None if it is unknown, expired, revoked or disabled."""
+    row = (
+        await AuthToken.select(
+            AuthToken.id,
+            AuthToken.account._.id.as_alias("account_id"),
+            AuthToken.account._.person.as_alias("person_id"),
+            AuthToken.expires_at,
+            AuthToken.revoked_at,
+            AuthToken.account._.disabled.as_alias("disabled"),
+        )
+        .where(AuthToken.token_hash == token_digest(settings, token))
+        .first()
+    )
+    if row is None or row["revoked_at"] is not None or row["disabled"]:
+        return None
+    if row["expires_at"] <= _now():
+        return None
+    return Principal(
+        person_id=int(row["person_id"]), account_id=int(row["account_id"]), token_id=int(row["id"])
+    )
+
+
+async def log_out(engine: Engine[Any], principal: Principal) -> None:
+    """Revoke the token the request came with; the device must log in again."""
+    async with write_transaction(engine):
+        await AuthToken.update({AuthToken.revoked_at: _now()}).where(
+            AuthToken.id == principal.token_id
+        )

@@ -1,0 +1,1 @@
+"""HTTP routes. Each decodes, authorises through the policy, calls one action, encodes."""

@@ -1,0 +1,86 @@
+"""``GET /me`` and ``GET /people/{person_id}``: people as the access policy lets one see another."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get
+from litestar.params import FromPath
+
+from schemas.errors import ErrorCode
+from schemas.people import Child, ContactDetails, Me, PersonCard
+from server.access import load_access_facts, school_today
+from server.db.tables import Person
+from server.errors import ReppuError
+from server.identity import Principal
+from sync.policy import AccessFacts, Action, decide, readable_partitions, roles_on
+
+
+def _card(row: dict[str, Any], *, with_contact: bool) -> PersonCard:
+    contact = None
+    if with_contact:
+        contact = ContactDetails(
+            email=row["email"], phone=row["phone"], street_address=row["street_address"]
+        )
+    return PersonCard(
+        id=row["id"],
+        given_name=row["given_name"],
+        family_name=row["family_name"],
+        language=row["language"],
+        contact=contact,
+    )
+
+
+async def _people(ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    rows = await Person.select(
+        Person.id,
+        Person.given_name,
+        Person.family_name,
+        Person.language,
+        Person.email,
+        Person.phone,
+        Person.street_address,
+    ).where(Person.id.is_in(ids))
+    return {row["id"]: row for row in rows}
+
+
+@get("/me", tags=["people"], summary="Who am I")
+async def me(request: Request[Principal, Any, Any]) -> Me:
+    """The caller, their roles and children today, and the partitions they may read."""
+    today = school_today()
+    viewer_id = request.user.person_id
+    facts = (await load_access_facts([viewer_id])).get(viewer_id, AccessFacts(viewer_id))
+    wards = facts.wards_on(today)
+    rows = await _people([viewer_id, *(w.pupil_id for w in wards)])
+    children = [
+        Child(person=_card(rows[w.pupil_id], with_contact=True), guardianship=w.kind)
+        for w in sorted(wards, key=lambda w: w.pupil_id)
+        if w.pupil_id in rows
+    ]
+    return Me(
+        person=_card(rows[viewer_id], with_contact=True),
+        roles=sorted(roles_on(facts, today)),
+        children=children,
+        partitions=sorted(str(p) for p in readable_partitions(facts, today)),
+    )
+
+
+@get("/people/{person_id:int}", tags=["people"], summary="A person, as the policy allows")
+async def person(request: Request[Principal, Any, Any], person_id: FromPath[int]) -> PersonCard:
+    """A person's name, and their contact details where the policy allows.
+
+    Refused with ``auth.forbidden`` unless the policy grants ``person.read``. The same answer
+    is given for a person who does not exist, so ids cannot be probed.
+    """
+    today = school_today()
+    viewer_id = request.user.person_id
+    facts = await load_access_facts([viewer_id, person_id])
+    viewer = facts.get(viewer_id, AccessFacts(viewer_id))
+    target = facts.get(person_id)
+    if target is None or not decide(viewer, Action.READ_PERSON, target, today):
+        raise ReppuError(ErrorCode.AUTH_FORBIDDEN, "You may not see this person.")
+    rows = await _people([person_id])
+    with_contact = bool(decide(viewer, Action.READ_CONTACT_DETAILS, target, today))
+    return _card(rows[person_id], with_contact=with_contact)

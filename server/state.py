@@ -1,0 +1,27 @@
+"""What every route needs from the process: its settings and its open database engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from piccolo.engine.base import Engine
+
+from server.settings import Settings
+
+
+@dataclass(slots=True)
+class AppState:
+    """Built by ``create_app``; the engine is set when the app's lifespan opens the database."""
+
+    settings: Settings
+    _engine: Engine[Any] | None = field(default=None)
+
+    @property
+    def engine(self) -> Engine[Any]:
+        if self._engine is None:
+            raise RuntimeError("the database is not open: the app's lifespan has not started")
+        return self._engine
+
+    def open(self, engine: Engine[Any]) -> None:
+        self._engine = engine

@@ -1,0 +1,151 @@
+"""Shared fixtures: a migrated database on every backend, and an app with a client.
+
+Storage-touching tests take ``fx_db`` and so run twice, once on SQLite and once on PostgreSQL.
+Each PostgreSQL run creates its own database (``reppu_test_<random>``) and drops it at the end,
+so runs never collide. Where no PostgreSQL answers, its half is skipped with a loud reason,
+except under ``CI=true``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from litestar import Litestar
+from piccolo.engine.base import Engine
+
+from server.access import school_today
+from server.app import create_app
+from server.db.engine import bind_engine, open_database
+from server.db.migrate import migrate
+from server.db.tables import ALL_TABLES, Organisation
+from server.settings import Settings, load_settings
+from tests.city import PASSWORD, City, build_city
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "REPPU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ("sqlite", "postgres")
+
+
+def _base_env(data_dir: Path) -> dict[str, str]:
+    return {"REPPU_DATA_DIR": str(data_dir), "REPPU_TOKEN_TTL_SECONDS": "3600"}
+
+
+async def _create_postgres_database() -> str:
+    """Create a fresh database and return its URL; skip (or fail in CI) without PostgreSQL."""
+    name = f"reppu_test_{secrets.token_hex(4)}"
+    try:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (CI=true: the PostgreSQL half must run)")
+        pytest.skip("SKIPPING THE POSTGRESQL HALF: " + message)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def _drop_postgres_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def fx_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("reppu-data")
+
+
+@pytest_asyncio.fixture(scope="session", params=BACKENDS)
+async def fx_settings(request: pytest.FixtureRequest, fx_data_dir: Path) -> AsyncIterator[Settings]:
+    """Settings for one backend with a freshly migrated database, for the whole session."""
+    env = _base_env(fx_data_dir)
+    postgres_url = None
+    if request.param == "sqlite":
+        env["REPPU_DATABASE_URL"] = f"sqlite:///{fx_data_dir / 'test.sqlite3'}"
+    else:
+        postgres_url = await _create_postgres_database()
+        env["REPPU_DATABASE_URL"] = postgres_url
+    settings = load_settings(env)
+    async with open_database(settings):
+        await migrate(quiet=True)
+    try:
+        yield settings
+    finally:
+        if postgres_url is not None:
+            await _drop_postgres_database(postgres_url)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def fx_engine(fx_settings: Settings) -> AsyncIterator[Engine[Any]]:
+    """The open engine of the session's backend (pool started on PostgreSQL)."""
+    async with open_database(fx_settings) as engine:
+        yield engine
+
+
+async def _empty_all_tables(engine: Engine[Any]) -> None:
+    # Children before parents, so that ON DELETE RESTRICT never objects; SQLite checks it row
+    # by row, so schools go before the municipalities they point to.
+    for table in reversed(ALL_TABLES):
+        if table is Organisation:
+            await Organisation.delete().where(Organisation.parent.is_not_null())
+        await table.delete(force=True).run()
+
+
+@pytest_asyncio.fixture
+async def fx_db(fx_engine: Engine[Any]) -> AsyncIterator[Engine[Any]]:
+    """An empty, migrated database on the current backend; emptied again after the test."""
+    bind_engine(fx_engine)
+    await _empty_all_tables(fx_engine)
+    yield fx_engine
+    await _empty_all_tables(fx_engine)
+
+
+@pytest.fixture
+def fx_backend(fx_settings: Settings) -> Iterator[str]:
+    return "sqlite" if fx_settings.is_sqlite else "postgres"
+
+
+@pytest_asyncio.fixture
+async def fx_app(fx_settings: Settings, fx_db: Engine[Any]) -> AsyncIterator[Litestar]:
+    """The app on the session's backend, sharing the test's open engine."""
+    yield create_app(fx_settings, engine=fx_db)
+
+
+@pytest_asyncio.fixture
+async def fx_client(fx_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process (no network), from 127.0.0.1."""
+    transport = httpx.ASGITransport(app=fx_app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def fx_city(fx_db: Engine[Any]) -> City:
+    """The hand-written world of ``tests/city.py``, dated around today in Helsinki."""
+    return await build_city(school_today())
+
+
+async def log_in_as(
+    client: httpx.AsyncClient, username: str, password: str = PASSWORD
+) -> dict[str, str]:
+    """Log in and return the headers that carry the token."""
+    answer = await client.post(
+        "/auth/login", json={"username": username, "password": password, "device_name": "test"}
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['token']}"}
