@@ -226,3 +226,31 @@ async def test_unknown_route_and_method(fx_client: httpx.AsyncClient) -> None:
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     wrong = await fx_client.get("/auth/login")
     assert (wrong.status_code, wrong.json()["code"]) == (405, "method_not_allowed")
+
+
+async def test_health_says_when_the_database_is_unreachable(
+    fx_settings: Settings, fx_db: Engine[Any]
+) -> None:
+    from piccolo.engine.postgres import PostgresEngine
+
+    from server.db.engine import bind_engine
+
+    # Piccolo asks the server for its version as the engine is built, and warns when it can't.
+    with pytest.warns(Warning, match="Unable to"):
+        closed_port = PostgresEngine(
+            config={"dsn": "postgresql://postgres@127.0.0.1:9/nowhere", "timeout": 2},
+            extensions=(),
+        )
+    bind_engine(closed_port)
+    try:
+        app = create_app(fx_settings, engine=closed_port)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answer = await client.get("/health")
+    finally:
+        bind_engine(fx_db)
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "code": "server.unavailable",
+        "message": "The database is not reachable.",
+    }
