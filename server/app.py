@@ -29,6 +29,7 @@ from server.identity import authenticate
 from server.routes.auth import login, logout
 from server.routes.health import health
 from server.routes.people import me, person
+from server.routes.sync import sync_pull, sync_push
 from server.settings import Settings
 from server.state import AppState
 
@@ -89,7 +90,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
         return app_state
 
     return Litestar(
-        route_handlers=[health, login, logout, me, person],
+        route_handlers=[health, login, logout, me, person, sync_pull, sync_push],
         lifespan=lifespan,
         dependencies={"app_state": Provide(provide_app_state, sync_to_thread=False)},
         middleware=[

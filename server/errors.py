@@ -41,6 +41,10 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.AUTH_BAD_CREDENTIALS: 401,
     ErrorCode.AUTH_RATE_LIMITED: 429,
     ErrorCode.AUTH_FORBIDDEN: 403,
+    ErrorCode.SYNC_BAD_CURSOR: 400,
+    ErrorCode.SYNC_UPDATE_REQUIRED: 400,
+    ErrorCode.SYNC_VERSION_UNKNOWN: 400,
+    ErrorCode.SYNC_CLIENT_MISMATCH: 409,
     ErrorCode.SERVER_UNAVAILABLE: 503,
     ErrorCode.SERVER_ERROR: 500,
 }

@@ -25,6 +25,7 @@ from server.access import school_today
 from server.app import create_app
 from server.db.engine import bind_engine, open_database
 from server.db.migrate import migrate
+from server.db.sync_tables import SYNC_TABLES
 from server.db.tables import ALL_TABLES, Organisation
 from server.settings import Settings, load_settings
 from tests.city import PASSWORD, City, build_city
@@ -100,7 +101,7 @@ async def fx_engine(fx_settings: Settings) -> AsyncIterator[Engine[Any]]:
 async def _empty_all_tables(engine: Engine[Any]) -> None:
     # Children before parents, so that ON DELETE RESTRICT never objects; SQLite checks it row
     # by row, so schools go before the municipalities they point to.
-    for table in reversed(ALL_TABLES):
+    for table in (*SYNC_TABLES, *reversed(ALL_TABLES)):
         if table is Organisation:
             await Organisation.delete().where(Organisation.parent.is_not_null())
         await table.delete(force=True).run()

@@ -7,6 +7,7 @@ from typing import Any
 from piccolo.engine.base import Engine
 
 from server.db.migrate import migrate, pending_migrations, schema_version, unmigrate
+from server.db.sync_tables import SYNC_TABLES
 from server.db.tables import ALL_TABLES
 
 POLICY_INDEXES = {
@@ -17,6 +18,8 @@ POLICY_INDEXES = {
     "staff_role_person_valid",
     "lesson_change_lesson_date",
     "login_failure_key_time",
+    "change_log_partition_position",
+    "sync_record_key",
 }
 
 
@@ -32,7 +35,7 @@ async def test_schema_is_current_with_its_indexes(fx_db: Engine[Any], fx_backend
     assert await pending_migrations() == []
     assert await schema_version() is not None
     assert await _index_names(fx_db, fx_backend) >= POLICY_INDEXES
-    for table in ALL_TABLES:
+    for table in (*ALL_TABLES, *SYNC_TABLES):
         assert await table.table_exists()
 
 
@@ -41,7 +44,7 @@ async def test_backwards_then_forwards(fx_db: Engine[Any], fx_backend: str) -> N
     try:
         await unmigrate(quiet=True)
         assert not POLICY_INDEXES & await _index_names(fx_db, fx_backend)
-        for table in ALL_TABLES:
+        for table in (*ALL_TABLES, *SYNC_TABLES):
             assert not await table.table_exists()
         assert len(await pending_migrations()) >= 2
     finally:

@@ -1,0 +1,206 @@
+"""The sync protocol's messages. ``docs/sync-protocol.md`` explains them with examples.
+
+Records are typed by a tagged union (``type``); changes are typed by another (``op``). Both
+evolve by msgspec's rules: a new field gets a default and goes last, nothing is reordered or
+retyped, so an older client decodes what a newer server sends. A client states the
+``schema_version`` it speaks; the server serves every version from ``MIN_SCHEMA_VERSION``
+to ``SCHEMA_VERSION`` and refuses older ones with ``sync.update_required``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated
+
+import msgspec
+
+from schemas.core import GroupKind
+
+SCHEMA_VERSION = 1
+"""The newest protocol version this code speaks."""
+MIN_SCHEMA_VERSION = 1
+"""The oldest version still served."""
+
+MAX_PAGE_RECORDS = 1000
+"""The most changes one pull answer carries, whatever the client asks for."""
+DEFAULT_PAGE_RECORDS = 500
+
+
+class GroupRecord(msgspec.Struct, tag_field="type", tag="group", omit_defaults=True):
+    """A group, as its members see it."""
+
+    id: int
+    v: int
+    """The record's version: changes whenever the record does."""
+    name: str
+    kind: GroupKind
+    school_id: int
+    school_name: str
+    grade: int | None = None
+    subject: str | None = None
+
+
+class LessonRecord(msgspec.Struct, tag_field="type", tag="lesson", omit_defaults=True):
+    """A recurring weekly lesson: every ``weekday`` from ``valid_from`` to ``valid_to``."""
+
+    id: int
+    v: int
+    group_id: int
+    subject: str
+    weekday: int
+    """ISO weekday: 1 is Monday."""
+    starts_at: dt.time
+    ends_at: dt.time
+    valid_from: dt.date
+    valid_to: dt.date | None = None
+    teacher_id: int | None = None
+    teacher_name: str | None = None
+    room: str | None = None
+
+
+class LessonChangeRecord(msgspec.Struct, tag_field="type", tag="lesson_change", omit_defaults=True):
+    """One dated occurrence of a lesson changed; fields left out keep the lesson's value."""
+
+    id: int
+    v: int
+    lesson_id: int
+    on_date: dt.date
+    cancelled: bool = False
+    substitute_teacher_id: int | None = None
+    substitute_teacher_name: str | None = None
+    room: str | None = None
+    starts_at: dt.time | None = None
+    ends_at: dt.time | None = None
+    note: str | None = None
+
+
+Record = GroupRecord | LessonRecord | LessonChangeRecord
+RECORD_TYPES: tuple[str, ...] = ("group", "lesson", "lesson_change")
+"""Every record type, in the order snapshots send them."""
+
+
+class Upsert(msgspec.Struct, tag_field="op", tag="upsert"):
+    """Store ``record`` (replacing any older version) as held by ``partition``."""
+
+    partition: str
+    record: Record
+
+
+class Delete(msgspec.Struct, tag_field="op", tag="delete"):
+    """``partition`` no longer holds the record. Drop it if no other partition does."""
+
+    partition: str
+    type: str
+    id: int
+
+
+Change = Upsert | Delete
+
+
+class PartitionSummary(msgspec.Struct):
+    """What the client's copy of a partition must add up to once it has applied the answer."""
+
+    partition: str
+    count: int
+    checksum: str
+    """16 hex digits: the sum, modulo 2**64, of ``record_digest`` over the partition's records."""
+
+
+class PullRequest(msgspec.Struct, forbid_unknown_fields=True):
+    schema_version: int
+    cursor: str | None = None
+    """The cursor of the last answer applied; None (or absent) for a first sync."""
+    limit: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_PAGE_RECORDS
+    """Most changes wanted in this answer; the server caps it at ``MAX_PAGE_RECORDS``."""
+    repair: list[str] = []
+    """Partitions whose checksum did not match: the server sends them afresh."""
+
+
+class PullResponse(msgspec.Struct):
+    cursor: str
+    """Send it with the next pull, after applying this answer in one local transaction."""
+    has_more: bool
+    """Pull again at once: the answer was cut at the page limit."""
+    added: list[str]
+    """Partitions now readable; their records arrive as upserts (a snapshot), maybe over pages."""
+    removed: list[str]
+    """Partitions no longer readable: drop every record no remaining partition holds."""
+    changes: list[Change]
+    summaries: list[PartitionSummary]
+    """Counts and checksums of the partitions this answer completed or changed."""
+
+
+MAX_PUSH_MUTATIONS = 500
+"""The most mutations one push may carry."""
+
+
+class MutationIn(msgspec.Struct, forbid_unknown_fields=True):
+    """One thing the user did, possibly offline."""
+
+    id: Annotated[int, msgspec.Meta(ge=1)]
+    """Sequential per client, from 1: the server applies each id once, in order."""
+    name: str
+    """A mutation of the catalogue (``docs/sync-protocol.md``), such as ``lesson.change``."""
+    args: dict[str, object]
+    occurred_at: dt.datetime
+    """When it happened on the device (its clock)."""
+
+
+class PushRequest(msgspec.Struct, forbid_unknown_fields=True):
+    schema_version: int
+    client_id: Annotated[
+        str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    ]
+    """A random id the app makes once per installation and keeps."""
+    mutations: Annotated[list[MutationIn], msgspec.Meta(max_length=MAX_PUSH_MUTATIONS)]
+
+
+class MutationCode(StrEnum):
+    """Why a mutation was rejected. Stable strings, like the error catalogue."""
+
+    UNKNOWN = "mutation.unknown"
+    """No mutation of that name (the app is newer than the server?)."""
+    INVALID_ARGS = "mutation.invalid_args"
+    """The arguments do not fit the mutation; ``field`` says where."""
+    FORBIDDEN = "mutation.forbidden"
+    """The access policy does not let this person do this."""
+    NOT_FOUND = "mutation.not_found"
+    """What the mutation refers to does not exist (any more)."""
+    OUT_OF_ORDER = "mutation.out_of_order"
+    """An earlier id is missing; nothing was recorded, send the missing ones first."""
+
+
+class MutationResult(msgspec.Struct, omit_defaults=True):
+    id: int
+    status: str
+    """``applied`` or ``rejected``. A replayed id gets the answer it got the first time."""
+    code: MutationCode | None = None
+    reason: str | None = None
+    """A sentence the user can read."""
+    field: str | None = None
+
+
+class PushResponse(msgspec.Struct):
+    results: list[MutationResult]
+    """One per mutation sent, in the same order."""
+
+
+class LessonChangeArgs(msgspec.Struct, forbid_unknown_fields=True):
+    """``lesson.change``: set how one occurrence of a lesson differs (replacing any earlier)."""
+
+    lesson_id: int
+    on_date: dt.date
+    cancelled: bool = False
+    substitute_teacher_id: int | None = None
+    room: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    starts_at: dt.time | None = None
+    ends_at: dt.time | None = None
+    note: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
+class LessonRestoreArgs(msgspec.Struct, forbid_unknown_fields=True):
+    """``lesson.restore``: the occurrence goes back to the weekly plan."""
+
+    lesson_id: int
+    on_date: dt.date

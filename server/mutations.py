@@ -1,0 +1,161 @@
+"""The mutation catalogue: each mutation a name, a msgspec args type, and a handler.
+
+A handler runs inside the push's write transaction. It checks permission through the access
+policy first, validates against the database, then writes its domain rows and their sync
+records through the one write path. It refuses with :class:`MutationRejectedError`; the push
+then rolls back whatever the handler wrote and records the rejection instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from piccolo.columns import Column
+from piccolo.engine.base import Engine
+
+from schemas.core import StaffRoleKind
+from schemas.sync import LessonChangeArgs, LessonRestoreArgs, MutationCode
+from server.db.tables import Lesson, LessonChange, StaffRole
+from server.sync_store import RecordWrite, write_records
+from server.timetable import lesson_change_writes
+from sync.policy import AccessFacts, Action, GroupRef, SchoolRef, decide
+
+
+class MutationRejectedError(Exception):
+    def __init__(self, code: MutationCode, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class MutationContext:
+    engine: Engine[Any]
+    viewer: AccessFacts
+    day: dt.date
+    """Today in Europe/Helsinki, for the policy."""
+    occurred_at: dt.datetime
+
+
+Handler = Callable[[MutationContext, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class MutationSpec:
+    name: str
+    args_type: type[Any]
+    handler: Handler
+
+
+async def _lesson_for_change(ctx: MutationContext, lesson_id: int, on_date: dt.date) -> Any:
+    """The lesson, if this person may change it on ``on_date``; rejects otherwise."""
+    lesson = (
+        await Lesson.select(
+            Lesson.id,
+            Lesson.group,
+            Lesson.group._.school.as_alias("school_id"),
+            Lesson.group._.school._.parent.as_alias("municipality_id"),
+            Lesson.weekday,
+            Lesson.valid_from,
+            Lesson.valid_to,
+        )
+        .where(Lesson.id == lesson_id)
+        .first()
+    )
+    if lesson is None:
+        raise MutationRejectedError(
+            MutationCode.NOT_FOUND, "That lesson does not exist.", "$.lesson_id"
+        )
+    group = GroupRef(lesson["group"], lesson["school_id"], lesson["municipality_id"])
+    school = SchoolRef(lesson["school_id"], lesson["municipality_id"])
+    if not (
+        decide(ctx.viewer, Action.TEACH_GROUP, group, ctx.day)
+        or decide(ctx.viewer, Action.MANAGE_SCHOOL, school, ctx.day)
+    ):
+        raise MutationRejectedError(
+            MutationCode.FORBIDDEN, "Only the group's teachers and the principal may do this."
+        )
+    if on_date.isoweekday() != lesson["weekday"] or not (
+        lesson["valid_from"] <= on_date
+        and (lesson["valid_to"] is None or on_date <= lesson["valid_to"])
+    ):
+        raise MutationRejectedError(
+            MutationCode.INVALID_ARGS, "The lesson does not take place on that date.", "$.on_date"
+        )
+    return lesson
+
+
+async def change_lesson(ctx: MutationContext, args: LessonChangeArgs) -> None:
+    """``lesson.change``: cancel, substitute, move room or time of one occurrence."""
+    lesson = await _lesson_for_change(ctx, args.lesson_id, args.on_date)
+    if args.substitute_teacher_id is not None:
+        works_there = await StaffRole.exists().where(
+            (StaffRole.person == args.substitute_teacher_id)
+            & (StaffRole.organisation == lesson["school_id"])
+            & StaffRole.role.is_in([StaffRoleKind.TEACHER, StaffRoleKind.PRINCIPAL])
+        )
+        if not works_there:
+            raise MutationRejectedError(
+                MutationCode.INVALID_ARGS,
+                "The substitute is not a teacher of this school.",
+                "$.substitute_teacher_id",
+            )
+    if (args.starts_at is None) != (args.ends_at is None) or (
+        args.starts_at is not None and args.ends_at is not None and args.starts_at >= args.ends_at
+    ):
+        raise MutationRejectedError(
+            MutationCode.INVALID_ARGS, "A moved lesson needs a start before its end.", "$.ends_at"
+        )
+    values: dict[Column | str, Any] = {
+        LessonChange.cancelled: args.cancelled,
+        LessonChange.substitute_teacher: args.substitute_teacher_id,
+        LessonChange.room: args.room,
+        LessonChange.starts_at: args.starts_at,
+        LessonChange.ends_at: args.ends_at,
+        LessonChange.note: args.note,
+    }
+    existing = (
+        await LessonChange.select(LessonChange.id)
+        .where((LessonChange.lesson == args.lesson_id) & (LessonChange.on_date == args.on_date))
+        .first()
+    )
+    if existing is None:
+        row = LessonChange(lesson=args.lesson_id, on_date=args.on_date)
+        for column, value in values.items():
+            assert isinstance(column, Column)
+            setattr(row, column._meta.name, value)
+        await row.save()
+        change_id = int(row.id)
+    else:
+        change_id = int(existing["id"])
+        await LessonChange.update(values).where(LessonChange.id == change_id)
+    await write_records(ctx.engine, await lesson_change_writes([change_id]))
+
+
+async def restore_lesson(ctx: MutationContext, args: LessonRestoreArgs) -> None:
+    """``lesson.restore``: the occurrence follows the weekly plan again."""
+    await _lesson_for_change(ctx, args.lesson_id, args.on_date)
+    existing = (
+        await LessonChange.select(LessonChange.id)
+        .where((LessonChange.lesson == args.lesson_id) & (LessonChange.on_date == args.on_date))
+        .first()
+    )
+    if existing is None:
+        return  # Already as planned: restoring again changes nothing.
+    await LessonChange.delete().where(LessonChange.id == existing["id"])
+    await write_records(
+        ctx.engine, [RecordWrite("lesson_change", int(existing["id"]), None, frozenset())]
+    )
+
+
+CATALOGUE: dict[str, MutationSpec] = {
+    spec.name: spec
+    for spec in (
+        MutationSpec("lesson.change", LessonChangeArgs, change_lesson),
+        MutationSpec("lesson.restore", LessonRestoreArgs, restore_lesson),
+    )
+}

@@ -1,0 +1,115 @@
+"""``POST /sync/pull`` and ``POST /sync/push``: thin wrappers over the sync engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Request, post
+from litestar.di import NamedDependency
+
+from schemas.errors import ErrorCode
+from schemas.sync import (
+    MAX_PAGE_RECORDS,
+    MIN_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    Change,
+    Delete,
+    PartitionSummary,
+    PullRequest,
+    PullResponse,
+    PushRequest,
+    Record,
+    Upsert,
+)
+from server.access import load_access_facts, school_today
+from server.errors import ReppuError
+from server.identity import Principal
+from server.push import push as apply_push
+from server.state import AppState
+from server.sync_store import SqlPullStore
+from server.wire import decode_body, encode_answer
+from sync.cursor import CursorError, decode_cursor, encode_cursor
+from sync.policy import AccessFacts, readable_partitions
+from sync.pull import LogEntry, pull
+
+_record = msgspec.json.Decoder(Record)
+
+
+def _check_version(version: int) -> None:
+    if version < MIN_SCHEMA_VERSION:
+        raise ReppuError(
+            ErrorCode.SYNC_UPDATE_REQUIRED,
+            "This version of the app is too old for the server. Update the app.",
+            field="$.schema_version",
+        )
+    if version > SCHEMA_VERSION:
+        raise ReppuError(
+            ErrorCode.SYNC_VERSION_UNKNOWN,
+            f"The server speaks protocol versions {MIN_SCHEMA_VERSION} to {SCHEMA_VERSION}.",
+            field="$.schema_version",
+        )
+
+
+def _change(entry: LogEntry) -> Change:
+    if entry.data is None:
+        return Delete(partition=entry.partition, type=entry.record_type, id=entry.record_id)
+    return Upsert(partition=entry.partition, record=_record.decode(entry.data))
+
+
+async def _viewer(principal: Principal) -> AccessFacts:
+    facts = await load_access_facts([principal.person_id])
+    return facts.get(principal.person_id, AccessFacts(principal.person_id))
+
+
+@post("/sync/pull", status_code=200, tags=["sync"], summary="Pull changes since a cursor")
+async def sync_pull(
+    request: Request[Principal, Any, Any], app_state: NamedDependency[AppState]
+) -> Any:
+    """Changes of every partition the caller may read, since the cursor. See the protocol doc."""
+    body = await decode_body(request, PullRequest)
+    _check_version(body.schema_version)
+    key = app_state.settings.secret_key.encode()
+    positions = None
+    if body.cursor:
+        try:
+            positions = decode_cursor(key, body.cursor)
+        except CursorError as exc:
+            raise ReppuError(
+                ErrorCode.SYNC_BAD_CURSOR,
+                "The cursor is not valid here; pull again without one.",
+                field="$.cursor",
+            ) from exc
+    viewer = await _viewer(request.user)
+    readable = {str(p) for p in readable_partitions(viewer, school_today())}
+    result = await pull(
+        SqlPullStore(),
+        readable=readable,
+        positions=positions,
+        limit=min(body.limit, MAX_PAGE_RECORDS),
+        repair=body.repair,
+    )
+    answer = PullResponse(
+        cursor=encode_cursor(key, result.positions),
+        has_more=result.has_more,
+        added=result.added,
+        removed=result.removed,
+        changes=[_change(e) for e in result.entries],
+        summaries=[
+            PartitionSummary(partition=p, count=t.count, checksum=t.hex)
+            for p, t in sorted(result.summaries.items())
+        ],
+    )
+    return encode_answer(request, answer)
+
+
+@post("/sync/push", status_code=200, tags=["sync"], summary="Push queued mutations")
+async def sync_push(
+    request: Request[Principal, Any, Any], app_state: NamedDependency[AppState]
+) -> Any:
+    """Apply the client's mutations in order, each exactly once; one result per mutation."""
+    body = await decode_body(request, PushRequest)
+    _check_version(body.schema_version)
+    viewer = await _viewer(request.user)
+    answer = await apply_push(app_state.engine, viewer=viewer, day=school_today(), request=body)
+    return encode_answer(request, answer)

@@ -1,0 +1,271 @@
+"""The sync engine's storage: the one write path for synced records, and the pull's reads.
+
+Every change to synced data goes through :func:`write_records`, inside the caller's write
+transaction, together with the domain row it reflects. For each record it writes
+
+- a change-log row per partition that gains, keeps or loses the record (the record's JSON, or
+  NULL where the partition loses it),
+- the record's placement and version (``sync_record``),
+- each touched partition's head, count and checksum (``partition_state``),
+
+so the change, its log entries and the partition summaries commit or vanish together.
+
+**No change is skipped.** On PostgreSQL, positions come from a sequence, and transactions can
+commit in another order than the one in which they took their positions; a reader that saw
+position 12 and moved its cursor past 11 would never see an 11 committed later. The write
+path therefore locks the ``partition_state`` rows of every partition it touches (in name
+order, so two writers never deadlock) *before* it takes positions. Writers to one partition
+take positions and commit one after another, and the pull reads each partition only up to
+its committed head. Writers to different partitions still run side by side. SQLite has one
+writer at a time (``BEGIN IMMEDIATE``), so the question does not arise there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+
+from schemas.sync import Record
+from server.db.bulk import Rows, bulk_insert
+from server.db.sync_tables import ChangeLog, PartitionState, SyncRecord
+from sync.checksum import Tally, record_digest
+from sync.pull import LogEntry, PartitionHead
+
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWrite:
+    """A record's new state and the partitions that hold it; ``record`` None deletes it."""
+
+    record_type: str
+    record_id: int
+    record: Record | None
+    partitions: frozenset[str]
+
+
+def _placement(text: str) -> frozenset[str]:
+    return frozenset(text.split()) if text else frozenset()
+
+
+async def _lock_partitions(engine: Engine[Any], partitions: Sequence[str]) -> dict[str, Any]:
+    """Create missing ``partition_state`` rows, lock them (PostgreSQL), return them by name."""
+    for partition in partitions:
+        await PartitionState.raw(
+            "INSERT INTO partition_state (partition, head, record_count, checksum, horizon) "
+            "VALUES ({}, 0, 0, '0000000000000000', 0) ON CONFLICT (partition) DO NOTHING",
+            partition,
+        )
+    lock = " ORDER BY partition FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
+    placeholders = ", ".join("{}" for _ in partitions)
+    rows = await PartitionState.raw(
+        f"SELECT id, partition, head, record_count, checksum FROM partition_state "
+        f"WHERE partition IN ({placeholders}){lock}",
+        *partitions,
+    )
+    return {row["partition"]: row for row in rows}
+
+
+async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> set[str]:
+    """Record ``writes`` in the sync tables; returns the partitions that changed.
+
+    Call inside a write transaction, after writing the domain rows the records reflect.
+    """
+    writes = list(writes)
+    if not writes:
+        return set()
+    keys = [(w.record_type, w.record_id) for w in writes]
+    existing: dict[tuple[str, int], dict[str, Any]] = {}
+    for record_type in {k[0] for k in keys}:
+        ids = [k[1] for k in keys if k[0] == record_type]
+        rows = await SyncRecord.select().where(
+            (SyncRecord.record_type == record_type) & SyncRecord.record_id.is_in(ids)
+        )
+        existing.update({(r["record_type"], r["record_id"]): r for r in rows})
+
+    touched = sorted(
+        {
+            p
+            for w in writes
+            for p in w.partitions
+            | _placement(existing.get((w.record_type, w.record_id), {}).get("partitions", ""))
+        }
+    )
+    if not touched:
+        return set()
+    states = await _lock_partitions(engine, touched)
+    tallies = {p: Tally.from_hex(s["record_count"], s["checksum"]) for p, s in states.items()}
+
+    log_rows: list[ChangeLog] = []
+    for write in writes:
+        before = existing.get((write.record_type, write.record_id))
+        old_version = int(before["version"]) if before else 0
+        old_partitions = _placement(before["partitions"]) if before else frozenset()
+        new_partitions = write.partitions if write.record is not None else frozenset()
+        version = old_version + 1
+        data = None
+        if write.record is not None:
+            data = _json.encode(msgspec.structs.replace(write.record, v=version)).decode()
+        old_digest = record_digest(write.record_type, write.record_id, old_version)
+        new_digest = record_digest(write.record_type, write.record_id, version)
+        for partition in sorted(old_partitions | new_partitions):
+            if partition in old_partitions:
+                tallies[partition] = tallies[partition].remove(old_digest)
+            if partition in new_partitions:
+                tallies[partition] = tallies[partition].add(new_digest)
+            log_rows.append(
+                ChangeLog(
+                    partition=partition,
+                    record_type=write.record_type,
+                    record_id=write.record_id,
+                    version=version,
+                    data=data if partition in new_partitions else None,
+                )
+            )
+        placement = " ".join(sorted(new_partitions))
+        if before is None:
+            await SyncRecord.insert(
+                SyncRecord(
+                    record_type=write.record_type,
+                    record_id=write.record_id,
+                    version=version,
+                    partitions=placement,
+                )
+            )
+        else:
+            await SyncRecord.update(
+                {SyncRecord.version: version, SyncRecord.partitions: placement}
+            ).where(SyncRecord.id == before["id"])
+
+    inserted = await ChangeLog.insert(*log_rows).returning(ChangeLog.id, ChangeLog.partition)
+    heads: dict[str, int] = {}
+    for row in inserted:
+        heads[row["partition"]] = max(heads.get(row["partition"], 0), int(row["id"]))
+    for partition in touched:
+        tally = tallies[partition]
+        await PartitionState.update(
+            {
+                PartitionState.head: heads.get(partition, states[partition]["head"]),
+                PartitionState.record_count: tally.count,
+                PartitionState.checksum: tally.hex,
+            }
+        ).where(PartitionState.id == states[partition]["id"])
+    if isinstance(engine, PostgresEngine):
+        # Delivered at commit, to every server process listening (the live stream).
+        await PartitionState.raw("SELECT pg_notify('reppu_sync', {})", " ".join(touched))
+    return set(touched)
+
+
+class SqlPullStore:
+    """The pull's reads, over the bound Piccolo engine (SQLite or PostgreSQL)."""
+
+    async def heads(self, partitions: Iterable[str]) -> dict[str, PartitionHead]:
+        names = list(partitions)
+        if not names:
+            return {}
+        rows = await PartitionState.select(
+            PartitionState.partition,
+            PartitionState.head,
+            PartitionState.record_count,
+            PartitionState.checksum,
+            PartitionState.horizon,
+        ).where(PartitionState.partition.is_in(names))
+        return {
+            r["partition"]: PartitionHead(
+                head=int(r["head"]),
+                tally=Tally.from_hex(r["record_count"], r["checksum"]),
+                horizon=int(r["horizon"]),
+            )
+            for r in rows
+        }
+
+    async def changes(
+        self, ranges: Mapping[str, tuple[int, int]], limit: int
+    ) -> Sequence[LogEntry]:
+        if not ranges:
+            return []
+        clauses = " OR ".join("(partition = {} AND id > {} AND id <= {})" for _ in ranges)
+        args: list[Any] = []
+        for partition, (after, upto) in ranges.items():
+            args.extend((partition, after, upto))
+        rows = await ChangeLog.raw(
+            "SELECT id, partition, record_type, record_id, version, data FROM change_log "
+            f"WHERE {clauses} ORDER BY id LIMIT {{}}",
+            *args,
+            limit,
+        )
+        return [
+            LogEntry(
+                position=int(r["id"]),
+                partition=r["partition"],
+                record_type=r["record_type"],
+                record_id=int(r["record_id"]),
+                version=int(r["version"]),
+                data=None if r["data"] is None else r["data"].encode(),
+            )
+            for r in rows
+        ]
+
+
+class SyncStateNotEmptyError(RuntimeError):
+    """The sync state can only be seeded into an empty change log."""
+
+
+async def seed_sync_state(
+    engine: Engine[Any],
+    writes: Sequence[RecordWrite],
+    progress: Callable[[str, int, int], None] | None = None,
+) -> int:
+    """Write the sync state of records already in the database, in bulk; returns log rows.
+
+    For a database filled around the write path (the demo city's bulk load, a first
+    import): every record gets version 1 and one log row per partition, and every partition
+    its head, count and checksum. Refuses a change log that is not empty, since clients
+    already hold positions in it.
+    """
+    if await ChangeLog.exists():
+        raise SyncStateNotEmptyError("the change log is not empty: sync state exists already")
+    log: list[tuple[Any, ...]] = []
+    records: list[tuple[Any, ...]] = []
+    tallies: dict[str, Tally] = {}
+    heads: dict[str, int] = {}
+    for write in writes:
+        assert write.record is not None
+        data = _json.encode(msgspec.structs.replace(write.record, v=1)).decode()
+        digest = record_digest(write.record_type, write.record_id, 1)
+        for partition in sorted(write.partitions):
+            position = len(log) + 1
+            log.append((position, partition, write.record_type, write.record_id, 1, data))
+            tallies[partition] = tallies.get(partition, Tally()).add(digest)
+            heads[partition] = position
+        placement = " ".join(sorted(write.partitions))
+        records.append((len(records) + 1, write.record_type, write.record_id, 1, placement))
+    states = [
+        (i, partition, heads[partition], tally.count, tally.hex, 0)
+        for i, (partition, tally) in enumerate(sorted(tallies.items()), start=1)
+    ]
+    await bulk_insert(
+        engine,
+        [
+            Rows(
+                "change_log",
+                ("id", "partition", "record_type", "record_id", "version", "data"),
+                log,
+            ),
+            Rows(
+                "sync_record", ("id", "record_type", "record_id", "version", "partitions"), records
+            ),
+            Rows(
+                "partition_state",
+                ("id", "partition", "head", "record_count", "checksum", "horizon"),
+                states,
+            ),
+        ],
+        progress,
+    )
+    return len(log)

@@ -1,0 +1,133 @@
+"""The pull: from a client's cursor and a principal's partitions to the next answer.
+
+The engine knows nothing of HTTP or SQL. It reads through :class:`PullStore`, which the server
+implements over the database and the tests over memory, and it returns plain data that the
+route encodes.
+
+How an answer is made (``docs/sync-protocol.md`` has the whole protocol):
+
+1. Partitions in the cursor that the principal may no longer read are announced ``removed``.
+   Partitions it may newly read, partitions the client asks to ``repair``, and partitions whose
+   deletions were compacted past the client's position start again from position 0 and are
+   announced ``added``: the client clears its copy of them and receives their current state,
+   which is what the compacted log of a partition is.
+2. Every partition's *head* (its newest change), count and checksum are read together. A
+   partition is behind when the client's position is below its head.
+3. Changes of the behind partitions are read in log order, each partition from its position
+   up to its head, at most ``limit`` of them. If that cut the answer, every partition's new
+   position is the last change sent (capped at its head), so the next page resumes exactly
+   there; otherwise every partition is at its head.
+4. Partitions brought to their head by this answer get a summary (count and checksum as of
+   that head) for the client to check.
+
+"Nothing new" costs one read of the heads and no read of the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sync.checksum import Tally
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionHead:
+    """A partition's newest change, and what it adds up to at that change."""
+
+    head: int = 0
+    tally: Tally = field(default_factory=Tally)
+    horizon: int = 0
+    """Deletions at or below this position were compacted away: a client positioned below it
+    may miss one, so it starts the partition again."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One change of one record in one partition."""
+
+    position: int
+    partition: str
+    record_type: str
+    record_id: int
+    version: int
+    data: bytes | None
+    """The record as JSON (``None`` for a deletion), exactly as the write path stored it."""
+
+
+class PullStore(Protocol):
+    async def heads(self, partitions: Iterable[str]) -> dict[str, PartitionHead]:
+        """The head of each partition; a partition with no changes yet may be left out."""
+        ...
+
+    async def changes(
+        self, ranges: Mapping[str, tuple[int, int]], limit: int
+    ) -> Sequence[LogEntry]:
+        """Changes with ``after < position <= upto`` for each ``partition: (after, upto)``,
+        in position order, at most ``limit``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    positions: dict[str, int]
+    has_more: bool
+    added: list[str]
+    removed: list[str]
+    entries: Sequence[LogEntry]
+    summaries: dict[str, Tally]
+
+    @property
+    def nothing_new(self) -> bool:
+        return not (self.added or self.removed or self.entries or self.summaries)
+
+
+async def pull(
+    store: PullStore,
+    *,
+    readable: Iterable[str],
+    positions: Mapping[str, int] | None,
+    limit: int,
+    repair: Iterable[str] = (),
+) -> PullResult:
+    """The next answer for a client at ``positions`` (None: a first sync)."""
+    readable = set(readable)
+    known = dict(positions or {})
+    removed = sorted(p for p in known if p not in readable)
+    start_over = {p for p in readable if p not in known} | (set(repair) & readable)
+    heads = await store.heads(readable)
+    for partition in readable - start_over:
+        if known[partition] < heads.get(partition, PartitionHead()).horizon:
+            start_over.add(partition)
+    current = {p: 0 if p in start_over else known[p] for p in readable}
+
+    behind = {
+        p: (pos, heads[p].head) for p, pos in current.items() if p in heads and pos < heads[p].head
+    }
+    entries: Sequence[LogEntry] = []
+    has_more = False
+    if behind:
+        entries = await store.changes(behind, limit + 1)
+        has_more = len(entries) > limit
+        entries = entries[:limit]
+    last = entries[-1].position if has_more else None
+    new_positions = dict(current)
+    summaries: dict[str, Tally] = {}
+    for partition, (_, head) in behind.items():
+        new_positions[partition] = head if last is None else min(head, last)
+        if new_positions[partition] == head:
+            summaries[partition] = heads[partition].tally
+    for partition in start_over:
+        if partition not in behind:
+            # Nothing to send: the partition is empty. Its summary confirms the client's
+            # (cleared) copy is right.
+            summaries[partition] = heads.get(partition, PartitionHead()).tally
+    return PullResult(
+        positions=new_positions,
+        has_more=has_more,
+        added=sorted(start_over),
+        removed=removed,
+        entries=entries,
+        summaries=summaries,
+    )

@@ -1,0 +1,386 @@
+"""The sync protocol over HTTP, on SQLite and PostgreSQL: pull, paging, partitions, push."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from piccolo.engine.base import Engine
+
+from clients.python import ReppuClient
+from server.db.sync_tables import ChangeLog, SyncMutation
+from server.db.tables import Lesson, LessonChange, Membership
+from server.sync_store import seed_sync_state
+from server.timetable import all_timetable_writes
+from tests.city import PASSWORD, City
+from tests.conftest import log_in_as
+
+VERSION = 1
+
+
+async def add_timetable(c: City) -> dict[str, int]:
+    """Two lessons a week in 5A, 5B, MA5 and 3C, and seeds the sync state."""
+    ids: dict[str, int] = {}
+    monday = c.today - dt.timedelta(days=c.today.weekday())
+    for group, name in (
+        (c.class_5a, "5a"),
+        (c.class_5b, "5b"),
+        (c.math_a, "ma"),
+        (c.class_3c, "3c"),
+    ):
+        for weekday, subject in ((1, "Maths"), (3, "Finnish")):
+            lesson = Lesson(
+                group=group,
+                subject=subject,
+                teacher=c.teacher,
+                room="A1",
+                weekday=weekday,
+                starts_at=dt.time(8, 15),
+                ends_at=dt.time(9, 0),
+                valid_from=monday - dt.timedelta(days=60),
+                valid_to=None,
+            )
+            await lesson.save()
+            ids[f"{name}-{weekday}"] = int(lesson.id)
+    return ids
+
+
+async def device(http: httpx.AsyncClient, username: str, *, page_limit: int = 500) -> ReppuClient:
+    """A logged-in device of ``username`` with an empty local store."""
+    answer = await http.post(
+        "/auth/login", json={"username": username, "password": PASSWORD, "device_name": "t"}
+    )
+    return ReppuClient(http, answer.json()["token"], page_limit=page_limit)
+
+
+def records(client: ReppuClient, record_type: str) -> dict[int, dict[str, Any]]:
+    return {i: r for (_, i), r in client.store.records(record_type).items()}
+
+
+def next_weekday(today: dt.date, weekday: int) -> dt.date:
+    """The next date after ``today`` with ISO ``weekday``."""
+    return today + dt.timedelta(days=(weekday - today.isoweekday() - 1) % 7 + 1)
+
+
+async def change(client: ReppuClient, name: str, **args: Any) -> dict[str, Any]:
+    client.queue(name, {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in args.items()})
+    return (await client.push())[-1]
+
+
+@pytest.fixture
+async def fx_timetable(fx_city: City, fx_db: Engine[Any]) -> dict[str, int]:
+    ids = await add_timetable(fx_city)
+    await seed_sync_state(fx_db, await all_timetable_writes())
+    return ids
+
+
+async def test_first_sync_of_a_pupil(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    c = fx_city
+    pupil = await device(fx_client, "aino")
+    report = await pupil.sync()
+    assert report.pages == 1
+    assert report.repaired == []
+    assert pupil.store.partitions() == {
+        f"inbox:{c.aino}", f"person:{c.aino}", f"group:{c.class_5b}", f"group:{c.math_a}",
+        f"school:{c.school_a}", f"municipality:{c.city}",
+    }  # fmt: skip
+    lessons = records(pupil, "lesson")
+    assert len(lessons) == 4
+    assert {r["group_id"] for r in lessons.values()} == {c.class_5b, c.math_a}
+    assert {g["kind"] for g in records(pupil, "group").values()} == {"home_class", "teaching_group"}
+
+
+async def test_nothing_new_is_small_and_keeps_the_cursor(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    mother = await device(fx_client, "mother")
+    await mother.sync()
+    answer = await fx_client.post(
+        "/sync/pull",
+        json={"schema_version": VERSION, "cursor": mother.store.cursor},
+        headers=mother.headers,
+    )
+    body = answer.json()
+    assert body["changes"] == body["added"] == body["removed"] == body["summaries"] == []
+    assert body["cursor"] == mother.store.cursor
+    assert body["has_more"] is False
+
+
+async def test_pages_resume_where_they_stopped(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    paged = await device(fx_client, "mother", page_limit=3)
+    report = await paged.sync()
+    assert report.pages > 2
+    assert report.repaired == []
+    whole = await device(fx_client, "mother")
+    assert (await whole.sync()).pages == 1
+    assert paged.store.records() == whole.store.records()
+
+
+async def test_an_interrupted_first_sync_resumes_from_the_last_page(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    phone = await device(fx_client, "mother", page_limit=4)
+    first, _ = await phone.pull()
+    assert first.has_more
+    kept = len(phone.store.records())
+    # The connection drops here; later the app goes on from its stored cursor.
+    second, _ = await phone.pull()
+    assert {
+        (type(ch.record).__name__, ch.record.id) for ch in second.changes if hasattr(ch, "record")
+    }.isdisjoint(
+        {(type(ch.record).__name__, ch.record.id) for ch in first.changes if hasattr(ch, "record")}
+    )
+    assert len(phone.store.records()) > kept
+    await phone.sync()
+    fresh = await device(fx_client, "mother")
+    await fresh.sync()
+    assert phone.store.records() == fresh.store.records()
+
+
+async def test_a_cancelled_lesson_reaches_its_pupils_and_no_one_else(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    c = fx_city
+    pupil, guardian, other = [await device(fx_client, n) for n in ("aino", "father", "eero")]
+    for client in (pupil, guardian, other):
+        await client.sync()
+    teacher = await device(fx_client, "teacher")
+    monday = next_weekday(c.today, 1)
+    lesson = fx_timetable["5b-1"]
+    result = await change(
+        teacher, "lesson.change", lesson_id=lesson, on_date=monday, cancelled=True
+    )
+    assert result == {"id": 1, "status": "applied"}
+    for client in (pupil, guardian):
+        report = await client.sync()
+        assert report.repaired == []
+        changed = records(client, "lesson_change")
+        assert [(r["lesson_id"], r["on_date"], r["cancelled"]) for r in changed.values()] == [
+            (lesson, monday.isoformat(), True)
+        ]
+    await other.sync()
+    assert records(other, "lesson_change") == {}
+
+    # Restored: the change leaves the devices again.
+    result = await change(teacher, "lesson.restore", lesson_id=lesson, on_date=monday)
+    assert result["status"] == "applied"
+    await pupil.sync()
+    assert records(pupil, "lesson_change") == {}
+
+
+async def test_a_pupil_who_changes_class_loses_the_old_class_and_gets_the_new(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    c = fx_city
+    olli = await device(fx_client, "olli")
+    await olli.sync()
+    assert {r["group_id"] for r in records(olli, "lesson").values()} == {c.class_5a}
+    # Olli moves from 5A to 5B today.
+    await Membership.update({Membership.valid_to: c.today - dt.timedelta(days=1)}).where(
+        (Membership.person == c.olli) & (Membership.group == c.class_5a)
+    )
+    await Membership.insert(
+        Membership(group=c.class_5b, person=c.olli, role="pupil", valid_from=c.today)
+    )
+    answer, mismatched = await olli.pull()
+    assert answer.removed == [f"group:{c.class_5a}"]
+    assert answer.added == [f"group:{c.class_5b}"]
+    assert mismatched == []
+    assert {r["group_id"] for r in records(olli, "lesson").values()} == {c.class_5b}
+    assert not any(r["group_id"] == c.class_5a for r in records(olli, "lesson").values())
+
+
+async def test_an_ended_guardianship_takes_that_childs_data_away(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    from server.db.tables import Guardianship
+
+    c = fx_city
+    mother = await device(fx_client, "mother")
+    await mother.sync()
+    assert {c.class_3c, c.class_5b} <= {r["group_id"] for r in records(mother, "lesson").values()}
+    await Guardianship.update({Guardianship.valid_to: c.today - dt.timedelta(days=1)}).where(
+        (Guardianship.guardian == c.mother) & (Guardianship.pupil == c.eero)
+    )
+    await mother.sync()
+    groups = {r["group_id"] for r in records(mother, "lesson").values()}
+    assert c.class_3c not in groups  # Eero's class is gone
+    assert c.class_5b in groups  # Aino's stays
+    assert f"person:{c.eero}" not in mother.store.partitions()
+
+
+async def test_pushes_apply_once_in_order_and_a_rejection_blocks_nothing(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    c = fx_city
+    lesson = fx_timetable["5a-1"]
+    monday = next_weekday(c.today, 1).isoformat()
+    tuesday = next_weekday(c.today, 2).isoformat()
+    teacher = await device(fx_client, "teacher")
+    mutations = [
+        ("lesson.change", {"lesson_id": lesson, "on_date": monday, "room": "B2"}),
+        ("lesson.change", {"lesson_id": lesson, "on_date": tuesday}),
+        ("lesson.fly", {}),
+        ("lesson.change", {"lesson_id": "x", "on_date": monday}),
+        ("lesson.change", {"lesson_id": fx_timetable["3c-1"], "on_date": monday}),
+        ("lesson.change", {"lesson_id": lesson, "on_date": monday, "cancelled": True}),
+    ]
+    body = {
+        "schema_version": VERSION,
+        "client_id": teacher.client_id,
+        "mutations": [
+            {"id": i, "name": n, "args": a, "occurred_at": "2026-11-28T08:00:00Z"}
+            for i, (n, a) in enumerate(mutations, start=1)
+        ],
+    }
+    results = (await fx_client.post("/sync/push", json=body, headers=teacher.headers)).json()[
+        "results"
+    ]
+    assert [(r["status"], r.get("code")) for r in results] == [
+        ("applied", None),
+        ("rejected", "mutation.invalid_args"),  # the lesson is on Mondays
+        ("rejected", "mutation.unknown"),
+        ("rejected", "mutation.invalid_args"),
+        ("rejected", "mutation.forbidden"),  # 3C is another school's group
+        ("applied", None),
+    ]
+    assert results[1]["field"] == "$.on_date"
+    assert results[3]["field"] == "$.lesson_id"
+    stored = await LessonChange.select().where(LessonChange.lesson == lesson)
+    assert [(r["cancelled"], r["room"]) for r in stored] == [(True, None)]
+    log_rows = await ChangeLog.count()
+
+    # The same batch again (its answer was lost on the way): same answers, nothing re-applied.
+    again = await fx_client.post("/sync/push", json=body, headers=teacher.headers)
+    assert again.json()["results"] == results
+    assert await ChangeLog.count() == log_rows
+    assert await SyncMutation.count() == len(mutations)
+
+    # A gap (8 before 7) is refused and not recorded: the client must send 7 first.
+    body["mutations"] = [
+        {"id": 8, "name": "lesson.restore", "args": {"lesson_id": lesson, "on_date": monday},
+         "occurred_at": "2026-11-28T08:00:00Z"}
+    ]  # fmt: skip
+    gap = (await fx_client.post("/sync/push", json=body, headers=teacher.headers)).json()
+    assert gap["results"][0]["code"] == "mutation.out_of_order"
+    assert await SyncMutation.count() == len(mutations)
+
+
+async def test_a_guardian_cannot_change_lessons(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    mother = await device(fx_client, "mother")
+    monday = next_weekday(fx_city.today, 1)
+    result = await change(
+        mother, "lesson.change", lesson_id=fx_timetable["5b-1"], on_date=monday, cancelled=True
+    )
+    assert result["code"] == "mutation.forbidden"
+    assert await LessonChange.count() == 0
+    assert mother.store.outcomes()[0]["code"] == "mutation.forbidden"
+    assert mother.store.pending() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"schema_version": 0}, 400, "sync.update_required"),
+        ({"schema_version": 99}, 400, "sync.version_unknown"),
+        ({"schema_version": VERSION, "cursor": "abc.def"}, 400, "sync.bad_cursor"),
+        ({"schema_version": VERSION, "limit": 0}, 422, "request.invalid"),
+        ({"schema_version": VERSION, "surprise": 1}, 422, "request.invalid"),
+        ({"cursor": None}, 422, "request.invalid"),
+    ],
+)
+async def test_bad_pulls_are_refused(
+    fx_client: httpx.AsyncClient, fx_city: City, body: dict[str, Any], status: int, code: str
+) -> None:
+    headers = await log_in_as(fx_client, "aino")
+    answer = await fx_client.post("/sync/pull", json=body, headers=headers)
+    assert (answer.status_code, answer.json()["code"]) == (status, code)
+
+
+async def test_a_forged_cursor_is_refused(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    pupil = await device(fx_client, "aino")
+    await pupil.sync()
+    assert pupil.store.cursor is not None
+    payload, signature = pupil.store.cursor.split(".")
+    forged = ("B" if payload[0] == "A" else "A") + payload[1:]
+    answer = await fx_client.post(
+        "/sync/pull",
+        json={"schema_version": VERSION, "cursor": f"{forged}.{signature}"},
+        headers=pupil.headers,
+    )
+    assert (answer.status_code, answer.json()["code"]) == (400, "sync.bad_cursor")
+
+
+async def test_bad_pushes_are_refused_and_change_nothing(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    teacher = await device(fx_client, "teacher")
+    base = {"schema_version": VERSION, "client_id": teacher.client_id}
+    cases = [
+        (b"{", 400, "request.malformed"),
+        (msgspec.json.encode({**base, "mutations": "no"}), 422, "request.invalid"),
+        (msgspec.json.encode({**base, "client_id": "x", "mutations": []}), 422, "request.invalid"),
+        (msgspec.json.encode({**base, "schema_version": 0, "mutations": []}), 400,
+         "sync.update_required"),
+        (b"x" * 2_000_000, 413, "request.too_large"),
+    ]  # fmt: skip
+    for content, status, code in cases:
+        answer = await fx_client.post(
+            "/sync/push",
+            content=content,
+            headers={**teacher.headers, "Content-Type": "application/json"},
+        )
+        assert (answer.status_code, answer.json()["code"]) == (status, code), content[:40]
+    answer = await fx_client.post(
+        "/sync/push", content=b"a=b", headers={**teacher.headers, "Content-Type": "text/plain"}
+    )
+    assert (answer.status_code, answer.json()["code"]) == (415, "request.unsupported_media_type")
+    assert await SyncMutation.count() == 0
+
+
+async def test_another_persons_client_id_is_refused(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    teacher = await device(fx_client, "teacher")
+    await change(
+        teacher, "lesson.restore", lesson_id=fx_timetable["5a-1"], on_date=dt.date(2020, 1, 6)
+    )
+    mother = await device(fx_client, "mother")
+    answer = await fx_client.post(
+        "/sync/push",
+        json={"schema_version": VERSION, "client_id": teacher.client_id, "mutations": []},
+        headers=mother.headers,
+    )
+    assert (answer.status_code, answer.json()["code"]) == (409, "sync.client_mismatch")
+
+
+async def test_messagepack_both_ways(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    headers = await log_in_as(fx_client, "aino")
+    packed = await fx_client.post(
+        "/sync/pull",
+        content=msgspec.msgpack.encode({"schema_version": VERSION}),
+        headers={
+            **headers,
+            "Content-Type": "application/x-msgpack",
+            "Accept": "application/x-msgpack",
+        },
+    )
+    assert packed.status_code == 200
+    assert packed.headers["content-type"].startswith("application/x-msgpack")
+    decoded = msgspec.msgpack.decode(packed.content)
+    plain = await fx_client.post("/sync/pull", json={"schema_version": VERSION}, headers=headers)
+    assert len(decoded["changes"]) == len(plain.json()["changes"]) > 0
+    assert len(packed.content) < len(plain.content)
