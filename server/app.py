@@ -26,10 +26,11 @@ from schemas.errors import ErrorCode
 from server.db.engine import open_database
 from server.errors import EXCEPTION_HANDLERS, ReppuError
 from server.identity import authenticate
+from server.live import LiveHub
 from server.routes.auth import login, logout
 from server.routes.health import health
 from server.routes.people import me, person
-from server.routes.sync import sync_pull, sync_push
+from server.routes.sync import sync_live, sync_pull, sync_push
 from server.settings import Settings
 from server.state import AppState
 
@@ -71,7 +72,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
     ``engine``: an engine already open and bound (tests, an embedding process); the app then
     uses it from the start and leaves opening and closing it to the caller.
     """
-    app_state = AppState(settings=settings)
+    app_state = AppState(settings=settings, live=LiveHub(settings))
     lifespan = []
     if engine is not None:
         app_state.open(engine)
@@ -82,7 +83,10 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             async with open_database(settings) as opened:
                 app_state.open(opened)
                 log.info("database open: %s", settings.database_label)
-                yield
+                try:
+                    yield
+                finally:
+                    await app_state.live.stop()
 
         lifespan.append(database_lifespan)
 
@@ -90,7 +94,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
         return app_state
 
     return Litestar(
-        route_handlers=[health, login, logout, me, person, sync_pull, sync_push],
+        route_handlers=[health, login, logout, me, person, sync_pull, sync_push, sync_live],
         lifespan=lifespan,
         dependencies={"app_state": Provide(provide_app_state, sync_to_thread=False)},
         middleware=[

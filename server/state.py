@@ -7,6 +7,7 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
+from server.live import LiveHub
 from server.settings import Settings
 
 
@@ -15,6 +16,7 @@ class AppState:
     """Built by ``create_app``; the engine is set when the app's lifespan opens the database."""
 
     settings: Settings
+    live: LiveHub
     _engine: Engine[Any] | None = field(default=None)
 
     @property

@@ -1,12 +1,15 @@
-"""``POST /sync/pull`` and ``POST /sync/push``: thin wrappers over the sync engine."""
+"""The sync routes: pull, push and the live stream. Thin wrappers over the engine."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
-from litestar import Request, post
+from litestar import Request, get, post
 from litestar.di import NamedDependency
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from schemas.errors import ErrorCode
 from schemas.sync import (
@@ -25,6 +28,7 @@ from schemas.sync import (
 from server.access import load_access_facts, school_today
 from server.errors import ReppuError
 from server.identity import Principal
+from server.live import LiveHub
 from server.push import push as apply_push
 from server.state import AppState
 from server.sync_store import SqlPullStore
@@ -113,3 +117,59 @@ async def sync_push(
     viewer = await _viewer(request.user)
     answer = await apply_push(app_state.engine, viewer=viewer, day=school_today(), request=body)
     return encode_answer(request, answer)
+
+
+KEEP_ALIVE_SECONDS = 15.0
+RECHECK_PARTITIONS_SECONDS = 60.0
+
+
+async def live_events(
+    hub: LiveHub,
+    readable: set[str],
+    recheck: Callable[[], Awaitable[set[str]]],
+    *,
+    keep_alive: float = KEEP_ALIVE_SECONDS,
+    recheck_every: float = RECHECK_PARTITIONS_SECONDS,
+) -> AsyncIterator[ServerSentEventMessage]:
+    """The stream's events: ``poke`` with the changed partitions, comments to keep it open.
+
+    The caller's partitions are computed again every ``recheck_every`` seconds; when they
+    differ (a class change, a guardianship ending at midnight), a poke tells the app to pull,
+    which brings the partitions gained and announces those lost.
+    """
+    yield ServerSentEventMessage(event="ready", data="")
+    loop = asyncio.get_running_loop()
+    while True:
+        next_check = loop.time() + recheck_every
+        async with hub.subscribe(readable) as queue:
+            while loop.time() < next_check:
+                try:
+                    changed = await asyncio.wait_for(queue.get(), timeout=keep_alive)
+                except TimeoutError:
+                    yield ServerSentEventMessage(comment="keep-alive")
+                    continue
+                while not queue.empty():  # one poke for a burst of changes
+                    changed |= queue.get_nowait()
+                yield ServerSentEventMessage(event="poke", data=" ".join(sorted(changed)))
+        now_readable = await recheck()
+        if now_readable != readable:
+            yield ServerSentEventMessage(
+                event="poke", data=" ".join(sorted(now_readable ^ readable))
+            )
+            readable = now_readable
+
+
+@get("/sync/live", tags=["sync"], summary="A stream of 'pull now' pokes (Server-Sent Events)")
+async def sync_live(
+    request: Request[Principal, Any, Any], app_state: NamedDependency[AppState]
+) -> ServerSentEvent:
+    """Server-Sent Events: ``poke`` (data: changed partitions) means "pull now"."""
+    principal = request.user
+
+    async def readable() -> set[str]:
+        return {str(p) for p in readable_partitions(await _viewer(principal), school_today())}
+
+    return ServerSentEvent(
+        live_events(app_state.live, await readable(), readable),
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

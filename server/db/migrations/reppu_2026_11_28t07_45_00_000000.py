@@ -3,17 +3,16 @@
 Each one serves an access path named beside it. The same SQL runs on SQLite and PostgreSQL.
 """
 
-from collections.abc import Awaitable, Callable
-
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.engine import engine_finder
+
+from server.db.ddl import Index, index_migration
 
 ID = "2026-11-28T07:45:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "Composite indexes for the access policy and timetable reads; unique keys."
 
 # (name, table, columns, unique)
-INDEXES = [
+INDEXES: list[Index] = [
     # The policy: "which groups is this person in on day D" and "who is in group G on day D".
     ("membership_person_valid", "membership", "person, valid_from, valid_to", False),
     ("membership_group_valid", "membership", '"group", valid_from, valid_to', False),
@@ -34,20 +33,5 @@ INDEXES = [
 ]
 
 
-def _ddl(sql: str) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        engine = engine_finder()
-        assert engine is not None
-        await engine.run_ddl(sql)
-
-    return run
-
-
 async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="reppu", description=DESCRIPTION)
-    for name, table, columns, unique in INDEXES:
-        kind = "UNIQUE INDEX" if unique else "INDEX"
-        manager.add_raw(_ddl(f"CREATE {kind} IF NOT EXISTS {name} ON {table} ({columns})"))
-    for name, *_ in reversed(INDEXES):
-        manager.add_raw_backwards(_ddl(f"DROP INDEX IF EXISTS {name}"))
-    return manager
+    return index_migration(ID, DESCRIPTION, INDEXES)

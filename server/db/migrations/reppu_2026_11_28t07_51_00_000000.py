@@ -1,16 +1,15 @@
 """Indexes and unique keys of the sync tables. The same SQL runs on SQLite and PostgreSQL."""
 
-from collections.abc import Awaitable, Callable
-
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.engine import engine_finder
+
+from server.db.ddl import Index, index_migration
 
 ID = "2026-11-28T07:51:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "Sync: the pull's log index; one placement per record; one result per mutation."
 
 # (name, table, columns, unique)
-INDEXES = [
+INDEXES: list[Index] = [
     # The pull reads a partition's changes after a position, in position order.
     ("change_log_partition_position", "change_log", "partition, id", False),
     # Compaction finds a record's older changes in a partition.
@@ -20,20 +19,5 @@ INDEXES = [
 ]
 
 
-def _ddl(sql: str) -> Callable[[], Awaitable[None]]:
-    async def run() -> None:
-        engine = engine_finder()
-        assert engine is not None
-        await engine.run_ddl(sql)
-
-    return run
-
-
 async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="reppu", description=DESCRIPTION)
-    for name, table, columns, unique in INDEXES:
-        kind = "UNIQUE INDEX" if unique else "INDEX"
-        manager.add_raw(_ddl(f"CREATE {kind} IF NOT EXISTS {name} ON {table} ({columns})"))
-    for name, *_ in reversed(INDEXES):
-        manager.add_raw_backwards(_ddl(f"DROP INDEX IF EXISTS {name}"))
-    return manager
+    return index_migration(ID, DESCRIPTION, INDEXES)

@@ -1,0 +1,130 @@
+"""Live pokes: "pull now" to every open stream whose partitions just changed.
+
+Only pokes travel here; data travels through pull. Each server process has one
+:class:`LiveHub`, which learns of changes from the database itself, so a change made through
+any process reaches streams held by every process:
+
+- PostgreSQL: the write path sends ``NOTIFY reppu_sync, '<partitions>'`` in its transaction
+  (delivered at commit); the hub holds one connection that ``LISTEN`` s.
+- SQLite: the hub reads the partition heads that moved, every ``poll_seconds``. That serves
+  every worker process on the machine that shares the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import asyncpg
+
+from server.db.sync_tables import PartitionState
+from server.settings import Settings
+
+log = logging.getLogger("reppu.live")
+CHANNEL = "reppu_sync"
+
+
+class LiveHub:
+    """Fans changed partitions out to the subscribers of this process."""
+
+    def __init__(self, settings: Settings, *, poll_seconds: float = 0.25) -> None:
+        self.settings = settings
+        self.poll_seconds = poll_seconds
+        self._subscribers: dict[str, set[asyncio.Queue[set[str]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    def publish(self, partitions: Iterable[str]) -> None:
+        """Poke every subscriber of any of ``partitions``."""
+        targets: dict[asyncio.Queue[set[str]], set[str]] = {}
+        for partition in partitions:
+            for queue in self._subscribers.get(partition, ()):
+                targets.setdefault(queue, set()).add(partition)
+        for queue, changed in targets.items():
+            queue.put_nowait(changed)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, partitions: Iterable[str]) -> AsyncIterator[asyncio.Queue[set[str]]]:
+        """A queue that receives the set of changed partitions, for as long as it is open."""
+        await self.start()
+        queue: asyncio.Queue[set[str]] = asyncio.Queue()
+        names = set(partitions)
+        for name in names:
+            self._subscribers.setdefault(name, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            for name in names:
+                holders = self._subscribers.get(name)
+                if holders is not None:
+                    holders.discard(queue)
+                    if not holders:
+                        del self._subscribers[name]
+
+    async def start(self) -> None:
+        """Start watching the database (once); returns when the watch is in place."""
+        if self._task is None or self._task.done():
+            self._ready.clear()
+            watch = self._listen if not self.settings.is_sqlite else self._poll
+            self._task = asyncio.create_task(watch(), name="reppu-live")
+        await self._ready.wait()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _listen(self) -> None:
+        def on_notify(_: Any, __: int, ___: str, payload: str) -> None:
+            self.publish(payload.split())
+
+        while True:
+            try:
+                connection = await asyncpg.connect(self.settings.database_url)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("live: cannot LISTEN (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1)
+                continue
+            lost = asyncio.Event()
+            connection.add_termination_listener(lambda _, lost=lost: lost.set())
+            try:
+                await connection.add_listener(CHANNEL, on_notify)
+                if self._ready.is_set():
+                    # Reconnected: a change may have gone by unheard, so everyone pulls.
+                    self.publish(list(self._subscribers))
+                self._ready.set()
+                await lost.wait()
+                log.warning("live: LISTEN connection lost; reconnecting")
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+
+    async def _poll(self) -> None:
+        last = await self._max_head()
+        self._ready.set()
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                rows = await PartitionState.select(
+                    PartitionState.partition, PartitionState.head
+                ).where(PartitionState.head > last)
+            except Exception as exc:  # the file is busy or gone for a moment: try again
+                log.warning("live: cannot read partition heads (%s)", type(exc).__name__)
+                continue
+            if rows:
+                last = max(int(r["head"]) for r in rows)
+                self.publish(r["partition"] for r in rows)
+
+    @staticmethod
+    async def _max_head() -> int:
+        row = (
+            await PartitionState.select(PartitionState.head)
+            .order_by(PartitionState.head, ascending=False)
+            .first()
+        )
+        return 0 if row is None else int(row["head"])

@@ -1,0 +1,75 @@
+"""The live stream: a write reaches a subscriber's stream as a poke within a second."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from piccolo.engine.base import Engine
+
+from schemas.core import GroupKind
+from schemas.sync import GroupRecord
+from server.db.engine import write_transaction
+from server.live import LiveHub
+from server.routes.sync import live_events
+from server.settings import Settings
+from server.sync_store import RecordWrite, write_records
+
+
+async def _write(engine: Engine[Any], record_id: int, partition: str) -> None:
+    record = GroupRecord(
+        id=record_id, v=0, name="5A", kind=GroupKind.HOME_CLASS, school_id=1, school_name="S"
+    )
+    async with write_transaction(engine):
+        await write_records(
+            engine, [RecordWrite("group", record_id, record, frozenset({partition}))]
+        )
+
+
+async def test_a_write_pokes_the_streams_of_its_partitions_only(
+    fx_db: Engine[Any], fx_settings: Settings
+) -> None:
+    hub = LiveHub(fx_settings, poll_seconds=0.05)
+    try:
+        async with (
+            hub.subscribe({"group:1", "school:9"}) as mine,
+            hub.subscribe({"group:2"}) as other,
+        ):
+            await _write(fx_db, 1, "group:1")
+            assert await asyncio.wait_for(mine.get(), timeout=1.0) == {"group:1"}
+            await asyncio.sleep(0.2)
+            assert other.empty()
+    finally:
+        await hub.stop()
+
+
+async def test_the_stream_keeps_alive_pokes_and_notices_new_partitions(
+    fx_db: Engine[Any], fx_settings: Settings
+) -> None:
+    hub = LiveHub(fx_settings, poll_seconds=0.05)
+    partitions = {"group:1"}
+
+    async def recheck() -> set[str]:
+        return set(partitions)
+
+    events = live_events(hub, {"group:1"}, recheck, keep_alive=0.1, recheck_every=0.6)
+    try:
+        first = await anext(events)
+        assert first.event == "ready"
+        assert (await asyncio.wait_for(anext(events), 1.0)).comment == "keep-alive"
+        writing = asyncio.create_task(_write(fx_db, 5, "group:1"))
+        seen = []
+        while not any(e.event == "poke" for e in seen):
+            seen.append(await asyncio.wait_for(anext(events), 1.0))
+        await writing
+        assert seen[-1].data == "group:1"
+        # The person joins group 2 (say, a class change): the next recheck pokes.
+        partitions.add("group:2")
+        while True:
+            event = await asyncio.wait_for(anext(events), 2.0)
+            if event.event == "poke":
+                assert event.data == "group:2"
+                break
+    finally:
+        await events.aclose()
+        await hub.stop()
