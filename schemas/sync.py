@@ -117,18 +117,22 @@ class PullRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Partitions whose checksum did not match: the server sends them afresh."""
 
 
-class PullResponse(msgspec.Struct):
-    cursor: str
-    """Send it with the next pull, after applying this answer in one local transaction."""
-    has_more: bool
+class PullResponse(msgspec.Struct, omit_defaults=True):
+    """A pull's answer. Empty fields are left out: "nothing new" is ``{}``."""
+
+    cursor: str | None = None
+    """Send it with the next pull, after applying this answer in one local transaction.
+    Absent when it did not change: keep the cursor you sent."""
+    has_more: bool = False
     """Pull again at once: the answer was cut at the page limit."""
-    added: list[str]
-    """Partitions now readable; their records arrive as upserts (a snapshot), maybe over pages."""
-    removed: list[str]
+    added: list[str] = []
+    """Partitions now readable (or to be sent afresh): clear your copy of each, then apply the
+    upserts that follow (a snapshot, maybe over several pages)."""
+    removed: list[str] = []
     """Partitions no longer readable: drop every record no remaining partition holds."""
-    changes: list[Change]
-    summaries: list[PartitionSummary]
-    """Counts and checksums of the partitions this answer completed or changed."""
+    changes: list[Change] = []
+    summaries: list[PartitionSummary] = []
+    """Counts and checksums of the partitions this answer brought to their newest change."""
 
 
 MAX_PUSH_MUTATIONS = 500

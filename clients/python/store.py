@@ -126,7 +126,8 @@ class LocalStore:
                         (change.partition, change.type, change.id),
                     )
             self._collect_orphans()
-            self.set_meta("cursor", answer.cursor)
+            if answer.cursor is not None:
+                self.set_meta("cursor", answer.cursor)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")

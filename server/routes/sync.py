@@ -94,7 +94,7 @@ async def sync_pull(
         repair=body.repair,
     )
     answer = PullResponse(
-        cursor=encode_cursor(key, result.positions),
+        cursor=None if result.positions == positions else encode_cursor(key, result.positions),
         has_more=result.has_more,
         added=result.added,
         removed=result.removed,

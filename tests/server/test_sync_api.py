@@ -105,10 +105,8 @@ async def test_nothing_new_is_small_and_keeps_the_cursor(
         json={"schema_version": VERSION, "cursor": mother.store.cursor},
         headers=mother.headers,
     )
-    body = answer.json()
-    assert body["changes"] == body["added"] == body["removed"] == body["summaries"] == []
-    assert body["cursor"] == mother.store.cursor
-    assert body["has_more"] is False
+    assert answer.json() == {}  # nothing new, and the cursor is unchanged
+    assert len(answer.content) == 2
 
 
 async def test_pages_resume_where_they_stopped(
@@ -384,3 +382,23 @@ async def test_messagepack_both_ways(
     plain = await fx_client.post("/sync/pull", json={"schema_version": VERSION}, headers=headers)
     assert len(decoded["changes"]) == len(plain.json()["changes"]) > 0
     assert len(packed.content) < len(plain.content)
+
+
+@pytest.mark.parametrize(("accept", "encoding"), [("br, gzip", "br"), ("gzip", "gzip")])
+async def test_large_answers_are_compressed_small_ones_not(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_timetable: dict[str, int],
+    accept: str,
+    encoding: str,
+) -> None:
+    headers = {**(await log_in_as(fx_client, "mother")), "Accept-Encoding": accept}
+    first = await fx_client.post("/sync/pull", json={"schema_version": VERSION}, headers=headers)
+    assert first.headers.get("content-encoding") == encoding
+    assert first.json()["changes"]  # httpx decodes it again
+    cursor = first.json()["cursor"]
+    nothing = await fx_client.post(
+        "/sync/pull", json={"schema_version": VERSION, "cursor": cursor}, headers=headers
+    )
+    assert "content-encoding" not in nothing.headers
+    assert nothing.content == b"{}"
