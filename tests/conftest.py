@@ -28,7 +28,9 @@ from server.db.migrate import migrate
 from server.db.sync_tables import SYNC_TABLES
 from server.db.tables import ALL_TABLES, Organisation
 from server.settings import Settings, load_settings
-from tests.city import PASSWORD, City, build_city
+from server.sync_store import seed_sync_state
+from server.timetable import all_timetable_writes
+from tests.city import PASSWORD, City, add_timetable, build_city
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "REPPU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -150,3 +152,11 @@ async def log_in_as(
     )
     assert answer.status_code == 200, answer.text
     return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+
+@pytest_asyncio.fixture
+async def fx_timetable(fx_city: City, fx_db: Engine[Any]) -> dict[str, int]:
+    """The city's timetable (``tests/city.add_timetable``), with its sync state seeded."""
+    ids = await add_timetable(fx_city)
+    await seed_sync_state(fx_db, await all_timetable_writes())
+    return ids

@@ -106,3 +106,16 @@ async def open_database(settings: Settings) -> AsyncIterator[Engine[Any]]:
     finally:
         if isinstance(engine, PostgresEngine):
             await engine.close_connection_pool()
+
+
+@asynccontextmanager
+async def read_snapshot(engine: Engine[Any]) -> AsyncIterator[None]:
+    """Reads that see one consistent state of the database, whatever commits meanwhile.
+
+    PostgreSQL: a REPEATABLE READ transaction. SQLite in WAL: a deferred transaction, whose
+    first read fixes the snapshot.
+    """
+    async with engine.transaction():
+        if isinstance(engine, PostgresEngine):
+            await engine.run_ddl("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield

@@ -26,6 +26,7 @@ from schemas.sync import (
     Upsert,
 )
 from server.access import load_access_facts, school_today
+from server.db.engine import read_snapshot
 from server.errors import ReppuError
 from server.identity import Principal
 from server.live import LiveHub
@@ -86,13 +87,16 @@ async def sync_pull(
             ) from exc
     viewer = await _viewer(request.user)
     readable = {str(p) for p in readable_partitions(viewer, school_today())}
-    result = await pull(
-        SqlPullStore(),
-        readable=readable,
-        positions=positions,
-        limit=min(body.limit, MAX_PAGE_RECORDS),
-        repair=body.repair,
-    )
+    # One snapshot for the heads and the changes: compaction committing in between could
+    # otherwise remove a deletion the client has not seen while its horizon looked old.
+    async with read_snapshot(app_state.engine):
+        result = await pull(
+            SqlPullStore(),
+            readable=readable,
+            positions=positions,
+            limit=min(body.limit, MAX_PAGE_RECORDS),
+            repair=body.repair,
+        )
     answer = PullResponse(
         cursor=None if result.positions == positions else encode_cursor(key, result.positions),
         has_more=result.has_more,

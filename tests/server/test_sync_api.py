@@ -8,73 +8,14 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from piccolo.engine.base import Engine
 
-from clients.python import ReppuClient
 from server.db.sync_tables import ChangeLog, SyncMutation
-from server.db.tables import Lesson, LessonChange, Membership
-from server.sync_store import seed_sync_state
-from server.timetable import all_timetable_writes
-from tests.city import PASSWORD, City
+from server.db.tables import LessonChange, Membership
+from tests.city import City
 from tests.conftest import log_in_as
+from tests.devices import change, device, next_weekday, records
 
 VERSION = 1
-
-
-async def add_timetable(c: City) -> dict[str, int]:
-    """Two lessons a week in 5A, 5B, MA5 and 3C, and seeds the sync state."""
-    ids: dict[str, int] = {}
-    monday = c.today - dt.timedelta(days=c.today.weekday())
-    for group, name in (
-        (c.class_5a, "5a"),
-        (c.class_5b, "5b"),
-        (c.math_a, "ma"),
-        (c.class_3c, "3c"),
-    ):
-        for weekday, subject in ((1, "Maths"), (3, "Finnish")):
-            lesson = Lesson(
-                group=group,
-                subject=subject,
-                teacher=c.teacher,
-                room="A1",
-                weekday=weekday,
-                starts_at=dt.time(8, 15),
-                ends_at=dt.time(9, 0),
-                valid_from=monday - dt.timedelta(days=60),
-                valid_to=None,
-            )
-            await lesson.save()
-            ids[f"{name}-{weekday}"] = int(lesson.id)
-    return ids
-
-
-async def device(http: httpx.AsyncClient, username: str, *, page_limit: int = 500) -> ReppuClient:
-    """A logged-in device of ``username`` with an empty local store."""
-    answer = await http.post(
-        "/auth/login", json={"username": username, "password": PASSWORD, "device_name": "t"}
-    )
-    return ReppuClient(http, answer.json()["token"], page_limit=page_limit)
-
-
-def records(client: ReppuClient, record_type: str) -> dict[int, dict[str, Any]]:
-    return {i: r for (_, i), r in client.store.records(record_type).items()}
-
-
-def next_weekday(today: dt.date, weekday: int) -> dt.date:
-    """The next date after ``today`` with ISO ``weekday``."""
-    return today + dt.timedelta(days=(weekday - today.isoweekday() - 1) % 7 + 1)
-
-
-async def change(client: ReppuClient, name: str, **args: Any) -> dict[str, Any]:
-    client.queue(name, {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in args.items()})
-    return (await client.push())[-1]
-
-
-@pytest.fixture
-async def fx_timetable(fx_city: City, fx_db: Engine[Any]) -> dict[str, int]:
-    ids = await add_timetable(fx_city)
-    await seed_sync_state(fx_db, await all_timetable_writes())
-    return ids
 
 
 async def test_first_sync_of_a_pupil(

@@ -1,0 +1,75 @@
+"""Compaction of the change log: ``reppu compact``.
+
+Two kinds of row go:
+
+1. **Superseded changes.** A change of a record in a partition that a later change of the
+   same record in the same partition replaces. No client needs it: one behind it will
+   receive the later change anyway. This never strands a cursor, so it can run at any time.
+2. **Old deletions** (tombstones) at or below ``cutoff``: once the partition no longer holds
+   the record, the tombstone only matters to a client positioned before it. Removing it
+   raises the partition's *horizon*; a client positioned below the horizon is sent the
+   partition afresh on its next pull (it clears its copy and receives the current state),
+   rather than an error that strands the user.
+
+After compaction a partition's log is its current state plus recent deletions: exactly what
+a client new to the partition receives as its snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from piccolo.engine.base import Engine
+
+from server.db.engine import write_transaction
+from server.db.sync_tables import ChangeLog, PartitionState
+
+DEFAULT_KEEP_POSITIONS = 1_000_000
+"""By default, deletions among the newest million changes are kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionReport:
+    superseded: int
+    tombstones: int
+    partitions_with_new_horizon: int
+    rows_left: int
+
+
+async def compact(
+    engine: Engine[Any], *, keep_positions: int = DEFAULT_KEEP_POSITIONS
+) -> CompactionReport:
+    """Compact the log in one write transaction; deletions newer than the newest
+    ``keep_positions`` changes are kept."""
+    async with write_transaction(engine):
+        before = await ChangeLog.count()
+        await ChangeLog.raw(
+            "DELETE FROM change_log WHERE EXISTS (SELECT 1 FROM change_log newer "
+            "WHERE newer.partition = change_log.partition "
+            "AND newer.record_type = change_log.record_type "
+            "AND newer.record_id = change_log.record_id AND newer.id > change_log.id)"
+        )
+        after_superseded = await ChangeLog.count()
+        newest = (
+            await ChangeLog.select(ChangeLog.id).order_by(ChangeLog.id, ascending=False).first()
+        )
+        cutoff = (int(newest["id"]) if newest else 0) - keep_positions
+        horizons = await ChangeLog.raw(
+            "SELECT partition, max(id) AS horizon FROM change_log "
+            "WHERE data IS NULL AND id <= {} GROUP BY partition",
+            cutoff,
+        )
+        for row in horizons:
+            await PartitionState.update({PartitionState.horizon: int(row["horizon"])}).where(
+                (PartitionState.partition == row["partition"])
+                & (PartitionState.horizon < int(row["horizon"]))
+            )
+        await ChangeLog.delete().where(ChangeLog.data.is_null() & (ChangeLog.id <= cutoff))
+        left = await ChangeLog.count()
+    return CompactionReport(
+        superseded=before - after_superseded,
+        tombstones=after_superseded - left,
+        partitions_with_new_horizon=len(horizons),
+        rows_left=left,
+    )
