@@ -1,8 +1,9 @@
 """The opaque pull cursor: the client's position in each partition it holds, signed.
 
 On the wire a cursor is ``<payload>.<signature>``: the payload is base64url of the MessagePack
-array ``[format, {partition: position}]`` and the signature the first 16 bytes of its
-HMAC-SHA-256 under the server's secret key, base64url. A client never looks inside; it stores
+array ``[format, {partition: position}, {partition: floor}]`` (floors: see ``sync/pull.py``)
+and the signature the first 16 bytes of its HMAC-SHA-256 under the server's secret key,
+base64url. A client never looks inside; it stores
 the cursor and sends it back. The signature lets the server trust the positions without
 storing them per device, and turns a forged or damaged cursor into a clean refusal.
 """
@@ -34,20 +35,23 @@ def _sign(key: bytes, payload: str) -> str:
     return _b64(hmac.new(key, payload.encode("ascii"), hashlib.sha256).digest()[:16])
 
 
-def encode_cursor(key: bytes, positions: dict[str, int]) -> str:
-    payload = _b64(msgspec.msgpack.encode([CURSOR_FORMAT, dict(sorted(positions.items()))]))
+def encode_cursor(key: bytes, positions: dict[str, int], floors: dict[str, int]) -> str:
+    state = [CURSOR_FORMAT, dict(sorted(positions.items())), dict(sorted(floors.items()))]
+    payload = _b64(msgspec.msgpack.encode(state))
     return f"{payload}.{_sign(key, payload)}"
 
 
-def decode_cursor(key: bytes, cursor: str) -> dict[str, int]:
-    """The positions in ``cursor``; :class:`CursorError` if it is not one of ours."""
+def decode_cursor(key: bytes, cursor: str) -> tuple[dict[str, int], dict[str, int]]:
+    """The positions and floors in ``cursor``; :class:`CursorError` if it is not ours."""
     payload, sep, signature = cursor.partition(".")
     if not sep or not hmac.compare_digest(signature, _sign(key, payload)):
         raise CursorError("the cursor's signature does not match")
     try:
-        fmt, positions = msgspec.msgpack.decode(_unb64(payload), type=tuple[int, dict[str, int]])
+        fmt, positions, floors = msgspec.msgpack.decode(
+            _unb64(payload), type=tuple[int, dict[str, int], dict[str, int]]
+        )
     except (msgspec.DecodeError, ValueError) as exc:
         raise CursorError(f"the cursor cannot be read: {exc}") from exc
     if fmt != CURSOR_FORMAT:
         raise CursorError(f"cursor format {fmt} is not {CURSOR_FORMAT}")
-    return positions
+    return positions, floors

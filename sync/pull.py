@@ -10,7 +10,9 @@ How an answer is made (``docs/sync-protocol.md`` has the whole protocol):
    Partitions it may newly read, partitions the client asks to ``repair``, and partitions whose
    deletions were compacted past the client's position start again from position 0 and are
    announced ``added``: the client clears its copy of them and receives their current state,
-   which is what the compacted log of a partition is.
+   which is what the compacted log of a partition is. A copy started afresh remembers the
+   horizon it started under (its *floor*): while it pages up to that horizon it is not behind
+   a compacted deletion, since deletions below the floor were gone before it began.
 2. Every partition's *head* (its newest change), count and checksum are read together. A
    partition is behind when the client's position is below its head.
 3. Changes of the behind partitions are read in log order, each partition from its position
@@ -72,6 +74,8 @@ class PullStore(Protocol):
 @dataclass(frozen=True, slots=True)
 class PullResult:
     positions: dict[str, int]
+    floors: dict[str, int]
+    """Per partition copied afresh under a horizon, that horizon, until the copy passes it."""
     has_more: bool
     added: list[str]
     removed: list[str]
@@ -90,17 +94,23 @@ async def pull(
     positions: Mapping[str, int] | None,
     limit: int,
     repair: Iterable[str] = (),
+    floors: Mapping[str, int] | None = None,
 ) -> PullResult:
     """The next answer for a client at ``positions`` (None: a first sync)."""
     readable = set(readable)
     known = dict(positions or {})
+    floor_of = dict(floors or {})
     removed = sorted(p for p in known if p not in readable)
     start_over = {p for p in readable if p not in known} | (set(repair) & readable)
     heads = await store.heads(readable)
     for partition in readable - start_over:
-        if known[partition] < heads.get(partition, PartitionHead()).horizon:
+        horizon = heads.get(partition, PartitionHead()).horizon
+        if horizon > max(known[partition], floor_of.get(partition, 0)):
             start_over.add(partition)
     current = {p: 0 if p in start_over else known[p] for p in readable}
+    floor_of = {p: f for p, f in floor_of.items() if p in readable and p not in start_over}
+    for partition in start_over:
+        floor_of[partition] = heads.get(partition, PartitionHead()).horizon
 
     behind = {
         p: (pos, heads[p].head) for p, pos in current.items() if p in heads and pos < heads[p].head
@@ -125,6 +135,8 @@ async def pull(
             summaries[partition] = heads.get(partition, PartitionHead()).tally
     return PullResult(
         positions=new_positions,
+        # A floor matters only while the copy is below it.
+        floors={p: f for p, f in floor_of.items() if f > new_positions[p]},
         has_more=has_more,
         added=sorted(start_over),
         removed=removed,

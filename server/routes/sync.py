@@ -75,10 +75,11 @@ async def sync_pull(
     body = await decode_body(request, PullRequest)
     _check_version(body.schema_version)
     key = app_state.settings.secret_key.encode()
-    positions = None
+    positions: dict[str, int] | None = None
+    floors: dict[str, int] = {}
     if body.cursor:
         try:
-            positions = decode_cursor(key, body.cursor)
+            positions, floors = decode_cursor(key, body.cursor)
         except CursorError as exc:
             raise ReppuError(
                 ErrorCode.SYNC_BAD_CURSOR,
@@ -96,9 +97,12 @@ async def sync_pull(
             positions=positions,
             limit=min(body.limit, MAX_PAGE_RECORDS),
             repair=body.repair,
+            floors=floors,
         )
     answer = PullResponse(
-        cursor=None if result.positions == positions else encode_cursor(key, result.positions),
+        cursor=None
+        if (result.positions, result.floors) == (positions, floors)
+        else encode_cursor(key, result.positions, result.floors),
         has_more=result.has_more,
         added=result.added,
         removed=result.removed,
