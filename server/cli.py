@@ -1,0 +1,163 @@
+"""The ``reppu`` command: ``serve``, ``migrate``, ``demo`` and ``compact``.
+
+Each command reads the settings from the environment once, and a setting that cannot be
+used ends the command with its name in the message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from server.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("reppu")
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"reppu: {message}", file=sys.stderr)
+    return code
+
+
+async def _migrate(settings: Settings) -> None:
+    from server.db.engine import open_database
+    from server.db.migrate import migrate, schema_version
+
+    async with open_database(settings):
+        await migrate()
+        print(f"Database {settings.database_label} is at schema {await schema_version()}.")
+
+
+async def _pending(settings: Settings) -> list[str]:
+    from server.db.engine import open_database
+    from server.db.migrate import pending_migrations
+
+    async with open_database(settings):
+        return await pending_migrations()
+
+
+async def _demo(settings: Settings, *, pupils: int, seed: int, if_empty: bool) -> int:
+    from server.db.engine import open_database
+    from server.demo import DEMO_LOGINS, DEMO_PASSWORD, DemoCityError, ensure_empty, load_demo_city
+    from server.demo.progress import TextProgress
+
+    async with open_database(settings) as engine:
+        try:
+            await ensure_empty(engine)
+            summary = await load_demo_city(
+                engine, pupils=pupils, seed=seed, today=dt.date.today(), progress=TextProgress()
+            )
+        except DemoCityError as exc:
+            if if_empty:
+                print("The database already holds data; the demo city is not loaded again.")
+                _print_logins(DEMO_LOGINS, DEMO_PASSWORD)
+                return 0
+            return _fail(f"{exc}; the demo city needs an empty database")
+    print(summary.describe())
+    _print_logins(DEMO_LOGINS, DEMO_PASSWORD)
+    return 0
+
+
+def _print_logins(logins: dict[str, str], password: str) -> None:
+    print(f"\nDemo logins (password for all: {password}):")
+    width = max(len(name) for name in logins)
+    for username, description in logins.items():
+        print(f"  {username:<{width}}  {description}")
+
+
+async def _compact(settings: Settings, keep_positions: int) -> None:
+    from server.compaction import compact
+    from server.db.engine import open_database
+
+    async with open_database(settings) as engine:
+        report = await compact(engine, keep_positions=keep_positions)
+    print(
+        f"Compacted the change log: {report.superseded} superseded changes and "
+        f"{report.tombstones} old deletions removed ({report.partitions_with_new_horizon} "
+        f"partitions re-sent to clients behind them); {report.rows_left} rows left."
+    )
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    pending = asyncio.run(_pending(settings))
+    if pending:
+        return _fail(
+            f"the database has {len(pending)} migration(s) to apply: run `reppu migrate` first"
+        )
+    print(f"Reppu on http://{host}:{port} ({workers} worker(s), {settings.database_label})")
+    uvicorn.run(
+        "server.asgi:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=False,
+        log_level="info",
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reppu", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the API (and later the PWA)")
+    serve.add_argument("--host", help="address to listen on (REPPU_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (REPPU_PORT, default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (REPPU_WORKERS, default 1)")
+
+    commands.add_parser("migrate", help="apply the database migrations")
+
+    compact = commands.add_parser("compact", help="compact the sync change log")
+    compact.add_argument(
+        "--keep-positions",
+        type=int,
+        default=1_000_000,
+        help="keep deletions among this many newest changes (default 1000000)",
+    )
+
+    demo = commands.add_parser("demo", help="load a generated demo city into an empty database")
+    demo.add_argument("--pupils", type=int, default=2000, help="pupils (full city: 160000)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed (same seed, same city)")
+    demo.add_argument(
+        "--if-empty", action="store_true", help="do nothing if the database holds people"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        return _fail(f"bad setting {exc}")
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings))
+        return 0
+    if args.command == "compact":
+        asyncio.run(_compact(settings, max(0, args.keep_positions)))
+        return 0
+    if args.command == "demo":
+        if args.pupils < 500:
+            return _fail("--pupils must be at least 500 (a school of classes of 18 to 25)")
+        return asyncio.run(
+            _demo(settings, pupils=args.pupils, seed=args.seed, if_empty=args.if_empty)
+        )
+    host = args.host or settings.host
+    port = args.port or settings.port
+    workers = args.workers or settings.workers
+    # Worker processes build their own settings from the environment: keep them in step.
+    os.environ.update(REPPU_HOST=host, REPPU_PORT=str(port), REPPU_WORKERS=str(workers))
+    return _serve(settings, host, port, workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""``reppu migrate``, ``reppu demo`` and ``reppu serve`` as a user runs them: real processes.
+
+Marked slow: it starts uvicorn with two worker processes on a free port of 127.0.0.1, logs in
+as a demo guardian, and stops the server again. It runs on SQLite (the embedded default that
+``scripts/run`` uses).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPPU = [sys.executable, "-m", "server.cli"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*REPPU, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.mark.slow
+def test_migrate_demo_serve_and_log_in(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "REPPU_DATA_DIR": str(tmp_path),
+        "REPPU_PORT": str(port),
+        "REPPU_WORKERS": "2",
+    }
+    env.pop("REPPU_DATABASE_URL", None)
+
+    # serve refuses an unmigrated database, naming the fix.
+    refused = _run(["serve"], env)
+    assert refused.returncode == 2
+    assert "reppu migrate" in refused.stderr
+
+    migrated = _run(["migrate"], env)
+    assert migrated.returncode == 0, migrated.stderr
+    demo = _run(["demo", "--pupils", "500", "--if-empty"], env)
+    assert demo.returncode == 0, demo.stderr
+    assert "demo-guardian" in demo.stdout
+    again = _run(["demo", "--pupils", "500", "--if-empty"], env)
+    assert again.returncode == 0
+    assert "not loaded again" in again.stdout
+    refused_twice = _run(["demo", "--pupils", "500"], env)
+    assert refused_twice.returncode == 2
+
+    server = subprocess.Popen(
+        [*REPPU, "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, "reppu serve exited early"
+            assert time.monotonic() < deadline, "reppu serve did not answer within 60 s"
+            time.sleep(0.2)
+
+        login = httpx.post(
+            f"{base}/auth/login",
+            json={"username": "demo-guardian", "password": "reppu-demo", "device_name": "e2e"},
+            timeout=10,
+        )
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+        me = httpx.get(f"{base}/me", headers=headers, timeout=10).json()
+        assert "guardian" in me["roles"]
+        assert len({p for p in me["partitions"] if p.startswith("school:")}) >= 2
+        # Several requests, so that both worker processes are likely to have answered one.
+        for _ in range(20):
+            assert httpx.get(f"{base}/me", headers=headers, timeout=10).status_code == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            output, _ = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            output, _ = server.communicate()
+            pytest.fail(f"reppu serve did not stop within 30 s:\n{output[-2000:]}")
+    assert server.returncode == 0, output[-2000:]
+    assert "reppu-demo" not in output  # no password in the server's log
