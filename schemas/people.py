@@ -26,6 +26,8 @@ class PersonCard(msgspec.Struct, omit_defaults=True):
 class Child(msgspec.Struct):
     person: PersonCard
     guardianship: GuardianshipKind
+    group_ids: list[int] = []
+    """The child's groups today: the app shows each child's timetable from these."""
 
 
 class Me(msgspec.Struct):

@@ -16,7 +16,8 @@ How an answer is made (``docs/sync-protocol.md`` has the whole protocol):
 2. Every partition's *head* (its newest change), count and checksum are read together. A
    partition is behind when the client's position is below its head.
 3. Changes of the behind partitions are read in log order, each partition from its position
-   up to its head, at most ``limit`` of them. If that cut the answer, every partition's new
+   up to its head, at most ``limit`` of them and about ``max_bytes`` of record data (never
+   fewer than one). If that cut the answer, every partition's new
    position is the last change sent (capped at its head), so the next page resumes exactly
    there; otherwise every partition is at its head.
 4. Partitions brought to their head by this answer get a summary (count and checksum as of
@@ -32,6 +33,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sync.checksum import Tally
+
+DEFAULT_MAX_BYTES = 256 * 1024
+"""About how much record data one answer carries, before encoding and compression."""
+ENTRY_OVERHEAD_BYTES = 48
+"""What a change costs on the wire besides its record (op, partition, type, id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,16 @@ class LogEntry:
     version: int
     data: bytes | None
     """The record as JSON (``None`` for a deletion), exactly as the write path stored it."""
+
+
+def _fitting(entries: Sequence[LogEntry], max_bytes: int) -> int:
+    """How many of ``entries``, from the first, fit in ``max_bytes`` (at least one)."""
+    total = 0
+    for count, entry in enumerate(entries):
+        total += ENTRY_OVERHEAD_BYTES + len(entry.data or b"")
+        if total > max_bytes:
+            return max(1, count)
+    return len(entries)
 
 
 class PullStore(Protocol):
@@ -95,6 +111,7 @@ async def pull(
     limit: int,
     repair: Iterable[str] = (),
     floors: Mapping[str, int] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> PullResult:
     """The next answer for a client at ``positions`` (None: a first sync)."""
     readable = set(readable)
@@ -118,9 +135,10 @@ async def pull(
     entries: Sequence[LogEntry] = []
     has_more = False
     if behind:
-        entries = await store.changes(behind, limit + 1)
-        has_more = len(entries) > limit
-        entries = entries[:limit]
+        fetched = await store.changes(behind, limit + 1)
+        kept = _fitting(fetched[:limit], max_bytes)
+        has_more = len(fetched) > kept
+        entries = fetched[:kept]
     last = entries[-1].position if has_more else None
     new_positions = dict(current)
     summaries: dict[str, Tally] = {}

@@ -7,5 +7,6 @@ client; ``docs/sync-protocol.md`` describes the protocol it speaks.
 
 from clients.python.client import ReppuClient, SyncReport
 from clients.python.store import LocalStore
+from clients.python.timetable import Slot, day_timetable
 
-__all__ = ["LocalStore", "ReppuClient", "SyncReport"]
+__all__ = ["LocalStore", "ReppuClient", "Slot", "SyncReport", "day_timetable"]

@@ -55,7 +55,11 @@ async def me(request: Request[Principal, Any, Any]) -> Me:
     wards = facts.wards_on(today)
     rows = await _people([viewer_id, *(w.pupil_id for w in wards)])
     children = [
-        Child(person=_card(rows[w.pupil_id], with_contact=True), guardianship=w.kind)
+        Child(
+            person=_card(rows[w.pupil_id], with_contact=True),
+            guardianship=w.kind,
+            group_ids=sorted(g.group_id for g in w.pupil_groups if g.validity.holds_on(today)),
+        )
         for w in sorted(wards, key=lambda w: w.pupil_id)
         if w.pupil_id in rows
     ]

@@ -8,9 +8,13 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from piccolo.engine.base import Engine
 
+from clients.python import day_timetable
+from server.app import create_app
 from server.db.sync_tables import ChangeLog, SyncMutation
 from server.db.tables import LessonChange, Membership
+from server.settings import Settings
 from tests.city import City
 from tests.conftest import log_in_as
 from tests.devices import change, device, next_weekday, records
@@ -343,3 +347,63 @@ async def test_large_answers_are_compressed_small_ones_not(
     )
     assert "content-encoding" not in nothing.headers
     assert nothing.content == b"{}"
+
+
+async def test_a_guardian_builds_each_childs_day_offline(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    c = fx_city
+    teacher = await device(fx_client, "teacher")
+    monday = next_weekday(c.today, 1)
+    await change(
+        teacher, "lesson.change", lesson_id=fx_timetable["5b-1"], on_date=monday, cancelled=True
+    )
+    mother = await device(fx_client, "mother")
+    await mother.sync()
+    me = (await fx_client.get("/me", headers=mother.headers)).json()
+    groups = {k["person"]["id"]: k["group_ids"] for k in me["children"]}
+    assert groups == {c.aino: sorted([c.class_5b, c.math_a]), c.eero: [c.class_3c]}
+    # Offline from here: only the local store is read.
+    aino_monday = day_timetable(mother.store, monday, groups[c.aino])
+    assert [(s.group_id, s.subject, s.cancelled) for s in aino_monday] == [
+        (c.class_5b, "Maths", True),
+        (c.math_a, "Maths", False),
+    ]
+    assert aino_monday[0].changed
+    assert aino_monday[0].starts_at == dt.time(8, 15)
+    eero_monday = day_timetable(mother.store, monday, groups[c.eero])
+    assert [(s.group_id, s.cancelled) for s in eero_monday] == [(c.class_3c, False)]
+    assert day_timetable(mother.store, monday + dt.timedelta(days=1), groups[c.aino]) == []
+
+
+async def test_a_server_restart_between_pushes_loses_and_repeats_nothing(
+    fx_settings: Settings, fx_db: Engine[Any], fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    monday = next_weekday(fx_city.today, 1).isoformat()
+    lesson = fx_timetable["5a-1"]
+
+    def fresh_server() -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=create_app(fx_settings, engine=fx_db))
+        return httpx.AsyncClient(transport=transport, base_url="http://reppu.test")
+
+    async with fresh_server() as before:
+        teacher = await device(before, "teacher")
+        teacher.queue("lesson.change", {"lesson_id": lesson, "on_date": monday, "room": "B2"})
+        assert [r["status"] for r in await teacher.push()] == ["applied"]
+    async with fresh_server() as after:  # a new process: nothing is remembered in memory
+        teacher.http = after
+        replay = {
+            "schema_version": VERSION,
+            "client_id": teacher.client_id,
+            "mutations": [
+                {"id": 1, "name": "lesson.change", "occurred_at": "2026-11-28T08:00:00Z",
+                 "args": {"lesson_id": lesson, "on_date": monday, "room": "C3"}},
+            ],
+        }  # fmt: skip
+        answer = await after.post("/sync/push", json=replay, headers=teacher.headers)
+        assert answer.json()["results"] == [{"id": 1, "status": "applied"}]
+        teacher.queue("lesson.change", {"lesson_id": lesson, "on_date": monday, "note": "Trip"})
+        assert [r["id"] for r in await teacher.push()] == [2]
+    stored = await LessonChange.select(LessonChange.room, LessonChange.note)
+    assert stored == [{"room": None, "note": "Trip"}]  # 1 applied once (B2), then 2 replaced it
+    assert await SyncMutation.count() == 2
