@@ -7,13 +7,13 @@ from typing import Annotated
 
 import msgspec
 
-from schemas.core import Role
+from schemas.core import NO_NUL, Role
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    device_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    device_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
     """A name the person recognises in a list of their devices ("Aino's phone")."""
 
 

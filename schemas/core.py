@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
+
+import msgspec
+
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+"""A row id as clients send it: positive, and within the database's 32-bit integer ids."""
+
+NO_NUL = r"^[^\x00]*$"
+"""Text may hold any character but NUL, which PostgreSQL cannot store."""
 
 
 class OrganisationKind(StrEnum):

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import msgspec
 
-from schemas.core import GroupKind
+from schemas.core import NO_NUL, GroupKind, Id
 
 SCHEMA_VERSION = 1
 """The newest protocol version this code speaks."""
@@ -109,11 +109,13 @@ class PartitionSummary(msgspec.Struct):
 
 class PullRequest(msgspec.Struct, forbid_unknown_fields=True):
     schema_version: int
-    cursor: str | None = None
+    cursor: Annotated[str, msgspec.Meta(max_length=65536)] | None = None
     """The cursor of the last answer applied; None (or absent) for a first sync."""
     limit: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_PAGE_RECORDS
     """Most changes wanted in this answer; the server caps it at ``MAX_PAGE_RECORDS``."""
-    repair: list[str] = []
+    repair: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=40)]], msgspec.Meta(max_length=500)
+    ] = []
     """Partitions whose checksum did not match: the server sends them afresh."""
 
 
@@ -142,9 +144,9 @@ MAX_PUSH_MUTATIONS = 500
 class MutationIn(msgspec.Struct, forbid_unknown_fields=True):
     """One thing the user did, possibly offline."""
 
-    id: Annotated[int, msgspec.Meta(ge=1)]
+    id: Annotated[int, msgspec.Meta(ge=1, le=2**62)]
     """Sequential per client, from 1: the server applies each id once, in order."""
-    name: str
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=NO_NUL)]
     """A mutation of the catalogue (``docs/sync-protocol.md``), such as ``lesson.change``."""
     args: dict[str, object]
     occurred_at: dt.datetime
@@ -193,18 +195,18 @@ class PushResponse(msgspec.Struct):
 class LessonChangeArgs(msgspec.Struct, forbid_unknown_fields=True):
     """``lesson.change``: set how one occurrence of a lesson differs (replacing any earlier)."""
 
-    lesson_id: int
+    lesson_id: Id
     on_date: dt.date
     cancelled: bool = False
-    substitute_teacher_id: int | None = None
-    room: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    substitute_teacher_id: Id | None = None
+    room: Annotated[str, msgspec.Meta(max_length=40, pattern=NO_NUL)] | None = None
     starts_at: dt.time | None = None
     ends_at: dt.time | None = None
-    note: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    note: Annotated[str, msgspec.Meta(max_length=200, pattern=NO_NUL)] | None = None
 
 
 class LessonRestoreArgs(msgspec.Struct, forbid_unknown_fields=True):
     """``lesson.restore``: the occurrence goes back to the weekly plan."""
 
-    lesson_id: int
+    lesson_id: Id
     on_date: dt.date

@@ -54,18 +54,23 @@ async def compact(
         newest = (
             await ChangeLog.select(ChangeLog.id).order_by(ChangeLog.id, ascending=False).first()
         )
-        cutoff = (int(newest["id"]) if newest else 0) - keep_positions
-        horizons = await ChangeLog.raw(
-            "SELECT partition, max(id) AS horizon FROM change_log "
-            "WHERE data IS NULL AND id <= {} GROUP BY partition",
+        newest_id = int(newest["id"]) if newest else 0
+        # The newest row always stays: SQLite hands out max(id) + 1, and a position must
+        # never be handed out twice.
+        cutoff = min(newest_id - keep_positions, newest_id - 1)
+        removed = await ChangeLog.raw(
+            "DELETE FROM change_log WHERE data IS NULL AND id <= {} RETURNING partition, id",
             cutoff,
         )
-        for row in horizons:
-            await PartitionState.update({PartitionState.horizon: int(row["horizon"])}).where(
-                (PartitionState.partition == row["partition"])
-                & (PartitionState.horizon < int(row["horizon"]))
+        # Horizons from the rows actually deleted, so a deletion committed meanwhile is
+        # either removed and counted, or neither.
+        horizons: dict[str, int] = {}
+        for row in removed:
+            horizons[row["partition"]] = max(horizons.get(row["partition"], 0), int(row["id"]))
+        for partition, horizon in horizons.items():
+            await PartitionState.update({PartitionState.horizon: horizon}).where(
+                (PartitionState.partition == partition) & (PartitionState.horizon < horizon)
             )
-        await ChangeLog.delete().where(ChangeLog.data.is_null() & (ChangeLog.id <= cutoff))
         left = await ChangeLog.count()
     return CompactionReport(
         superseded=before - after_superseded,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
@@ -151,8 +153,32 @@ def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> R
     return error_response(ErrorCode.SERVER_ERROR, "Something went wrong on our side.")
 
 
+# The database busy (SQLite's lock outlasting its timeout) or out of reach: a moment's
+# trouble, not a bug. The client is told to try again.
+_UNAVAILABLE = (
+    sqlite3.OperationalError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     # The path and method only: a body or header could hold a password or a token.
+    if isinstance(exc, _UNAVAILABLE):
+        log.warning(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+        )
+        return error_response(
+            ErrorCode.SERVER_UNAVAILABLE,
+            "The database is busy or out of reach; try again in a moment.",
+            headers={"Retry-After": "5"},
+        )
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(ErrorCode.SERVER_ERROR, "Something went wrong on our side.")
 

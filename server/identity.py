@@ -91,32 +91,37 @@ async def _recent_failures(key: str, since: dt.datetime) -> int:
     )
 
 
-async def _refuse_if_rate_limited(settings: Settings, username: str, address: str) -> None:
-    since = _now() - dt.timedelta(seconds=settings.login_window_seconds)
+async def _count_attempt(
+    engine: Engine[Any], settings: Settings, username: str, address: str
+) -> list[int]:
+    """Record this attempt as a failure *before* the password is checked, then refuse it if
+    that puts either key over its limit; returns the rows to take back if it succeeds.
+
+    Counting first is what makes the limit hold against many guesses sent at once: each one
+    is counted before any of them has spent the tens of milliseconds of a password check.
+    """
+    now = _now()
+    since = now - dt.timedelta(seconds=settings.login_window_seconds)
     account_key, address_key = _failure_keys(username, address)
+    async with write_transaction(engine):
+        # Old failures of these keys are swept as new ones arrive, so the table stays small.
+        await LoginFailure.delete().where(
+            LoginFailure.key.is_in([account_key, address_key]) & (LoginFailure.failed_at <= since)
+        )
+        rows = await LoginFailure.insert(
+            LoginFailure(key=account_key, failed_at=now),
+            LoginFailure(key=address_key, failed_at=now),
+        ).returning(LoginFailure.id)
     if (
-        await _recent_failures(account_key, since) >= settings.login_failures_per_account
-        or await _recent_failures(address_key, since) >= settings.login_failures_per_address
+        await _recent_failures(account_key, since) > settings.login_failures_per_account
+        or await _recent_failures(address_key, since) > settings.login_failures_per_address
     ):
         raise ReppuError(
             ErrorCode.AUTH_RATE_LIMITED,
             "Too many failed logins. Wait a while before trying again.",
             headers={"Retry-After": str(settings.login_window_seconds)},
         )
-
-
-async def _record_failure(
-    engine: Engine[Any], settings: Settings, username: str, address: str
-) -> None:
-    now = _now()
-    expired = now - dt.timedelta(seconds=settings.login_window_seconds)
-    keys = _failure_keys(username, address)
-    async with write_transaction(engine):
-        # Old failures of these keys are swept as new ones arrive, so the table stays small.
-        await LoginFailure.delete().where(
-            LoginFailure.key.is_in(list(keys)) & (LoginFailure.failed_at <= expired)
-        )
-        await LoginFailure.insert(*(LoginFailure(key=k, failed_at=now) for k in keys))
+    return [int(r["id"]) for r in rows]
 
 
 async def log_in(
@@ -134,7 +139,7 @@ async def log_in(
     ``auth.bad_credentials`` for an unknown username, a wrong password or a disabled account
     alike.
     """
-    await _refuse_if_rate_limited(settings, username, address)
+    attempt = await _count_attempt(engine, settings, username, address)
     account = (
         await Account.select(Account.id, Account.person, Account.password_hash, Account.disabled)
         .where(Account.username == username)
@@ -143,7 +148,6 @@ async def log_in(
     stored_hash = account["password_hash"] if account else _dummy_hash()
     ok = await anyio.to_thread.run_sync(_verify_password, stored_hash, password)
     if account is None or not ok or account["disabled"]:
-        await _record_failure(engine, settings, username, address)
         raise ReppuError(ErrorCode.AUTH_BAD_CREDENTIALS, "Wrong username or password.")
 
     token = secrets.token_urlsafe(32)
@@ -159,8 +163,12 @@ async def log_in(
                 expires_at=expires_at,
             )
         )
-        # A success clears the account's count, so a person who mistyped twice starts afresh.
-        await LoginFailure.delete().where(LoginFailure.key == _failure_keys(username, address)[0])
+        # A success takes its own attempt back and clears the account's count, so a person
+        # who mistyped twice starts afresh.
+        await LoginFailure.delete().where(
+            LoginFailure.id.is_in(attempt)
+            | (LoginFailure.key == _failure_keys(username, address)[0])
+        )
     return IssuedToken(token=token, expires_at=expires_at, person_id=int(account["person"]))
 
 

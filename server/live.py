@@ -27,6 +27,21 @@ log = logging.getLogger("reppu.live")
 CHANNEL = "reppu_sync"
 
 
+class Subscription:
+    """One open stream's interest: its queue, and partitions that can change in place."""
+
+    def __init__(self, hub: LiveHub, partitions: set[str]) -> None:
+        self.hub = hub
+        self.partitions = partitions
+        self.queue: asyncio.Queue[set[str]] = asyncio.Queue()
+
+    def update(self, partitions: Iterable[str]) -> None:
+        """Follow ``partitions`` from now on, without missing a poke on the way."""
+        new = set(partitions)
+        self.hub._move(self.queue, self.partitions, new)
+        self.partitions = new
+
+
 class LiveHub:
     """Fans changed partitions out to the subscribers of this process."""
 
@@ -47,22 +62,25 @@ class LiveHub:
             queue.put_nowait(changed)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, partitions: Iterable[str]) -> AsyncIterator[asyncio.Queue[set[str]]]:
-        """A queue that receives the set of changed partitions, for as long as it is open."""
+    async def subscribe(self, partitions: Iterable[str]) -> AsyncIterator[Subscription]:
+        """A subscription whose queue receives sets of changed partitions while it is open."""
         await self.start()
-        queue: asyncio.Queue[set[str]] = asyncio.Queue()
-        names = set(partitions)
-        for name in names:
-            self._subscribers.setdefault(name, set()).add(queue)
+        subscription = Subscription(self, set())
+        subscription.update(partitions)
         try:
-            yield queue
+            yield subscription
         finally:
-            for name in names:
-                holders = self._subscribers.get(name)
-                if holders is not None:
-                    holders.discard(queue)
-                    if not holders:
-                        del self._subscribers[name]
+            subscription.update(())
+
+    def _move(self, queue: asyncio.Queue[set[str]], old: set[str], new: set[str]) -> None:
+        for name in old - new:
+            holders = self._subscribers.get(name)
+            if holders is not None:
+                holders.discard(queue)
+                if not holders:
+                    del self._subscribers[name]
+        for name in new - old:
+            self._subscribers.setdefault(name, set()).add(queue)
 
     async def start(self) -> None:
         """Start watching the database (once); returns when the watch is in place."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from piccolo.columns import Column
 from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
 
 from schemas.core import StaffRoleKind
 from schemas.sync import LessonChangeArgs, LessonRestoreArgs, MutationCode
@@ -52,7 +53,13 @@ class MutationSpec:
 
 
 async def _lesson_for_change(ctx: MutationContext, lesson_id: int, on_date: dt.date) -> Any:
-    """The lesson, if this person may change it on ``on_date``; rejects otherwise."""
+    """The lesson, if this person may change it on ``on_date``; rejects otherwise.
+
+    On PostgreSQL the lesson's row is locked until the push's transaction ends, so two
+    people changing the same lesson at once take turns (SQLite has one writer anyway).
+    """
+    if isinstance(ctx.engine, PostgresEngine):
+        await Lesson.raw("SELECT id FROM lesson WHERE id = {} FOR UPDATE", lesson_id)
     lesson = (
         await Lesson.select(
             Lesson.id,
@@ -97,6 +104,8 @@ async def change_lesson(ctx: MutationContext, args: LessonChangeArgs) -> None:
             (StaffRole.person == args.substitute_teacher_id)
             & (StaffRole.organisation == lesson["school_id"])
             & StaffRole.role.is_in([StaffRoleKind.TEACHER, StaffRoleKind.PRINCIPAL])
+            & (StaffRole.valid_from <= args.on_date)
+            & (StaffRole.valid_to.is_null() | (StaffRole.valid_to >= args.on_date))
         )
         if not works_there:
             raise MutationRejectedError(

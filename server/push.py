@@ -20,6 +20,7 @@ waits for the first and then finds the id taken, rolls back, and answers as a re
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sqlite3
 from typing import Any
 
@@ -38,6 +39,8 @@ from sync.policy import AccessFacts
 APPLIED = "applied"
 REJECTED = "rejected"
 _DUPLICATE = (sqlite3.IntegrityError, asyncpg.UniqueViolationError)
+_UNSTORABLE = (asyncpg.DataError, OverflowError, sqlite3.DataError)
+log = logging.getLogger("reppu.push")
 
 
 class _ReplayedError(Exception):
@@ -154,6 +157,20 @@ async def _apply(
                     code=refused.code,
                     reason=refused.reason,
                     field=refused.field,
+                )
+            except _UNSTORABLE as exc:
+                # A value the database refuses (the args types should have caught it): the
+                # mutation is rejected and recorded, so the ones behind it are not blocked.
+                log.warning(
+                    "mutation %s: the database refused a value: %s",
+                    mutation.name,
+                    type(exc).__name__,
+                )
+                rejection = MutationResult(
+                    id=mutation.id,
+                    status=REJECTED,
+                    code=MutationCode.INVALID_ARGS,
+                    reason="A value of this change cannot be stored.",
                 )
         async with write_transaction(engine):
             await _record(client, mutation, rejection)

@@ -74,26 +74,44 @@ async def _lock_partitions(engine: Engine[Any], partitions: Sequence[str]) -> di
 async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> set[str]:
     """Record ``writes`` in the sync tables; returns the partitions that changed.
 
-    Call inside a write transaction, after writing the domain rows the records reflect.
+    Call once per write transaction, after writing the domain rows the records reflect (one
+    call takes all its locks in a fixed order; two calls could take them crosswise).
     """
-    writes = list(writes)
+    # One write per record: the last one given wins.
+    writes = list({(w.record_type, w.record_id): w for w in writes}.values())
     if not writes:
         return set()
     keys = [(w.record_type, w.record_id) for w in writes]
     existing: dict[tuple[str, int], dict[str, Any]] = {}
-    for record_type in {k[0] for k in keys}:
-        ids = [k[1] for k in keys if k[0] == record_type]
-        rows = await SyncRecord.select().where(
-            (SyncRecord.record_type == record_type) & SyncRecord.record_id.is_in(ids)
+    # Each record's version and placement are read under a lock (PostgreSQL), records in key
+    # order and then partitions in name order, so that two writers of one record take turns
+    # and never both build on the same old version.
+    lock = " ORDER BY record_id FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
+    for record_type, record_id in sorted(set(keys)):
+        # A record new to sync gets its row first (version 0, in no partition), so that it
+        # too can be locked: two first writes of one record then take turns as well.
+        await SyncRecord.raw(
+            "INSERT INTO sync_record (record_type, record_id, version, partitions) "
+            "VALUES ({}, {}, 0, '') ON CONFLICT (record_type, record_id) DO NOTHING",
+            record_type,
+            record_id,
         )
-        existing.update({(r["record_type"], r["record_id"]): r for r in rows})
+    for record_type in sorted({k[0] for k in keys}):
+        ids = sorted({k[1] for k in keys if k[0] == record_type})
+        marks = ", ".join("{}" for _ in ids)
+        rows = await SyncRecord.raw(
+            "SELECT id, record_type, record_id, version, partitions FROM sync_record "
+            f"WHERE record_type = {{}} AND record_id IN ({marks}){lock}",
+            record_type,
+            *ids,
+        )
+        existing.update({(r["record_type"], int(r["record_id"])): r for r in rows})
 
     touched = sorted(
         {
             p
             for w in writes
-            for p in w.partitions
-            | _placement(existing.get((w.record_type, w.record_id), {}).get("partitions", ""))
+            for p in w.partitions | _placement(existing[(w.record_type, w.record_id)]["partitions"])
         }
     )
     if not touched:
@@ -103,9 +121,9 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
 
     log_rows: list[ChangeLog] = []
     for write in writes:
-        before = existing.get((write.record_type, write.record_id))
-        old_version = int(before["version"]) if before else 0
-        old_partitions = _placement(before["partitions"]) if before else frozenset()
+        before = existing[(write.record_type, write.record_id)]
+        old_version = int(before["version"])
+        old_partitions = _placement(before["partitions"])
         new_partitions = write.partitions if write.record is not None else frozenset()
         version = old_version + 1
         data = None
@@ -128,19 +146,9 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
                 )
             )
         placement = " ".join(sorted(new_partitions))
-        if before is None:
-            await SyncRecord.insert(
-                SyncRecord(
-                    record_type=write.record_type,
-                    record_id=write.record_id,
-                    version=version,
-                    partitions=placement,
-                )
-            )
-        else:
-            await SyncRecord.update(
-                {SyncRecord.version: version, SyncRecord.partitions: placement}
-            ).where(SyncRecord.id == before["id"])
+        await SyncRecord.update(
+            {SyncRecord.version: version, SyncRecord.partitions: placement}
+        ).where(SyncRecord.id == before["id"])
 
     inserted = await ChangeLog.insert(*log_rows).returning(ChangeLog.id, ChangeLog.partition)
     heads: dict[str, int] = {}
@@ -150,7 +158,8 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
         tally = tallies[partition]
         await PartitionState.update(
             {
-                PartitionState.head: heads.get(partition, states[partition]["head"]),
+                # Positions only grow, but never trust that: a head never goes back.
+                PartitionState.head: max(int(states[partition]["head"]), heads.get(partition, 0)),
                 PartitionState.record_count: tally.count,
                 PartitionState.checksum: tally.hex,
             }

@@ -11,6 +11,7 @@ storing them per device, and turns a forged or damaged cursor into a clean refus
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 
@@ -44,13 +45,15 @@ def encode_cursor(key: bytes, positions: dict[str, int], floors: dict[str, int])
 def decode_cursor(key: bytes, cursor: str) -> tuple[dict[str, int], dict[str, int]]:
     """The positions and floors in ``cursor``; :class:`CursorError` if it is not ours."""
     payload, sep, signature = cursor.partition(".")
-    if not sep or not hmac.compare_digest(signature, _sign(key, payload)):
+    if not sep or not payload.isascii() or not signature.isascii():
+        raise CursorError("a cursor is two parts of base64url")
+    if not hmac.compare_digest(signature, _sign(key, payload)):
         raise CursorError("the cursor's signature does not match")
     try:
         fmt, positions, floors = msgspec.msgpack.decode(
             _unb64(payload), type=tuple[int, dict[str, int], dict[str, int]]
         )
-    except (msgspec.DecodeError, ValueError) as exc:
+    except (msgspec.DecodeError, ValueError, binascii.Error) as exc:
         raise CursorError(f"the cursor cannot be read: {exc}") from exc
     if fmt != CURSOR_FORMAT:
         raise CursorError(f"cursor format {fmt} is not {CURSOR_FORMAT}")

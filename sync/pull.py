@@ -121,8 +121,12 @@ async def pull(
     start_over = {p for p in readable if p not in known} | (set(repair) & readable)
     heads = await store.heads(readable)
     for partition in readable - start_over:
-        horizon = heads.get(partition, PartitionHead()).horizon
-        if horizon > max(known[partition], floor_of.get(partition, 0)):
+        state = heads.get(partition, PartitionHead())
+        if state.horizon > max(known[partition], floor_of.get(partition, 0)):
+            start_over.add(partition)
+        elif known[partition] > state.head:
+            # Past the newest change: the database was restored from a backup, say. The
+            # client's copy cannot be trusted, so it is sent afresh.
             start_over.add(partition)
     current = {p: 0 if p in start_over else known[p] for p in readable}
     floor_of = {p: f for p, f in floor_of.items() if p in readable and p not in start_over}

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 
 from clients.python.store import LocalStore
-from schemas.sync import SCHEMA_VERSION, PullResponse
+from schemas.sync import MAX_PUSH_MUTATIONS, SCHEMA_VERSION, PullResponse
 
 _decode_pull = msgspec.json.Decoder(PullResponse)
 
@@ -69,7 +69,15 @@ class ReppuClient:
             body["cursor"] = self.store.cursor
         if repair:
             body["repair"] = repair
-        answer = _decode_pull.decode((await self._post("/sync/pull", body)).content)
+        try:
+            answer = _decode_pull.decode((await self._post("/sync/pull", body)).content)
+        except SyncError as exc:
+            if exc.code != "sync.bad_cursor" or "cursor" not in body:
+                raise
+            # The server no longer knows this cursor: start again from nothing.
+            self.store.reset()
+            del body["cursor"]
+            answer = _decode_pull.decode((await self._post("/sync/pull", body)).content)
         return answer, self.store.apply(answer)
 
     async def sync(self, max_pages: int = 10_000) -> SyncReport:
@@ -91,16 +99,21 @@ class ReppuClient:
         return self.store.queue(name, args, dt.datetime.now(dt.UTC).isoformat())
 
     async def push(self) -> list[dict[str, Any]]:
-        """Send every queued mutation; returns the server's result for each."""
+        """Send every queued mutation, in batches the server accepts; returns the results."""
+        results: list[dict[str, Any]] = []
         pending = self.store.pending()
-        if not pending:
-            return []
-        mutations = [{"id": i, "name": n, "args": a, "occurred_at": o} for i, n, a, o in pending]
-        body = {
-            "schema_version": SCHEMA_VERSION,
-            "client_id": self.client_id,
-            "mutations": mutations,
-        }
-        results: list[dict[str, Any]] = (await self._post("/sync/push", body)).json()["results"]
-        self.store.settle(results)
+        for start in range(0, len(pending), MAX_PUSH_MUTATIONS):
+            batch = pending[start : start + MAX_PUSH_MUTATIONS]
+            body = {
+                "schema_version": SCHEMA_VERSION,
+                "client_id": self.client_id,
+                "mutations": [
+                    {"id": i, "name": n, "args": a, "occurred_at": o} for i, n, a, o in batch
+                ],
+            }
+            answered: list[dict[str, Any]] = (await self._post("/sync/push", body)).json()[
+                "results"
+            ]
+            self.store.settle(answered)
+            results += answered
         return results

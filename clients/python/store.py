@@ -81,6 +81,14 @@ class LocalStore:
             tally = tally.add(record_digest(record_type, record_id, version))
         return tally
 
+    def reset(self) -> None:
+        """Forget every record and the cursor (the outbox stays: it is the user's work)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        for table in ("holding", "record", "partition_held"):
+            self.db.execute(f"DELETE FROM {table}")  # noqa: S608 (a fixed table name)
+        self.db.execute("DELETE FROM meta WHERE key = 'cursor'")
+        self.db.execute("COMMIT")
+
     # -- applying a pull ----------------------------------------------------------------
     def _drop_partition(self, partition: str) -> None:
         self.db.execute("DELETE FROM holding WHERE partition = ?", (partition,))
@@ -104,6 +112,9 @@ class LocalStore:
                 self.db.execute(
                     "INSERT OR IGNORE INTO partition_held (name) VALUES (?)", (partition,)
                 )
+            # Records no partition holds any more go before the fresh copies arrive, so a
+            # stale version cannot outrank the one a fresh copy brings.
+            self._collect_orphans()
             for change in answer.changes:
                 if isinstance(change, Upsert):
                     record = change.record

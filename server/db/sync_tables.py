@@ -6,14 +6,14 @@ code that writes them.
 
 from __future__ import annotations
 
-from piccolo.columns import BigInt, Integer, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import BigInt, BigSerial, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 
 class ChangeLog(Table, tablename="change_log"):
     """One change of one record in one partition. ``id`` is the position clients sync to."""
 
-    id = Serial(primary_key=True)
+    id = BigSerial(primary_key=True)
     partition = Varchar(length=40)
     record_type = Varchar(length=20)
     record_id = BigInt()
@@ -58,7 +58,7 @@ class SyncClient(Table, tablename="sync_client"):
 class SyncMutation(Table, tablename="sync_mutation"):
     """The result of each pushed mutation, so that a replay gets the same answer."""
 
-    id = Serial(primary_key=True)
+    id = BigSerial(primary_key=True)
     client = BigInt()
     mutation_id = BigInt()
     name = Varchar(length=60)

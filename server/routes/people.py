@@ -51,12 +51,21 @@ async def me(request: Request[Principal, Any, Any]) -> Me:
     """The caller, their roles and children today, and the partitions they may read."""
     today = school_today()
     viewer_id = request.user.person_id
-    facts = (await load_access_facts([viewer_id])).get(viewer_id, AccessFacts(viewer_id))
-    wards = facts.wards_on(today)
+    viewer = (await load_access_facts([viewer_id])).get(viewer_id, AccessFacts(viewer_id))
+    wards = viewer.wards_on(today)
     rows = await _people([viewer_id, *(w.pupil_id for w in wards)])
+    # A child's contact details follow the policy like anyone's: a child under turvakielto
+    # keeps them even from a guardian.
+    child_facts = await load_access_facts([w.pupil_id for w in wards])
     children = [
         Child(
-            person=_card(rows[w.pupil_id], with_contact=True),
+            person=_card(
+                rows[w.pupil_id],
+                with_contact=w.pupil_id in child_facts
+                and bool(
+                    decide(viewer, Action.READ_CONTACT_DETAILS, child_facts[w.pupil_id], today)
+                ),
+            ),
             guardianship=w.kind,
             group_ids=sorted(g.group_id for g in w.pupil_groups if g.validity.holds_on(today)),
         )
@@ -65,9 +74,9 @@ async def me(request: Request[Principal, Any, Any]) -> Me:
     ]
     return Me(
         person=_card(rows[viewer_id], with_contact=True),
-        roles=sorted(roles_on(facts, today)),
+        roles=sorted(roles_on(viewer, today)),
         children=children,
-        partitions=sorted(str(p) for p in readable_partitions(facts, today)),
+        partitions=sorted(str(p) for p in readable_partitions(viewer, today)),
     )
 
 

@@ -28,7 +28,7 @@ from schemas.sync import (
 from server.access import load_access_facts, school_today
 from server.db.engine import read_snapshot
 from server.errors import ReppuError
-from server.identity import Principal
+from server.identity import Principal, authenticate
 from server.live import LiveHub
 from server.push import push as apply_push
 from server.state import AppState
@@ -134,37 +134,41 @@ RECHECK_PARTITIONS_SECONDS = 60.0
 async def live_events(
     hub: LiveHub,
     readable: set[str],
-    recheck: Callable[[], Awaitable[set[str]]],
+    recheck: Callable[[], Awaitable[set[str] | None]],
     *,
     keep_alive: float = KEEP_ALIVE_SECONDS,
     recheck_every: float = RECHECK_PARTITIONS_SECONDS,
 ) -> AsyncIterator[ServerSentEventMessage]:
     """The stream's events: ``poke`` with the changed partitions, comments to keep it open.
 
-    The caller's partitions are computed again every ``recheck_every`` seconds; when they
-    differ (a class change, a guardianship ending at midnight), a poke tells the app to pull,
-    which brings the partitions gained and announces those lost.
+    Every ``recheck_every`` seconds the caller's token and partitions are checked again:
+    a token revoked or expired ends the stream; partitions gained or lost (a class change, a
+    guardianship ending at midnight) are poked, and followed from then on.
     """
     yield ServerSentEventMessage(event="ready", data="")
     loop = asyncio.get_running_loop()
-    while True:
+    async with hub.subscribe(readable) as subscription:
         next_check = loop.time() + recheck_every
-        async with hub.subscribe(readable) as queue:
-            while loop.time() < next_check:
-                try:
-                    changed = await asyncio.wait_for(queue.get(), timeout=keep_alive)
-                except TimeoutError:
-                    yield ServerSentEventMessage(comment="keep-alive")
-                    continue
-                while not queue.empty():  # one poke for a burst of changes
-                    changed |= queue.get_nowait()
+        while True:
+            timeout = max(0.0, min(keep_alive, next_check - loop.time()))
+            try:
+                changed = await asyncio.wait_for(subscription.queue.get(), timeout=timeout)
+            except TimeoutError:
+                changed = set()
+            while not subscription.queue.empty():  # one poke for a burst of changes
+                changed |= subscription.queue.get_nowait()
+            if loop.time() >= next_check:
+                next_check = loop.time() + recheck_every
+                now_readable = await recheck()
+                if now_readable is None:
+                    yield ServerSentEventMessage(event="end", data="log in again")
+                    return
+                changed |= now_readable ^ subscription.partitions
+                subscription.update(now_readable)
+            if changed:
                 yield ServerSentEventMessage(event="poke", data=" ".join(sorted(changed)))
-        now_readable = await recheck()
-        if now_readable != readable:
-            yield ServerSentEventMessage(
-                event="poke", data=" ".join(sorted(now_readable ^ readable))
-            )
-            readable = now_readable
+            else:
+                yield ServerSentEventMessage(comment="keep-alive")
 
 
 @get("/sync/live", tags=["sync"], summary="A stream of 'pull now' pokes (Server-Sent Events)")
@@ -173,11 +177,17 @@ async def sync_live(
 ) -> ServerSentEvent:
     """Server-Sent Events: ``poke`` (data: changed partitions) means "pull now"."""
     principal = request.user
+    token = (request.headers.get("authorization") or "").partition(" ")[2].strip()
 
     async def readable() -> set[str]:
         return {str(p) for p in readable_partitions(await _viewer(principal), school_today())}
 
+    async def still_readable() -> set[str] | None:
+        if await authenticate(app_state.settings, token) is None:
+            return None
+        return await readable()
+
     return ServerSentEvent(
-        live_events(app_state.live, await readable(), readable),
+        live_events(app_state.live, await readable(), still_readable),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from typing import Any
@@ -152,6 +153,8 @@ BAD_BODIES = [
     ("empty username", b'{"username": "", "password": "p", "device_name": "d"}', 422,
      "request.invalid", "$.username"),
     ("too large", b'{"username": "' + b"a" * 2_000_000 + b'"}', 413, "request.too_large", None),
+    ("NUL in a name", b'{"username": "a\\u0000", "password": "p", "device_name": "d"}', 422,
+     "request.invalid", "$.username"),
 ]  # fmt: skip
 
 
@@ -247,10 +250,29 @@ async def test_health_says_when_the_database_is_unreachable(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             answer = await client.get("/health")
+            private = await client.get("/me", headers={"Authorization": "Bearer some-token"})
     finally:
         bind_engine(fx_db)
+    assert private.status_code == 503
+    assert private.json()["code"] == "server.unavailable"
+    assert private.headers["Retry-After"] == "5"
     assert answer.status_code == 503
     assert answer.json() == {
         "code": "server.unavailable",
         "message": "The database is not reachable.",
     }
+
+
+async def test_guesses_sent_all_at_once_are_limited_too(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_settings: Settings
+) -> None:
+    guesses = 4 * fx_settings.login_failures_per_account
+    answers = await asyncio.gather(
+        *(
+            fx_client.post("/auth/login", json=login_body("mother", f"guess {n}"))
+            for n in range(guesses)
+        )
+    )
+    codes = [a.json()["code"] for a in answers]
+    assert codes.count("auth.bad_credentials") <= fx_settings.login_failures_per_account
+    assert codes.count("auth.rate_limited") >= guesses - fx_settings.login_failures_per_account

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from server.db.tables import Person
 from tests.city import City
 from tests.conftest import log_in_as
 
@@ -88,3 +89,16 @@ async def test_an_unknown_person_looks_like_a_forbidden_one(
     assert (answer.status_code, answer.json()["code"]) == (403, "auth.forbidden")
     answer = await fx_client.get("/people/not-a-number", headers=headers)
     assert answer.status_code == 404
+
+
+async def test_me_hides_the_contact_details_of_a_protected_child(
+    fx_client: httpx.AsyncClient, fx_city: City
+) -> None:
+    await Person.update({Person.turvakielto: True}).where(Person.id == fx_city.aino)
+    for guardian in ("mother", "father"):
+        me = (await fx_client.get("/me", headers=await log_in_as(fx_client, guardian))).json()
+        aino = next(c for c in me["children"] if c["person"]["id"] == fx_city.aino)
+        assert "contact" not in aino["person"], guardian
+    mother = (await fx_client.get("/me", headers=await log_in_as(fx_client, "mother"))).json()
+    eero = next(c for c in mother["children"] if c["person"]["id"] == fx_city.eero)
+    assert eero["person"]["contact"]["street_address"]  # an unprotected child: shown

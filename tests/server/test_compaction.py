@@ -7,8 +7,13 @@ from typing import Any
 import httpx
 from piccolo.engine.base import Engine
 
+from schemas.core import GroupKind
+from schemas.sync import GroupRecord
 from server.compaction import compact
+from server.db.engine import write_transaction
 from server.db.sync_tables import ChangeLog
+from server.sync_store import RecordWrite, SqlPullStore, write_records
+from sync.pull import pull
 from tests.city import City
 from tests.devices import change, device, next_weekday, records
 
@@ -27,6 +32,8 @@ async def test_compaction_keeps_clients_converging(
     await change(teacher, "lesson.change", lesson_id=lesson, on_date=monday, room="Gym")
     await recent.sync()
     await change(teacher, "lesson.restore", lesson_id=lesson, on_date=monday)
+    # Another group's change, so that the deletion is not the newest row (which stays).
+    await change(teacher, "lesson.change", lesson_id=fx_timetable["5a-1"], on_date=monday, note="x")
     rows_before = await ChangeLog.count()
 
     # Superseded rows go; deletions among the newest positions stay.
@@ -50,3 +57,27 @@ async def test_compaction_keeps_clients_converging(
     assert behind.store.records() == fresh.store.records() == recent.store.records()
     # A client already past the deletion is not disturbed.
     assert (await recent.pull())[0].added == []
+
+
+async def test_a_position_is_never_handed_out_twice(fx_db: Engine[Any]) -> None:
+    """The newest row survives compaction, so SQLite cannot reuse its position."""
+    store = SqlPullStore()
+
+    async def write(record_id: int, keep: bool) -> None:
+        record = GroupRecord(
+            id=record_id, v=0, name="1A", kind=GroupKind.HOME_CLASS, school_id=1, school_name="S"
+        )
+        placed = frozenset({"group:1"}) if keep else frozenset()
+        async with write_transaction(fx_db):
+            await write_records(
+                fx_db, [RecordWrite("group", record_id, record if keep else None, placed)]
+            )
+
+    await write(1, keep=True)
+    await write(1, keep=False)
+    seen = await pull(store, readable={"group:1"}, positions=None, limit=100)
+    await compact(fx_db, keep_positions=0)
+    await write(2, keep=True)
+    after = await pull(store, readable={"group:1"}, positions=seen.positions, limit=100)
+    assert [(e.record_id, e.data is not None) for e in after.entries] == [(2, True)]
+    assert after.positions["group:1"] > seen.positions["group:1"]

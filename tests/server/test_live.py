@@ -36,9 +36,9 @@ async def test_a_write_pokes_the_streams_of_its_partitions_only(
             hub.subscribe({"group:2"}) as other,
         ):
             await _write(fx_db, 1, "group:1")
-            assert await asyncio.wait_for(mine.get(), timeout=1.0) == {"group:1"}
+            assert await asyncio.wait_for(mine.queue.get(), timeout=1.0) == {"group:1"}
             await asyncio.sleep(0.2)
-            assert other.empty()
+            assert other.queue.empty()
     finally:
         await hub.stop()
 
@@ -47,10 +47,10 @@ async def test_the_stream_keeps_alive_pokes_and_notices_new_partitions(
     fx_db: Engine[Any], fx_settings: Settings
 ) -> None:
     hub = LiveHub(fx_settings, poll_seconds=0.05)
-    partitions = {"group:1"}
+    partitions: set[str] | None = {"group:1"}
 
-    async def recheck() -> set[str]:
-        return set(partitions)
+    async def recheck() -> set[str] | None:
+        return None if partitions is None else set(partitions)
 
     events = live_events(hub, {"group:1"}, recheck, keep_alive=0.1, recheck_every=0.6)
     try:
@@ -63,13 +63,23 @@ async def test_the_stream_keeps_alive_pokes_and_notices_new_partitions(
             seen.append(await asyncio.wait_for(anext(events), 1.0))
         await writing
         assert seen[-1].data == "group:1"
-        # The person joins group 2 (say, a class change): the next recheck pokes.
-        partitions.add("group:2")
+        # The person joins group 2 (say, a class change): the next recheck pokes, and from
+        # then on group 2's changes reach the stream.
+        partitions = {"group:1", "group:2"}
         while True:
             event = await asyncio.wait_for(anext(events), 2.0)
             if event.event == "poke":
                 assert event.data == "group:2"
                 break
+        writing = asyncio.create_task(_write(fx_db, 6, "group:2"))
+        while (event := await asyncio.wait_for(anext(events), 1.0)).event != "poke":
+            pass
+        await writing
+        assert event.data == "group:2"
+        # The token is revoked: the stream ends at the next recheck.
+        partitions = None
+        while (event := await asyncio.wait_for(anext(events), 2.0)).event != "end":
+            pass
     finally:
         await events.aclose()
         await hub.stop()

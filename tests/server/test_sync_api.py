@@ -11,6 +11,7 @@ import pytest
 from piccolo.engine.base import Engine
 
 from clients.python import day_timetable
+from schemas.sync import MAX_PUSH_MUTATIONS
 from server.app import create_app
 from server.db.sync_tables import ChangeLog, SyncMutation
 from server.db.tables import LessonChange, Membership
@@ -239,6 +240,9 @@ async def test_a_guardian_cannot_change_lessons(
         ({"schema_version": VERSION, "limit": 0}, 422, "request.invalid"),
         ({"schema_version": VERSION, "surprise": 1}, 422, "request.invalid"),
         ({"cursor": None}, 422, "request.invalid"),
+        ({"schema_version": VERSION, "cursor": "éabc.def"}, 400, "sync.bad_cursor"),
+        ({"schema_version": VERSION, "cursor": "abc.éé"}, 400, "sync.bad_cursor"),
+        ({"schema_version": VERSION, "cursor": "a.b.c"}, 400, "sync.bad_cursor"),
     ],
 )
 async def test_bad_pulls_are_refused(
@@ -407,3 +411,33 @@ async def test_a_server_restart_between_pushes_loses_and_repeats_nothing(
     stored = await LessonChange.select(LessonChange.room, LessonChange.note)
     assert stored == [{"room": None, "note": "Trip"}]  # 1 applied once (B2), then 2 replaced it
     assert await SyncMutation.count() == 2
+
+
+async def test_values_the_database_cannot_hold_are_rejected_not_500(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    teacher = await device(fx_client, "teacher")
+    monday = next_weekday(fx_city.today, 1).isoformat()
+    lesson = fx_timetable["5a-1"]
+    teacher.queue("lesson.change", {"lesson_id": lesson, "on_date": monday, "note": "a\x00b"})
+    teacher.queue("lesson.change", {"lesson_id": 2**31, "on_date": monday})
+    teacher.queue("lesson.change", {"lesson_id": lesson, "on_date": monday, "room": "B2"})
+    results = await teacher.push()
+    assert [(r["status"], r.get("field")) for r in results] == [
+        ("rejected", "$.note"),
+        ("rejected", "$.lesson_id"),
+        ("applied", None),
+    ]
+
+
+async def test_a_long_offline_outbox_is_sent_in_batches(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    teacher = await device(fx_client, "teacher")
+    monday = next_weekday(fx_city.today, 1).isoformat()
+    for _ in range(MAX_PUSH_MUTATIONS + 20):
+        teacher.queue("lesson.restore", {"lesson_id": fx_timetable["5a-1"], "on_date": monday})
+    results = await teacher.push()
+    assert len(results) == MAX_PUSH_MUTATIONS + 20
+    assert {r["status"] for r in results} == {"applied"}
+    assert teacher.store.pending() == []

@@ -18,7 +18,9 @@ from piccolo.engine.base import Engine
 from schemas.core import GroupKind
 from schemas.sync import GroupRecord
 from server.db.engine import write_transaction
+from server.db.sync_tables import ChangeLog, SyncRecord
 from server.sync_store import RecordWrite, SqlPullStore, write_records
+from sync.checksum import Tally, record_digest
 from sync.pull import pull
 
 PARTITIONS = ("group:1", "group:2")
@@ -79,3 +81,32 @@ async def test_racing_writers_never_make_a_reader_skip_a_change(fx_db: Engine[An
     assert sum(len(v) for v in expected.values()) >= WRITERS * WRITES_EACH
     assert seen == expected
     del rng
+
+
+async def test_racing_writers_of_the_same_records_keep_the_checksums_true(
+    fx_db: Engine[Any],
+) -> None:
+    async def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(WRITES_EACH):
+            record_id = rng.randint(1, 4)  # few records: writers collide on them
+            partitions = frozenset(rng.sample(PARTITIONS, rng.randint(1, 2)))
+            async with write_transaction(fx_db):
+                await write_records(
+                    fx_db, [RecordWrite("group", record_id, _record(record_id), partitions)]
+                )
+                await asyncio.sleep(rng.random() * 0.01)
+
+    await asyncio.gather(*(writer(w) for w in range(WRITERS)))
+    placed = await SyncRecord.select()
+    for partition, head in (await SqlPullStore().heads(PARTITIONS)).items():
+        tally = Tally()
+        for row in placed:
+            if partition in row["partitions"].split():
+                tally = tally.add(record_digest("group", row["record_id"], row["version"]))
+        assert head.tally == tally, partition
+    versions = {row["record_id"]: row["version"] for row in placed}
+    writes = await ChangeLog.raw(
+        "SELECT record_id, count(DISTINCT version) AS n FROM change_log GROUP BY record_id"
+    )
+    assert {r["record_id"]: r["n"] for r in writes} == versions  # no version built twice

@@ -72,3 +72,11 @@ async def test_pages_are_bounded_by_records() -> None:
     assert [e.position for e in result.entries] == [1, 2, 3, 4]
     assert result.has_more
     assert result.positions == {"group:1": 4, "group:2": 4}
+
+
+async def test_a_position_past_the_head_starts_the_partition_afresh() -> None:
+    """After a restore from backup, say: the client's copy cannot be trusted."""
+    store = MemoryStore(_log(4, 10))
+    result = await pull(store, readable={"group:1"}, positions={"group:1": 99}, limit=10)
+    assert result.added == ["group:1"]
+    assert [e.position for e in result.entries] == [1, 3]

@@ -1,5 +1,6 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.columns.column_types import BigInt
+from piccolo.columns.column_types import BigSerial
 from piccolo.columns.column_types import Integer
 from piccolo.columns.column_types import Serial
 from piccolo.columns.column_types import Text
@@ -182,8 +183,8 @@ async def forwards():
         tablename="change_log",
         column_name="id",
         db_column_name="id",
-        column_class_name="Serial",
-        column_class=Serial,
+        column_class_name="BigSerial",
+        column_class=BigSerial,
         params={
             "null": False,
             "primary_key": True,
@@ -309,8 +310,8 @@ async def forwards():
         tablename="sync_mutation",
         column_name="id",
         db_column_name="id",
-        column_class_name="Serial",
-        column_class=Serial,
+        column_class_name="BigSerial",
+        column_class=BigSerial,
         params={
             "null": False,
             "primary_key": True,
