@@ -308,37 +308,24 @@ def _decide_about_person(
             return _grant("principal of the pupil's school")
         return DENIED
 
-    if action == Action.READ_CONTACT_DETAILS:
+    if action == Action.READ_CONTACT_DETAILS and target.turvakielto:
         # Turvakielto: the address of a protected person is kept even from family (it often
         # protects a parent from the other one); only the school's leadership and the city's
         # administration see it.
-        if target.turvakielto:
-            if principal_of:
-                return _grant("principal of the protected person's school")
-            if admin_of:
-                return _grant("admin of the protected person's city")
-            return DENIED
-        if family:
-            return _grant(family)
-        if staff_of:
-            return _grant("staff of the person's school")
+        if principal_of:
+            return _grant("principal of the protected person's school")
         if admin_of:
-            return _grant("admin of the person's city")
-        # A staff member's work contact is open to the school community they serve.
-        target_staff_schools = _staff_schools(
-            target, day, StaffRoleKind.TEACHER, StaffRoleKind.PRINCIPAL
-        )
-        if target_staff_schools & (viewer.school_ids_on(day) | viewer.family_school_ids_on(day)):
-            return _grant("staff member of the viewer's school")
+            return _grant("admin of the protected person's city")
         return DENIED
 
-    if action == Action.READ_PERSON:
+    if action in (Action.READ_PERSON, Action.READ_CONTACT_DETAILS):
         if family:
             return _grant(family)
         if staff_of:
             return _grant("staff of the person's school")
         if admin_of:
             return _grant("admin of the person's city")
+        # A staff member's name and work contact are open to the school community they serve.
         target_staff_schools = _staff_schools(
             target, day, StaffRoleKind.TEACHER, StaffRoleKind.PRINCIPAL
         )
