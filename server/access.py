@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.core import GuardianshipKind, MembershipRole, OrganisationKind, StaffRoleKind
-from server.db.tables import Guardianship, Membership, Person, StaffRole
+from server.db.tables import Person
 from sync.policy import AccessFacts, GroupTie, StaffTie, Validity, WardTie
 
 SCHOOL_TIMEZONE = ZoneInfo("Europe/Helsinki")
@@ -29,22 +29,47 @@ def _validity(row: dict[str, Any]) -> Validity:
     return Validity(valid_from=row["valid_from"], valid_to=row["valid_to"])
 
 
-async def _group_ties(person_ids: Iterable[int]) -> dict[int, list[GroupTie]]:
-    ids = list(set(person_ids))
-    ties: dict[int, list[GroupTie]] = defaultdict(list)
+def _marks(count: int) -> str:
+    return ", ".join("{}" for _ in range(count))
+
+
+# Prebuilt SQL: this runs on every authenticated sync request, and building the same joins
+# with Piccolo's query builder cost more than the queries themselves (py-spy, see
+# docs/benchmarks.md). ``{ids}`` is filled with one bound placeholder per id.
+_PEOPLE = "SELECT id, turvakielto FROM person WHERE id IN ({ids})"
+_WARDS = (
+    "SELECT guardian, pupil, kind, valid_from, valid_to FROM guardianship WHERE guardian IN ({ids})"
+)
+_GROUPS = (
+    'SELECT m.person, m."group" AS group_id, g.school AS school_id, '
+    "s.parent AS municipality_id, m.role, m.valid_from, m.valid_to FROM membership m "
+    'JOIN school_group g ON g.id = m."group" JOIN organisation s ON s.id = g.school '
+    "WHERE m.person IN ({ids})"
+)
+_STAFF = (
+    "SELECT r.person, r.organisation AS organisation_id, o.kind AS organisation_kind, "
+    "o.parent AS parent_id, r.role, r.valid_from, r.valid_to FROM staff_role r "
+    "JOIN organisation o ON o.id = r.organisation WHERE r.person IN ({ids})"
+)
+
+
+async def _rows(sql: str, ids: list[int]) -> list[dict[str, Any]]:
     if not ids:
-        return ties
-    rows = await Membership.select(
-        Membership.person,
-        Membership.group.as_alias("group_id"),
-        Membership.group._.school._.id.as_alias("school_id"),
-        Membership.group._.school._.parent._.id.as_alias("municipality_id"),
-        Membership.role,
-        Membership.valid_from,
-        Membership.valid_to,
-    ).where(Membership.person.is_in(ids))
-    for row in rows:
-        ties[row["person"]].append(
+        return []
+    return list(await Person.raw(sql.format(ids=_marks(len(ids))), *ids))
+
+
+async def load_access_facts(person_ids: Iterable[int]) -> dict[int, AccessFacts]:
+    """The facts of each existing person among ``person_ids`` (unknown ids are left out)."""
+    ids = sorted(set(person_ids))
+    if not ids:
+        return {}
+    people = await _rows(_PEOPLE, ids)
+    wards = await _rows(_WARDS, ids)
+    pupils = sorted({int(w["pupil"]) for w in wards} | set(ids))
+    groups: dict[int, list[GroupTie]] = defaultdict(list)
+    for row in await _rows(_GROUPS, pupils):
+        groups[row["person"]].append(
             GroupTie(
                 group_id=row["group_id"],
                 school_id=row["school_id"],
@@ -53,33 +78,6 @@ async def _group_ties(person_ids: Iterable[int]) -> dict[int, list[GroupTie]]:
                 validity=_validity(row),
             )
         )
-    return ties
-
-
-async def load_access_facts(person_ids: Iterable[int]) -> dict[int, AccessFacts]:
-    """The facts of each existing person among ``person_ids`` (unknown ids are left out)."""
-    ids = list(set(person_ids))
-    if not ids:
-        return {}
-    people = await Person.select(Person.id, Person.turvakielto).where(Person.id.is_in(ids))
-    wards = await Guardianship.select(
-        Guardianship.guardian,
-        Guardianship.pupil,
-        Guardianship.kind,
-        Guardianship.valid_from,
-        Guardianship.valid_to,
-    ).where(Guardianship.guardian.is_in(ids))
-    groups = await _group_ties([*ids, *(w["pupil"] for w in wards)])
-    staff = await StaffRole.select(
-        StaffRole.person,
-        StaffRole.organisation._.id.as_alias("organisation_id"),
-        StaffRole.organisation._.kind.as_alias("organisation_kind"),
-        StaffRole.organisation._.parent._.id.as_alias("parent_id"),
-        StaffRole.role,
-        StaffRole.valid_from,
-        StaffRole.valid_to,
-    ).where(StaffRole.person.is_in(ids))
-
     wards_of: dict[int, list[WardTie]] = defaultdict(list)
     for row in wards:
         wards_of[row["guardian"]].append(
@@ -91,7 +89,7 @@ async def load_access_facts(person_ids: Iterable[int]) -> dict[int, AccessFacts]
             )
         )
     staff_of: dict[int, list[StaffTie]] = defaultdict(list)
-    for row in staff:
+    for row in await _rows(_STAFF, ids):
         is_city = row["organisation_kind"] == OrganisationKind.MUNICIPALITY
         staff_of[row["person"]].append(
             StaffTie(

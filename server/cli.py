@@ -83,7 +83,7 @@ async def _compact(settings: Settings, keep_positions: int) -> None:
     )
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+def _serve(settings: Settings, host: str, port: int, workers: int, access_log: bool) -> int:
     import uvicorn
 
     pending = asyncio.run(_pending(settings))
@@ -100,6 +100,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         workers=workers,
         proxy_headers=False,
         log_level="info",
+        access_log=access_log,
     )
     return 0
 
@@ -112,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (REPPU_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (REPPU_PORT, default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (REPPU_WORKERS, default 1)")
+    serve.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="no line per request (the access log costs about a third of a trivial request)",
+    )
 
     commands.add_parser("migrate", help="apply the database migrations")
 
@@ -156,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = args.workers or settings.workers
     # Worker processes build their own settings from the environment: keep them in step.
     os.environ.update(REPPU_HOST=host, REPPU_PORT=str(port), REPPU_WORKERS=str(workers))
-    return _serve(settings, host, port, workers)
+    return _serve(settings, host, port, workers, access_log=not args.no_access_log)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -33,6 +35,16 @@ from server.errors import ReppuError
 from server.settings import Settings
 
 _hasher = PasswordHasher()
+# A password check costs about 0.2 s of CPU and 64 MiB; more of them at once than there are
+# cores only makes every one slower and starves the rest of the process (a morning's login
+# burst did exactly that: docs/benchmarks.md). The limiter is made on first use, inside the
+# event loop it belongs to.
+_VERIFY_SLOTS = max(1, os.cpu_count() or 1)
+
+
+@functools.cache
+def _verify_limiter() -> anyio.CapacityLimiter:
+    return anyio.CapacityLimiter(_VERIFY_SLOTS)
 
 
 @functools.cache
@@ -139,14 +151,19 @@ async def log_in(
     ``auth.bad_credentials`` for an unknown username, a wrong password or a disabled account
     alike.
     """
-    attempt = await _count_attempt(engine, settings, username, address)
-    account = (
-        await Account.select(Account.id, Account.person, Account.password_hash, Account.disabled)
-        .where(Account.username == username)
-        .first()
-    )
-    stored_hash = account["password_hash"] if account else _dummy_hash()
-    ok = await anyio.to_thread.run_sync(_verify_password, stored_hash, password)
+    async with _verify_limiter():
+        # Counted only once a check slot is ours: attempts waiting in a burst of honest
+        # logins do not count against the address.
+        attempt = await _count_attempt(engine, settings, username, address)
+        account = (
+            await Account.select(
+                Account.id, Account.person, Account.password_hash, Account.disabled
+            )
+            .where(Account.username == username)
+            .first()
+        )
+        stored_hash = account["password_hash"] if account else _dummy_hash()
+        ok = await anyio.to_thread.run_sync(_verify_password, stored_hash, password)
     if account is None or not ok or account["disabled"]:
         raise ReppuError(ErrorCode.AUTH_BAD_CREDENTIALS, "Wrong username or password.")
 
@@ -172,20 +189,17 @@ async def log_in(
     return IssuedToken(token=token, expires_at=expires_at, person_id=int(account["person"]))
 
 
+# Prebuilt: this runs on every authenticated request.
+_PRINCIPAL_QUERY = (
+    "SELECT t.id, a.id AS account_id, a.person AS person_id, t.expires_at, t.revoked_at, "
+    "a.disabled FROM auth_token t JOIN account a ON a.id = t.account WHERE t.token_hash = {}"
+)
+
+
 async def authenticate(settings: Settings, token: str) -> Principal | None:
     """The principal of a live token, or None if it is unknown, expired, revoked or disabled."""
-    row = (
-        await AuthToken.select(
-            AuthToken.id,
-            AuthToken.account._.id.as_alias("account_id"),
-            AuthToken.account._.person.as_alias("person_id"),
-            AuthToken.expires_at,
-            AuthToken.revoked_at,
-            AuthToken.account._.disabled.as_alias("disabled"),
-        )
-        .where(AuthToken.token_hash == token_digest(settings, token))
-        .first()
-    )
+    rows = await AuthToken.raw(_PRINCIPAL_QUERY, token_digest(settings, token))
+    row = rows[0] if rows else None
     if row is None or row["revoked_at"] is not None or row["disabled"]:
         return None
     if row["expires_at"] <= _now():

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
+from litestar.exceptions import InternalServerException
 
 from schemas.errors import ErrorCode
 from server.errors import ReppuError
@@ -30,7 +31,11 @@ async def decode_body(request: Request[Any, Any, Any], kind: type[T]) -> T:
     media = (request.headers.get("content-type") or JSON).split(";")[0].strip().lower()
     if media not in (JSON, MSGPACK, "application/msgpack", "application/vnd.msgpack"):
         raise ReppuError(ErrorCode.REQUEST_UNSUPPORTED_MEDIA_TYPE, "Send JSON or MessagePack.")
-    body = await request.body()
+    try:
+        body = await request.body()
+    except InternalServerException as exc:
+        # The client went away while sending: nobody is left to answer, and it is no bug.
+        raise ReppuError(ErrorCode.REQUEST_MALFORMED, "The body did not arrive whole.") from exc
     try:
         if media == JSON:
             return msgspec.json.decode(body, type=kind)

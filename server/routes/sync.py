@@ -86,11 +86,12 @@ async def sync_pull(
                 "The cursor is not valid here; pull again without one.",
                 field="$.cursor",
             ) from exc
-    viewer = await _viewer(request.user)
-    readable = {str(p) for p in readable_partitions(viewer, school_today())}
-    # One snapshot for the heads and the changes: compaction committing in between could
-    # otherwise remove a deletion the client has not seen while its horizon looked old.
+    # One snapshot, on one connection, for everything the pull reads: the person's ties,
+    # the heads and the changes. Compaction committing in between could otherwise remove a
+    # deletion the client has not seen while its horizon looked old.
     async with read_snapshot(app_state.engine):
+        viewer = await _viewer(request.user)
+        readable = {str(p) for p in readable_partitions(viewer, school_today())}
         result = await pull(
             SqlPullStore(),
             readable=readable,
