@@ -62,6 +62,7 @@ from typing import Any, cast
 import asyncpg
 import httpx
 import msgspec
+from bench_record import describe_commit, describe_machine
 from litestar import Litestar, post
 
 from clients.python import ReppuClient
@@ -255,48 +256,6 @@ def worker_pids(parent: int) -> list[int]:
 
 
 # -- the machine ------------------------------------------------------------------------------
-
-
-def _machine() -> str:
-    cpu = "unknown CPU"
-    ram = "unknown RAM"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024**2:.1f} GiB RAM"
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cores} CPUs ({cpu}), {ram}"
-
-
-def _git(*args: str) -> str:
-    try:
-        out = subprocess.run(  # noqa: S603 - git, fixed arguments
-            ["git", *args],  # noqa: S607
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip()
-
-
-def _commit() -> str:
-    head = _git("rev-parse", "--short", "HEAD") or "unknown"
-    return head + (
-        " (with uncommitted changes)"
-        if _git("status", "--porcelain", "--untracked-files=no")
-        else ""
-    )
 
 
 def _tool_version(cmd: Sequence[str]) -> str:
@@ -1450,8 +1409,8 @@ def make_entry(
         f"### {dt.date.today().isoformat()}: {args.pupils:,} pupils, seed {args.seed}",
         "",
         f"- Command: `{command}`",
-        f"- Commit: {_commit()}",
-        f"- Machine: {_machine()}; Python {platform.python_version()}; "
+        f"- Commit: {describe_commit()}",
+        f"- Machine: {describe_machine()}; Python {platform.python_version()}; "
         + "; ".join(r.version for r in runs)
         + f"; {wrk_version}",
         f"- Load average when the run started: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} "
