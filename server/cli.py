@@ -98,7 +98,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int, access_log: b
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=False,
+        # Only the operator's own proxies may say who the client is.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         log_level="info",
         access_log=access_log,
     )

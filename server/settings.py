@@ -13,6 +13,7 @@ deployment with several machines does so that every process signs with the same 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import secrets
@@ -53,6 +54,9 @@ class Settings:
     login_failures_per_address: int
     login_window_seconds: int
     database_pool_size: int
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses of reverse proxies whose X-Forwarded-For names the real client (the login
+    limits count per client address; behind a proxy every client would otherwise share it)."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -146,6 +150,20 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
+def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name) or ""
+    found = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SettingsError(name, f"{item!r} is not an IP address or network") from None
+        found.append(item)
+    return tuple(found)
+
+
 def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
     raw = env.get("REPPU_DATABASE_URL") or f"sqlite:///{data_dir / 'reppu.sqlite3'}"
     scheme = raw.split(":", 1)[0]
@@ -208,4 +226,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_failures_per_address=_int(env, "REPPU_LOGIN_FAILURES_PER_ADDRESS", 50, 1, 100_000),
         login_window_seconds=_int(env, "REPPU_LOGIN_WINDOW_SECONDS", 900, 1, 86400),
         database_pool_size=_int(env, "REPPU_DATABASE_POOL_SIZE", 10, 1, 200),
+        trusted_proxies=_addresses(env, "REPPU_TRUSTED_PROXIES"),
     )

@@ -73,6 +73,7 @@ def test_postgres_url_and_its_label_hide_the_password(tmp_path: Path) -> None:
         ("REPPU_TOKEN_TTL_SECONDS", "5", "between"),
         ("REPPU_SECRET_KEY", "short", "at least 32"),
         ("REPPU_VAPID_PRIVATE_KEY", "not-a-key", "P-256"),
+        ("REPPU_TRUSTED_PROXIES", "10.0.0.1, proxy.local", "not an IP address"),
     ],
 )
 def test_a_bad_setting_names_itself(
@@ -104,3 +105,9 @@ def test_the_cli_stops_on_a_bad_setting(
     monkeypatch.setenv("REPPU_PORT", "-1")
     assert main(["migrate"]) == 2
     assert "REPPU_PORT" in capsys.readouterr().err
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
+    settings = load_settings(env(tmp_path, REPPU_TRUSTED_PROXIES="10.0.0.1, 192.168.0.0/24,"))
+    assert settings.trusted_proxies == ("10.0.0.1", "192.168.0.0/24")
+    assert load_settings(env(tmp_path)).trusted_proxies == ()
