@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
@@ -26,8 +27,9 @@ from piccolo.engine.base import Engine
 from schemas.errors import ErrorCode
 from server.db.engine import open_database
 from server.errors import EXCEPTION_HANDLERS, ReppuError
-from server.identity import authenticate
+from server.identity import authenticate, token_digest
 from server.live import LiveHub
+from server.recent import RecentLookups
 from server.routes.auth import login, logout
 from server.routes.health import health
 from server.routes.people import me, person
@@ -59,7 +61,14 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
             raise ReppuError(
                 ErrorCode.AUTH_INVALID_TOKEN, "Send the token as 'Authorization: Bearer <token>'."
             )
-        principal = await authenticate(self.app_state.settings, token.strip())
+        token = token.strip()
+        recent = self.app_state.recent
+        digest = token_digest(self.app_state.settings, token)
+        principal = recent.principal(digest)
+        if principal is None:
+            principal = await authenticate(self.app_state.settings, token)
+            if principal is not None:
+                recent.keep_principal(digest, principal)
         if principal is None:
             raise ReppuError(
                 ErrorCode.AUTH_INVALID_TOKEN, "The token is unknown, expired or revoked."
@@ -73,7 +82,11 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
     ``engine``: an engine already open and bound (tests, an embedding process); the app then
     uses it from the start and leaves opening and closing it to the caller.
     """
-    app_state = AppState(settings=settings, live=LiveHub(settings))
+    app_state = AppState(
+        settings=settings,
+        live=LiveHub(settings),
+        recent=RecentLookups(settings.access_cache_seconds),
+    )
     lifespan = []
     if engine is not None:
         app_state.open(engine)
@@ -102,6 +115,8 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             DefineMiddleware(BearerTokenMiddleware, app_state=app_state, exclude=PUBLIC_PATHS)
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        # Also reachable as app.state.reppu, for tests and embedding processes.
+        state=State({"reppu": app_state}),
         request_max_body_size=settings.max_body_bytes,
         # Brotli where the client takes it (a third of gzip's size on timetable JSON, at
         # quality 4), gzip otherwise. Small answers ("nothing new") are not worth it; the

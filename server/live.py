@@ -8,6 +8,11 @@ any process reaches streams held by every process:
   (delivered at commit); the hub holds one connection that ``LISTEN`` s.
 - SQLite: the hub reads the partition heads that moved, every ``poll_seconds``. That serves
   every worker process on the machine that shares the file.
+
+What the hub hears also keeps :class:`HeadCache` honest, which answers "nothing new" pulls
+without the database. A change made in another process is heard of within moments (at once
+on PostgreSQL, within ``poll_seconds`` on SQLite); until then a pull may be told "nothing
+new", never told to skip anything, and the poke that follows brings it back.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import asyncpg
@@ -42,18 +47,65 @@ class Subscription:
         self.partitions = new
 
 
+class HeadCache:
+    """Each partition's head as a pull last read it, forgotten as soon as a change to the
+    partition is heard of. It lets a "nothing new" pull be answered without the database.
+
+    A read and a notification can cross: a pull's snapshot sees head 10, a change commits
+    (11) and is heard of, and only then does the pull store its 10. So a pull takes a
+    *ticket* before its snapshot begins, and what it read is kept only for partitions that
+    nothing was heard of since the ticket; the rest stays unknown (and goes to the database).
+    """
+
+    def __init__(self) -> None:
+        self._heads: dict[str, int] = {}
+        self._forgotten_at: dict[str, int] = {}
+        self._clock = 0
+        self._epoch = 0
+
+    def ticket(self) -> tuple[int, int]:
+        return self._epoch, self._clock
+
+    def remember(self, ticket: tuple[int, int], heads: Mapping[str, int]) -> None:
+        epoch, clock = ticket
+        if epoch != self._epoch:
+            return
+        for partition, head in heads.items():
+            if self._forgotten_at.get(partition, 0) <= clock:
+                self._heads[partition] = head
+
+    def forget(self, partitions: Iterable[str]) -> None:
+        for partition in partitions:
+            self._clock += 1
+            self._forgotten_at[partition] = self._clock
+            self._heads.pop(partition, None)
+
+    def forget_all(self) -> None:
+        self._epoch += 1
+        self._heads.clear()
+
+    def caught_up(self, positions: Mapping[str, int]) -> bool:
+        """True when every partition's known head is exactly the client's position."""
+        return all(self._heads.get(p, -1) == position for p, position in positions.items())
+
+
 class LiveHub:
     """Fans changed partitions out to the subscribers of this process."""
 
     def __init__(self, settings: Settings, *, poll_seconds: float = 0.25) -> None:
         self.settings = settings
         self.poll_seconds = poll_seconds
+        self.heads = HeadCache()
+        self.listening = False
+        """True while changes made anywhere are being heard of; only then is ``heads`` used."""
         self._subscribers: dict[str, set[asyncio.Queue[set[str]]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     def publish(self, partitions: Iterable[str]) -> None:
-        """Poke every subscriber of any of ``partitions``."""
+        """Poke every subscriber of any of ``partitions``, and forget their heads."""
+        partitions = list(partitions)
+        self.heads.forget(partitions)
         targets: dict[asyncio.Queue[set[str]], set[str]] = {}
         for partition in partitions:
             for queue in self._subscribers.get(partition, ()):
@@ -91,6 +143,8 @@ class LiveHub:
         await self._ready.wait()
 
     async def stop(self) -> None:
+        self.listening = False
+        self.heads.forget_all()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -115,8 +169,12 @@ class LiveHub:
                 if self._ready.is_set():
                     # Reconnected: a change may have gone by unheard, so everyone pulls.
                     self.publish(list(self._subscribers))
+                self.heads.forget_all()
+                self.listening = True
                 self._ready.set()
                 await lost.wait()
+                self.listening = False
+                self.heads.forget_all()
                 log.warning("live: LISTEN connection lost; reconnecting")
             finally:
                 with contextlib.suppress(Exception):
@@ -124,6 +182,7 @@ class LiveHub:
 
     async def _poll(self) -> None:
         last = await self._max_head()
+        self.listening = True
         self._ready.set()
         while True:
             await asyncio.sleep(self.poll_seconds)
@@ -133,6 +192,7 @@ class LiveHub:
                 ).where(PartitionState.head > last)
             except Exception as exc:  # the file is busy or gone for a moment: try again
                 log.warning("live: cannot read partition heads (%s)", type(exc).__name__)
+                self.heads.forget_all()
                 continue
             if rows:
                 last = max(int(r["head"]) for r in rows)

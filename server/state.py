@@ -8,6 +8,7 @@ from typing import Any
 from piccolo.engine.base import Engine
 
 from server.live import LiveHub
+from server.recent import RecentLookups
 from server.settings import Settings
 
 
@@ -17,6 +18,7 @@ class AppState:
 
     settings: Settings
     live: LiveHub
+    recent: RecentLookups
     _engine: Engine[Any] | None = field(default=None)
 
     @property

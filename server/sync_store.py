@@ -22,7 +22,9 @@ writer at a time (``BEGIN IMMEDIATE``), so the question does not arise there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,20 @@ from sync.checksum import Tally, record_digest
 from sync.pull import LogEntry, PartitionHead
 
 _json = msgspec.json.Encoder()
+_changed: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "reppu_changed_partitions", default=None
+)
+
+
+@contextlib.contextmanager
+def collect_changes() -> Iterator[set[str]]:
+    """Gather the partitions that ``write_records`` changes inside the block (this task's)."""
+    changed: set[str] = set()
+    token = _changed.set(changed)
+    try:
+        yield changed
+    finally:
+        _changed.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +183,18 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
     if isinstance(engine, PostgresEngine):
         # Delivered at commit, to every server process listening (the live stream).
         await PartitionState.raw("SELECT pg_notify('reppu_sync', {})", " ".join(touched))
+    collector = _changed.get()
+    if collector is not None:
+        collector.update(touched)
     return set(touched)
 
 
 class SqlPullStore:
     """The pull's reads, over the bound Piccolo engine (SQLite or PostgreSQL)."""
+
+    def __init__(self) -> None:
+        self.last_heads: dict[str, PartitionHead] = {}
+        """The heads the last ``heads`` call read (for the in-memory head cache)."""
 
     async def heads(self, partitions: Iterable[str]) -> dict[str, PartitionHead]:
         names = list(partitions)
@@ -184,7 +207,7 @@ class SqlPullStore:
             PartitionState.checksum,
             PartitionState.horizon,
         ).where(PartitionState.partition.is_in(names))
-        return {
+        self.last_heads = {
             r["partition"]: PartitionHead(
                 head=int(r["head"]),
                 tally=Tally.from_hex(r["record_count"], r["checksum"]),
@@ -192,6 +215,7 @@ class SqlPullStore:
             )
             for r in rows
         }
+        return self.last_heads
 
     async def changes(
         self, ranges: Mapping[str, tuple[int, int]], limit: int

@@ -39,7 +39,13 @@ BACKENDS = ("sqlite", "postgres")
 
 
 def _base_env(data_dir: Path) -> dict[str, str]:
-    return {"REPPU_DATA_DIR": str(data_dir), "REPPU_TOKEN_TTL_SECONDS": "3600"}
+    # Access lookups are not kept between requests here, so that a test changing a membership
+    # or revoking a token sees the effect at once; tests/server/test_fast_pull.py keeps them.
+    return {
+        "REPPU_DATA_DIR": str(data_dir),
+        "REPPU_TOKEN_TTL_SECONDS": "3600",
+        "REPPU_ACCESS_CACHE_SECONDS": "0",
+    }
 
 
 async def _create_postgres_database() -> str:

@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from schemas.auth import LoginRequest, LoginResponse
 from server.access import load_access_facts, school_today
-from server.identity import Principal, log_in, log_out
+from server.identity import Principal, log_in, log_out, token_digest
 from server.state import AppState
 from sync.policy import AccessFacts, roles_on
 
@@ -50,3 +50,5 @@ async def logout(
 ) -> None:
     """Revoke the token this request came with."""
     await log_out(app_state.engine, request.user)
+    token = (request.headers.get("authorization") or "").partition(" ")[2].strip()
+    app_state.recent.forget_principal(token_digest(app_state.settings, token))

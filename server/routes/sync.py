@@ -32,7 +32,7 @@ from server.identity import Principal, authenticate
 from server.live import LiveHub
 from server.push import push as apply_push
 from server.state import AppState
-from server.sync_store import SqlPullStore
+from server.sync_store import SqlPullStore, collect_changes
 from server.wire import decode_body, encode_answer
 from sync.cursor import CursorError, decode_cursor, encode_cursor
 from sync.policy import AccessFacts, readable_partitions
@@ -86,6 +86,23 @@ async def sync_pull(
                 "The cursor is not valid here; pull again without one.",
                 field="$.cursor",
             ) from exc
+    person = request.user.person_id
+    hub, recent = app_state.live, app_state.recent
+    if recent.enabled:
+        await hub.start()  # the head cache is trusted only while changes are heard of
+        readable_now = recent.readable(person)
+        if (
+            hub.listening
+            and positions is not None
+            and not floors
+            and not body.repair
+            and readable_now == frozenset(positions)
+            and hub.heads.caught_up(positions)
+        ):
+            # Nothing new, known without the database (see server/live.HeadCache).
+            return encode_answer(request, PullResponse())
+    store = SqlPullStore()
+    ticket = hub.heads.ticket()  # before the snapshot begins: see server/live.HeadCache
     # One snapshot, on one connection, for everything the pull reads: the person's ties,
     # the heads and the changes. Compaction committing in between could otherwise remove a
     # deletion the client has not seen while its horizon looked old.
@@ -93,13 +110,17 @@ async def sync_pull(
         viewer = await _viewer(request.user)
         readable = {str(p) for p in readable_partitions(viewer, school_today())}
         result = await pull(
-            SqlPullStore(),
+            store,
             readable=readable,
             positions=positions,
             limit=min(body.limit, MAX_PAGE_RECORDS),
             repair=body.repair,
             floors=floors,
         )
+    if recent.enabled:
+        recent.keep_readable(person, frozenset(readable))
+        heads = {p: store.last_heads[p].head if p in store.last_heads else 0 for p in readable}
+        hub.heads.remember(ticket, heads)
     answer = PullResponse(
         cursor=None
         if (result.positions, result.floors) == (positions, floors)
@@ -124,7 +145,10 @@ async def sync_push(
     body = await decode_body(request, PushRequest)
     _check_version(body.schema_version)
     viewer = await _viewer(request.user)
-    answer = await apply_push(app_state.engine, viewer=viewer, day=school_today(), request=body)
+    with collect_changes() as changed:
+        answer = await apply_push(app_state.engine, viewer=viewer, day=school_today(), request=body)
+    # This process knows at once; the others hear of it through the database.
+    app_state.live.publish(changed)
     return encode_answer(request, answer)
 
 
