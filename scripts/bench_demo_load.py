@@ -72,11 +72,19 @@ class Result:
     """Writing the sync state (change log, partition heads) of the loaded timetable."""
 
 
-async def _seed_sync_state(engine: Engine[Any], progress: TextProgress) -> float:
-    """What ``reppu demo`` does after the load: the timetable's sync state, in bulk."""
+async def _migrate_and_load(
+    engine: Engine[Any], city: City, progress: TextProgress
+) -> tuple[dict[str, int], float, float]:
+    """Migrate, load the city, then write its timetable's sync state as ``reppu demo`` does;
+    returns the rows per table, the load's seconds and the sync state's seconds."""
+    await migrate(quiet=True)
     started = time.perf_counter()
+    counts = await load_city(engine, city, progress)
+    loaded = time.perf_counter()
+    assert await Person.count().run() == counts["person"]
+    synced = time.perf_counter()
     await seed_sync_state(engine, await all_timetable_writes(), progress)
-    return time.perf_counter() - started
+    return counts, loaded - started, time.perf_counter() - synced
 
 
 async def _load_sqlite(city: City, progress: TextProgress) -> Result:
@@ -87,12 +95,7 @@ async def _load_sqlite(city: City, progress: TextProgress) -> Result:
             {"REPPU_DATA_DIR": str(data_dir), "REPPU_DATABASE_URL": f"sqlite:///{path}"}
         )
         async with open_database(settings) as engine:
-            await migrate(quiet=True)
-            started = time.perf_counter()
-            counts = await load_city(engine, city, progress)
-            seconds = time.perf_counter() - started
-            assert await Person.count().run() == counts["person"]
-            sync_seconds = await _seed_sync_state(engine, progress)
+            counts, seconds, sync_seconds = await _migrate_and_load(engine, city, progress)
         size = sum(p.stat().st_size for p in data_dir.glob("demo.sqlite3*"))
         return Result(
             "SQLite", seconds, sum(counts.values()), sqlite3.sqlite_version, size, sync_seconds
@@ -114,12 +117,7 @@ async def _load_postgres(city: City, progress: TextProgress, admin_url: str) -> 
         url = admin_url.rsplit("/", 1)[0] + "/" + name
         settings = load_settings({"REPPU_DATA_DIR": str(data_dir), "REPPU_DATABASE_URL": url})
         async with open_database(settings) as engine:
-            await migrate(quiet=True)
-            started = time.perf_counter()
-            counts = await load_city(engine, city, progress)
-            seconds = time.perf_counter() - started
-            assert await Person.count().run() == counts["person"]
-            sync_seconds = await _seed_sync_state(engine, progress)
+            counts, seconds, sync_seconds = await _migrate_and_load(engine, city, progress)
             size = await Person.raw("SELECT pg_database_size(current_database()) AS size").run()
         return Result(
             "PostgreSQL",

@@ -80,7 +80,8 @@ async def _stored_result(client: int, mutation_id: int) -> MutationResult:
         .first()
     )
     if row is None:
-        # Applied before results were kept, or the row was pruned: it was applied once.
+        # Not reached today: every result is written with its mutation. Should result rows
+        # ever be pruned, an id at or below the client's last was still applied once.
         return MutationResult(id=mutation_id, status=APPLIED)
     return MutationResult(
         id=mutation_id,

@@ -13,8 +13,9 @@ so the change, its log entries and the partition summaries commit or vanish toge
 **No change is skipped.** On PostgreSQL, positions come from a sequence, and transactions can
 commit in another order than the one in which they took their positions; a reader that saw
 position 12 and moved its cursor past 11 would never see an 11 committed later. The write
-path therefore locks the ``partition_state`` rows of every partition it touches (in name
-order, so two writers never deadlock) *before* it takes positions. Writers to one partition
+path therefore locks the ``sync_record`` rows of the records it writes (in key order) and
+then the ``partition_state`` rows of every partition it touches (in name order), so that two
+writers never deadlock, *before* it takes positions. Writers to one partition
 take positions and commit one after another, and the pull reads each partition only up to
 its committed head. Writers to different partitions still run side by side. SQLite has one
 writer at a time (``BEGIN IMMEDIATE``), so the question does not arise there.

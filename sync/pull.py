@@ -98,10 +98,6 @@ class PullResult:
     entries: Sequence[LogEntry]
     summaries: dict[str, Tally]
 
-    @property
-    def nothing_new(self) -> bool:
-        return not (self.added or self.removed or self.entries or self.summaries)
-
 
 async def pull(
     store: PullStore,
