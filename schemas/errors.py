@@ -42,6 +42,13 @@ class ErrorCode(StrEnum):
     """The app speaks a newer protocol version than this server knows."""
     SYNC_CLIENT_MISMATCH = "sync.client_mismatch"
     """The client id belongs to another person's installation: make a new one."""
+    PUSH_ENDPOINT_NOT_ALLOWED = "push.endpoint_not_allowed"
+    """The subscription's endpoint is not a push service this server sends to
+    (``REPPU_PUSH_HOSTS``)."""
+    PUSH_INVALID_KEYS = "push.invalid_keys"
+    """The subscription's ``p256dh`` is not a P-256 public key or ``auth`` is not 16 bytes."""
+    CHANNEL_UNSUPPORTED = "channel.unsupported"
+    """Apprise cannot use this URL (unknown scheme or malformed)."""
     SERVER_UNAVAILABLE = "server.unavailable"
     """The database cannot be reached; try again later."""
     SERVER_ERROR = "server.error"

@@ -16,6 +16,7 @@ from typing import Annotated
 import msgspec
 
 from schemas.core import NO_NUL, GroupKind, Id
+from schemas.messages import BulletinRecord, MessageRecord, ReceiptRecord, ThreadRecord
 
 SCHEMA_VERSION = 1
 """The newest protocol version this code speaks."""
@@ -75,8 +76,24 @@ class LessonChangeRecord(msgspec.Struct, tag_field="type", tag="lesson_change", 
     note: str | None = None
 
 
-Record = GroupRecord | LessonRecord | LessonChangeRecord
-RECORD_TYPES: tuple[str, ...] = ("group", "lesson", "lesson_change")
+Record = (
+    GroupRecord
+    | LessonRecord
+    | LessonChangeRecord
+    | ThreadRecord
+    | MessageRecord
+    | BulletinRecord
+    | ReceiptRecord
+)
+RECORD_TYPES: tuple[str, ...] = (
+    "group",
+    "lesson",
+    "lesson_change",
+    "thread",
+    "message",
+    "bulletin",
+    "receipt",
+)
 """Every record type, in the order snapshots send them."""
 
 

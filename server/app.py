@@ -7,6 +7,8 @@ each worker process has its own pool (PostgreSQL) or connections (SQLite).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,12 +28,14 @@ from piccolo.engine.base import Engine
 
 from schemas.errors import ErrorCode
 from server.db.engine import open_database
+from server.deliver import Worker
 from server.errors import EXCEPTION_HANDLERS, ReppuError
 from server.identity import authenticate, token_digest
 from server.live import LiveHub
 from server.recent import RecentLookups
 from server.routes.auth import login, logout
 from server.routes.health import health
+from server.routes.notifications import NOTIFICATION_ROUTES
 from server.routes.people import me, person
 from server.routes.sync import sync_live, sync_pull, sync_push
 from server.settings import Settings
@@ -97,9 +101,18 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             async with open_database(settings) as opened:
                 app_state.open(opened)
                 log.info("database open: %s", settings.database_label)
+                worker_task = None
+                if settings.run_worker:
+                    worker = Worker(opened, settings)
+                    app_state.wake_worker = worker.wake
+                    worker_task = asyncio.create_task(worker.run(), name="reppu-delivery-worker")
                 try:
                     yield
                 finally:
+                    if worker_task is not None:
+                        worker_task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await worker_task
                     await app_state.live.stop()
 
         lifespan.append(database_lifespan)
@@ -108,7 +121,17 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
         return app_state
 
     return Litestar(
-        route_handlers=[health, login, logout, me, person, sync_pull, sync_push, sync_live],
+        route_handlers=[
+            health,
+            login,
+            logout,
+            me,
+            person,
+            sync_pull,
+            sync_push,
+            sync_live,
+            *NOTIFICATION_ROUTES,
+        ],
         lifespan=lifespan,
         dependencies={"app_state": Provide(provide_app_state, sync_to_thread=False)},
         middleware=[

@@ -1,4 +1,7 @@
-"""The mutation catalogue: each mutation a name, a msgspec args type, and a handler.
+"""Mutations: what a handler may rely on, and the timetable's mutations.
+
+Each mutation has a name, a msgspec args type, and a handler (``server/catalogue.py`` lists
+them).
 
 A handler runs inside the push's write transaction. It checks permission through the access
 policy first, validates against the database, then writes its domain rows and their sync
@@ -159,12 +162,3 @@ async def restore_lesson(ctx: MutationContext, args: LessonRestoreArgs) -> None:
     await write_records(
         ctx.engine, [RecordWrite("lesson_change", int(existing["id"]), None, frozenset())]
     )
-
-
-CATALOGUE: dict[str, MutationSpec] = {
-    spec.name: spec
-    for spec in (
-        MutationSpec("lesson.change", LessonChangeArgs, change_lesson),
-        MutationSpec("lesson.restore", LessonRestoreArgs, restore_lesson),
-    )
-}

@@ -30,10 +30,11 @@ from piccolo.engine.base import Engine
 
 from schemas.errors import ErrorCode
 from schemas.sync import MutationCode, MutationIn, MutationResult, PushRequest, PushResponse
+from server.catalogue import CATALOGUE
 from server.db.engine import write_transaction
 from server.db.sync_tables import SyncClient, SyncMutation
 from server.errors import ReppuError
-from server.mutations import CATALOGUE, MutationContext, MutationRejectedError
+from server.mutations import MutationContext, MutationRejectedError
 from sync.policy import AccessFacts
 
 APPLIED = "applied"

@@ -34,6 +34,15 @@ class SettingsError(ValueError):
         self.variable = variable
 
 
+DEFAULT_PUSH_HOSTS: tuple[str, ...] = (
+    "fcm.googleapis.com",
+    "*.push.services.mozilla.com",
+    "*.notify.windows.com",
+    "*.push.apple.com",
+)
+"""The browser vendors' push services (Chrome, Firefox, Edge, Safari)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything Reppu is configured with. Build it with :func:`load_settings`."""
@@ -59,6 +68,20 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     """Addresses of reverse proxies whose X-Forwarded-For names the real client (the login
     limits count per client address; behind a proxy every client would otherwise share it)."""
+    vapid_subject: str = "mailto:push@reppu.invalid"
+    """The ``sub`` of VAPID tokens: how a push service reaches the operator."""
+    push_hosts: tuple[str, ...] = DEFAULT_PUSH_HOSTS
+    """Hosts a push subscription's endpoint may point at, over https; ``*.`` matches
+    subdomains, and ``http://host:port`` allows plain http to that one (a local emulator)."""
+    push_connections_per_origin: int = 50
+    """Most simultaneous requests to one push service."""
+    apprise_concurrency: int = 4
+    """Most apprise notifications sent at once (each runs in a thread)."""
+    apprise_rate_per_sec: float = 0.0
+    """Seconds an apprise plugin waits between two sends through one instance (apprise's own
+    throttle; our own concurrency limit keeps the load in check)."""
+    run_worker: bool = True
+    """Whether ``reppu serve`` runs the delivery worker inside each server process."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -166,6 +189,38 @@ def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    found = []
+    for item in (part.strip().lower() for part in (env.get(name) or "").split(",")):
+        if not item:
+            continue
+        bare = item.removeprefix("http://").removeprefix("*.")
+        if not bare or not all(c.isalnum() or c in "-.:" for c in bare):
+            raise SettingsError(
+                name, f"{item!r} is not a host name (or *.domain, or http://host:port)"
+            )
+        found.append(item)
+    return tuple(found)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(name, f"expected true or false, got {raw!r}")
+
+
+def _vapid_subject(env: Mapping[str, str]) -> str:
+    raw = env.get("REPPU_VAPID_SUBJECT") or "mailto:push@reppu.invalid"
+    if not raw.startswith(("mailto:", "https://")):
+        raise SettingsError("REPPU_VAPID_SUBJECT", "must be a mailto: or https:// URL")
+    return raw
+
+
 def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
     raw = env.get("REPPU_DATABASE_URL") or f"sqlite:///{data_dir / 'reppu.sqlite3'}"
     scheme = raw.split(":", 1)[0]
@@ -230,4 +285,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_pool_size=_int(env, "REPPU_DATABASE_POOL_SIZE", 10, 1, 200),
         access_cache_seconds=_int(env, "REPPU_ACCESS_CACHE_SECONDS", 5, 0, 300),
         trusted_proxies=_addresses(env, "REPPU_TRUSTED_PROXIES"),
+        vapid_subject=_vapid_subject(env),
+        push_hosts=_hosts(env, "REPPU_PUSH_HOSTS") or DEFAULT_PUSH_HOSTS,
+        push_connections_per_origin=_int(env, "REPPU_PUSH_CONNECTIONS_PER_ORIGIN", 50, 1, 1000),
+        apprise_concurrency=_int(env, "REPPU_APPRISE_CONCURRENCY", 4, 1, 100),
+        apprise_rate_per_sec=_int(env, "REPPU_APPRISE_RATE_SECONDS", 0, 0, 3600),
+        run_worker=_bool(env, "REPPU_RUN_WORKER", True),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ class AppState:
     live: LiveHub
     recent: RecentLookups
     _engine: Engine[Any] | None = field(default=None)
+    wake_worker: Callable[[], None] = field(default=lambda: None)
+    """Tell this process's delivery worker that something was enqueued (no-op without one)."""
 
     @property
     def engine(self) -> Engine[Any]:

@@ -211,6 +211,8 @@ class Action(StrEnum):
     """Mark roll call, message the group's guardians."""
     MANAGE_SCHOOL = "school.manage"
     """School-wide bulletins and staff views of a school."""
+    MANAGE_CITY = "municipality.manage"
+    """City-wide bulletins: the city's admins."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +228,12 @@ class SchoolRef:
     municipality_id: int
 
 
-Target = AccessFacts | GroupRef | SchoolRef
+@dataclass(frozen=True, slots=True)
+class CityRef:
+    municipality_id: int
+
+
+Target = AccessFacts | GroupRef | SchoolRef | CityRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +360,10 @@ def decide(viewer: AccessFacts, action: Action, target: Target, day: dt.date) ->
             if target.group_id in taught:
                 return _grant("teacher of the group")
             return DENIED
+        return DENIED
+    if isinstance(target, CityRef):
+        if action == Action.MANAGE_CITY and target.municipality_id in _admin_cities(viewer, day):
+            return _grant("admin of the city")
         return DENIED
     if action == Action.MANAGE_SCHOOL:
         if target.school_id in _staff_schools(viewer, day, StaffRoleKind.PRINCIPAL):

@@ -25,8 +25,8 @@ from server.access import school_today
 from server.app import create_app
 from server.db.engine import bind_engine, open_database
 from server.db.migrate import migrate
-from server.db.sync_tables import SYNC_TABLES
-from server.db.tables import ALL_TABLES, Organisation
+from server.db.schema import EVERY_TABLE
+from server.db.tables import Organisation
 from server.settings import Settings, load_settings
 from server.sync_store import seed_sync_state
 from server.timetable import all_timetable_writes
@@ -45,6 +45,8 @@ def _base_env(data_dir: Path) -> dict[str, str]:
         "REPPU_DATA_DIR": str(data_dir),
         "REPPU_TOKEN_TTL_SECONDS": "3600",
         "REPPU_ACCESS_CACHE_SECONDS": "0",
+        # The push-service emulator of tests/push_service.py, over plain http.
+        "REPPU_PUSH_HOSTS": "http://push.test:8443",
     }
 
 
@@ -109,7 +111,7 @@ async def fx_engine(fx_settings: Settings) -> AsyncIterator[Engine[Any]]:
 async def _empty_all_tables(engine: Engine[Any]) -> None:
     # Children before parents, so that ON DELETE RESTRICT never objects; SQLite checks it row
     # by row, so schools go before the municipalities they point to.
-    for table in (*SYNC_TABLES, *reversed(ALL_TABLES)):
+    for table in reversed(EVERY_TABLE):
         if table is Organisation:
             await Organisation.delete().where(Organisation.parent.is_not_null())
         await table.delete(force=True).run()

@@ -26,8 +26,7 @@ from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 from piccolo.table import Table
 
-from server.db.sync_tables import SYNC_TABLES
-from server.db.tables import ALL_TABLES
+from server.db.schema import EVERY_TABLE
 from server.settings import Settings
 
 PICCOLO_CONF_MODULE = "server.db.piccolo_conf"
@@ -68,7 +67,7 @@ def bind_engine(engine: Engine[Any]) -> None:
     os.environ.setdefault("PICCOLO_CONF", PICCOLO_CONF_MODULE)
     conf = importlib.import_module(PICCOLO_CONF_MODULE)
     conf.DB = engine  # type: ignore[attr-defined]
-    tables: tuple[type[Table], ...] = (*ALL_TABLES, *SYNC_TABLES, Migration)
+    tables: tuple[type[Table], ...] = (*EVERY_TABLE, Migration)
     for table in tables:
         table._meta.db = engine
 

@@ -4,13 +4,12 @@ from pathlib import Path
 
 from piccolo.conf.apps import AppConfig
 
-from server.db.sync_tables import SYNC_TABLES
-from server.db.tables import ALL_TABLES
+from server.db.schema import EVERY_TABLE
 
 APP_CONFIG = AppConfig(
     app_name="reppu",
     migrations_folder_path=str(Path(__file__).parent / "migrations"),
-    table_classes=[*ALL_TABLES, *SYNC_TABLES],
+    table_classes=list(EVERY_TABLE),
     migration_dependencies=[],
     commands=[],
 )

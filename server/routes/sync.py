@@ -149,6 +149,7 @@ async def sync_push(
         answer = await apply_push(app_state.engine, viewer=viewer, day=school_today(), request=body)
     # This process knows at once; the others hear of it through the database.
     app_state.live.publish(changed)
+    app_state.wake_worker()
     return encode_answer(request, answer)
 
 

@@ -7,8 +7,7 @@ from typing import Any
 from piccolo.engine.base import Engine
 
 from server.db.migrate import migrate, pending_migrations, schema_version, unmigrate
-from server.db.sync_tables import SYNC_TABLES
-from server.db.tables import ALL_TABLES
+from server.db.schema import EVERY_TABLE
 
 POLICY_INDEXES = {
     "membership_person_valid",
@@ -35,7 +34,7 @@ async def test_schema_is_current_with_its_indexes(fx_db: Engine[Any], fx_backend
     assert await pending_migrations() == []
     assert await schema_version() is not None
     assert await _index_names(fx_db, fx_backend) >= POLICY_INDEXES
-    for table in (*ALL_TABLES, *SYNC_TABLES):
+    for table in EVERY_TABLE:
         assert await table.table_exists()
 
 
@@ -44,7 +43,7 @@ async def test_backwards_then_forwards(fx_db: Engine[Any], fx_backend: str) -> N
     try:
         await unmigrate(quiet=True)
         assert not POLICY_INDEXES & await _index_names(fx_db, fx_backend)
-        for table in (*ALL_TABLES, *SYNC_TABLES):
+        for table in EVERY_TABLE:
             assert not await table.table_exists()
         assert len(await pending_migrations()) >= 2
     finally:

@@ -17,6 +17,7 @@ from schemas.core import PartitionKind as K
 from sync.policy import (
     AccessFacts,
     Action,
+    CityRef,
     GroupRef,
     GroupTie,
     Partition,
@@ -172,6 +173,10 @@ DECISION_CASES = [
     (PRINCIPAL, Action.MANAGE_SCHOOL, B, D, False),
     (ADMIN, Action.MANAGE_SCHOOL, B, D, True),
     (TEACHER, Action.MANAGE_SCHOOL, A, D, False),
+    (ADMIN, Action.MANAGE_CITY, CityRef(CITY), D, True),
+    (ADMIN, Action.MANAGE_CITY, CityRef(CITY + 1000), D, False),  # another city
+    (PRINCIPAL, Action.MANAGE_CITY, CityRef(CITY), D, False),
+    (MOTHER, Action.MANAGE_CITY, CityRef(CITY), D, False),
     (TEACHER, Action.READ_GROUP, A, D, False),  # an action that does not fit its target
 ]
 

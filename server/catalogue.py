@@ -1,0 +1,25 @@
+"""The mutation catalogue: every mutation a client may push, by name.
+
+``docs/sync-protocol.md`` lists them with their args and rejections. A handler checks
+permission through the access policy and writes through the one write path
+(``server/mutations.py`` says what a handler may rely on).
+"""
+
+from __future__ import annotations
+
+from schemas.messages import BulletinSendArgs, MessageSendArgs, ReadArgs
+from schemas.sync import LessonChangeArgs, LessonRestoreArgs
+from server.messaging import read_bulletin, read_message, send_bulletin, send_message
+from server.mutations import MutationSpec, change_lesson, restore_lesson
+
+CATALOGUE: dict[str, MutationSpec] = {
+    spec.name: spec
+    for spec in (
+        MutationSpec("lesson.change", LessonChangeArgs, change_lesson),
+        MutationSpec("lesson.restore", LessonRestoreArgs, restore_lesson),
+        MutationSpec("message.send", MessageSendArgs, send_message),
+        MutationSpec("message.read", ReadArgs, read_message),
+        MutationSpec("bulletin.send", BulletinSendArgs, send_bulletin),
+        MutationSpec("bulletin.read", ReadArgs, read_bulletin),
+    )
+}

@@ -1,0 +1,17 @@
+"""Every Reppu table, in an order where a table comes after the tables it points to."""
+
+from __future__ import annotations
+
+from piccolo.table import Table
+
+from server.db.message_tables import MESSAGE_TABLES
+from server.db.notify_tables import NOTIFY_TABLES
+from server.db.sync_tables import SYNC_TABLES
+from server.db.tables import ALL_TABLES
+
+EVERY_TABLE: tuple[type[Table], ...] = (
+    *ALL_TABLES,
+    *SYNC_TABLES,
+    *MESSAGE_TABLES,
+    *NOTIFY_TABLES,
+)

@@ -1,0 +1,501 @@
+"""The delivery worker: claims due deliveries with leases and sends them.
+
+A worker runs three loops side by side: the **expander** (outbox entries to deliveries,
+``server/fanout.py``, and digests), the **urgent lane** and the **normal lane**. Each lane
+claims a batch of due deliveries of its kind with a lease (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL; SQLite has one writer, so its claim is a plain update in ``BEGIN IMMEDIATE``), sends
+them concurrently, and records every outcome in one transaction. Several workers in several
+processes and machines share the work through the leases. A worker that is stopped records
+what it has sent before it exits; one that is killed leaves its leases to expire, and the
+deliveries it had not recorded are sent again by another worker (at least once: the push's
+``Topic`` collapses a repeat on the push service, and the app shows one notification per
+item).
+
+Web Push goes through one shared ``httpx.AsyncClient`` with at most
+``push_connections_per_origin`` requests at once per push service; its outcome is judged by
+``notifications.webpush.judge``. Apprise notifications run in apprise's thread pool, at most
+``apprise_concurrency`` at once, with apprise's hidden per-instance throttle set explicitly.
+Message bodies never leave in a push: a message's push names the sender and the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apprise
+import httpx
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+
+from notifications.payload import encode_payload, shorter
+from notifications.webpush import (
+    Kind,
+    PushBuilder,
+    Subscription,
+    VapidSigner,
+    Verdict,
+    backoff_delay,
+    judge,
+    origin_of,
+)
+from server.db.engine import write_transaction
+from server.db.notify_tables import Delivery, PushSubscription
+from server.fanout import assemble_digests, expand_next, kind_of
+from server.settings import Settings
+
+log = logging.getLogger("reppu.deliver")
+# Their request lines carry push endpoints and channel URLs, which are capabilities.
+logging.getLogger("apprise").setLevel(logging.WARNING)
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+CLAIM_BATCH = 200
+LEASE = dt.timedelta(seconds=60)
+PUSH_TIMEOUT = 10.0
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("{}" for _ in range(n))
+
+
+@dataclass(slots=True)
+class Outcome:
+    delivery_id: int
+    status: str
+    """``sent``, ``queued`` (retry at ``not_before``), ``gone``, ``failed`` or ``expired``."""
+    not_before: dt.datetime | None = None
+    last_status: int | None = None
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Stats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    gone: int = 0
+    expired: int = 0
+    planned: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+async def _claim(engine: Engine[Any], *, urgent: bool, limit: int) -> list[int]:
+    now = _now()
+    skip = " FOR UPDATE SKIP LOCKED" if isinstance(engine, PostgresEngine) else ""
+    async with write_transaction(engine):
+        rows = await Delivery.raw(
+            "UPDATE delivery SET lease_until = {}, attempts = attempts + 1 WHERE id IN ("
+            "SELECT id FROM delivery WHERE status = 'queued' AND urgent = {} "
+            "AND not_before <= {} AND (lease_until IS NULL OR lease_until < {}) "
+            f"ORDER BY not_before, id LIMIT {{}}{skip}) RETURNING id",
+            now + LEASE,
+            urgent,
+            now,
+            now,
+            limit,
+        )
+    return sorted(int(r["id"]) for r in rows)
+
+
+_DETAILS = (
+    "SELECT d.id, d.person, d.channel, d.target, d.outbox, d.item_count, d.expires_at, "
+    "d.attempts, d.urgent, o.kind, o.item_id, s.endpoint, s.p256dh, s.auth, c.url "
+    "FROM delivery d LEFT JOIN outbox o ON o.id = d.outbox "
+    "LEFT JOIN push_subscription s ON d.channel = 'webpush' AND s.id = d.target "
+    "LEFT JOIN notify_channel c ON d.channel = 'apprise' AND c.id = d.target "
+    "WHERE d.id IN ({ids})"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    kind: Kind
+    item_id: int | None
+    title: str
+    body: str
+    topic: str
+
+
+class Texts:
+    """What each item's notification says, read once per item and kept (bounded)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, int, bool], Text | None] = {}
+
+    async def get(self, row: dict[str, Any]) -> Text | None:
+        if row["outbox"] is None:
+            count = int(row["item_count"])
+            return Text(Kind.DIGEST, None, "Reppu", f"{count} new", "digest")
+        key = (row["kind"], int(row["item_id"]), bool(row["urgent"]))
+        if key not in self._cache:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = await self._load(*key)
+        return self._cache[key]
+
+    @staticmethod
+    async def _load(kind: str, item_id: int, urgent: bool) -> Text | None:
+        push_kind = kind_of(kind, urgent)
+        if kind == "bulletin":
+            rows = await Delivery.raw("SELECT title, body FROM bulletin WHERE id = {}", item_id)
+            if not rows:
+                return None
+            return Text(push_kind, item_id, rows[0]["title"], rows[0]["body"], f"b{item_id}")
+        if kind == "message":
+            rows = await Delivery.raw(
+                "SELECT t.id AS thread, t.subject, p.given_name, p.family_name FROM message m "
+                "JOIN thread t ON t.id = m.thread JOIN person p ON p.id = m.sender "
+                "WHERE m.id = {}",
+                item_id,
+            )
+            if not rows:
+                return None
+            r = rows[0]
+            sender = f"{r['given_name']} {r['family_name']}"
+            # Never the message's body: it stays in the app, behind the login.
+            return Text(
+                push_kind, item_id, r["subject"], f"New message from {sender}", f"t{r['thread']}"
+            )
+        rows = await Delivery.raw(
+            "SELECT c.on_date, c.cancelled, l.subject FROM lesson_change c "
+            "JOIN lesson l ON l.id = c.lesson WHERE c.id = {}",
+            item_id,
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        what = "cancelled" if r["cancelled"] else "changed"
+        return Text(
+            push_kind,
+            item_id,
+            "Timetable change",
+            f"{r['subject']} on {r['on_date']}: {what}",
+            f"l{item_id}",
+        )
+
+
+class PushSender:
+    """Web Push over one shared HTTP client, at most N requests at once per push service."""
+
+    def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
+        self.builder = PushBuilder(VapidSigner(settings.vapid_private_key, settings.vapid_subject))
+        self.client = client or httpx.AsyncClient(
+            timeout=PUSH_TIMEOUT,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
+        )
+        self._owns_client = client is None
+        self._per_origin = settings.push_connections_per_origin
+        self._gates: dict[str, asyncio.Semaphore] = {}
+        self._paused: dict[str, dt.datetime] = {}
+        """Origins that answered 429, until when: nothing is sent to them before."""
+        self._reported: set[str] = set()
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def _post(self, endpoint: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+        origin = origin_of(endpoint)
+        gate = self._gates.setdefault(origin, asyncio.Semaphore(self._per_origin))
+        async with gate:
+            return await self.client.post(endpoint, headers=headers, content=body)
+
+    async def send(self, row: dict[str, Any], text: Text) -> Outcome:
+        now = _now()
+        if row["endpoint"] is None:
+            return Outcome(row["id"], "gone", detail="subscription removed")
+        origin = origin_of(row["endpoint"])
+        paused = self._paused.get(origin)
+        if paused is not None and paused > now:
+            return Outcome(row["id"], "queued", not_before=paused, detail="push service paused")
+        subscription = Subscription(row["endpoint"], row["p256dh"], row["auth"])
+        payload = encode_payload(
+            text.kind,
+            item_id=text.item_id,
+            title=text.title,
+            body=text.body,
+            count=int(row["item_count"]),
+        )
+        status: int | None = None
+        headers: dict[str, str] = {}
+        for attempt_payload in (payload, shorter(payload)):
+            push = self.builder.build(subscription, attempt_payload, text.kind, topic=text.topic)
+            try:
+                response = await self._post(push.endpoint, push.headers, push.body)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                status, headers = None, {"x-reppu-error": type(exc).__name__}
+                break
+            status, headers = response.status_code, dict(response.headers)
+            if status != 413:
+                break
+        judgement = judge(
+            status, headers, now=now, attempt=int(row["attempts"]), expires_at=row["expires_at"]
+        )
+        return self._outcome(
+            row, origin, status, judgement.verdict, judgement.retry_at, judgement.detail
+        )
+
+    def _outcome(
+        self,
+        row: dict[str, Any],
+        origin: str,
+        status: int | None,
+        verdict: Verdict,
+        retry_at: dt.datetime | None,
+        detail: str,
+    ) -> Outcome:
+        ident = row["id"]
+        if verdict == Verdict.DELIVERED:
+            return Outcome(ident, "sent", last_status=status)
+        if verdict == Verdict.GONE:
+            return Outcome(ident, "gone", last_status=status, detail=detail)
+        if verdict == Verdict.TOO_LARGE:
+            return Outcome(ident, "failed", last_status=status, detail="too large even when short")
+        if verdict == Verdict.CONFIG_ERROR:
+            if origin not in self._reported:
+                self._reported.add(origin)
+                log.error(
+                    "push service %s refused our request with %s (%s): check the VAPID keys "
+                    "and REPPU_VAPID_SUBJECT",
+                    origin,
+                    status,
+                    detail,
+                )
+            return Outcome(ident, "failed", last_status=status, detail=detail)
+        if verdict == Verdict.EXPIRED or retry_at is None:
+            return Outcome(ident, "expired", last_status=status, detail=detail)
+        if verdict == Verdict.RETRY_AT:
+            self._paused[origin] = max(retry_at, self._paused.get(origin, retry_at))
+        return Outcome(ident, "queued", not_before=retry_at, last_status=status, detail=detail)
+
+
+class AppriseSender:
+    """E-mail, SMS gateways and chat through apprise, off the event loop, N at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._gate = asyncio.Semaphore(settings.apprise_concurrency)
+        self._rate = float(settings.apprise_rate_per_sec)
+
+    async def send(self, row: dict[str, Any], text: Text) -> Outcome:
+        if row["url"] is None:
+            return Outcome(row["id"], "gone", detail="channel removed")
+        plugin = apprise.Apprise.instantiate(row["url"])
+        if plugin is None:
+            return Outcome(row["id"], "failed", detail="apprise cannot use this URL")
+        # Apprise waits request_rate_per_sec between two sends through one plugin instance
+        # (5.5 s for e-mail); a fresh instance per send never waits, so set it explicitly.
+        plugin.request_rate_per_sec = self._rate
+        sender = apprise.Apprise()
+        sender.add(plugin)
+        async with self._gate:
+            try:
+                # Apprise reports failure as a falsy result, never by raising: test it.
+                ok = bool(await sender.async_notify(title=text.title, body=text.body))
+            except Exception as exc:  # a plugin's bug must not stop the lane
+                ok, reason = False, type(exc).__name__
+            else:
+                reason = "apprise reported a failure"
+        if ok:
+            return Outcome(row["id"], "sent")
+        # Apprise says only "it failed": retry with backoff until the item is stale.
+        now = _now()
+        retry_at = now + dt.timedelta(seconds=backoff_delay(int(row["attempts"])))
+        if retry_at > row["expires_at"]:
+            return Outcome(row["id"], "failed", detail=reason)
+        return Outcome(row["id"], "queued", not_before=retry_at, detail=reason)
+
+
+async def record_outcomes(
+    engine: Engine[Any], outcomes: Sequence[Outcome], *, release: Sequence[int] = ()
+) -> None:
+    """Write every outcome of a batch in one transaction; a gone subscription is deleted.
+
+    ``release``: claimed deliveries that were not sent, given back to the next claim.
+    """
+    if not outcomes and not release:
+        return
+    now = _now()
+    simple: dict[tuple[str, int | None, str], list[int]] = defaultdict(list)
+    retries = []
+    gone_targets: set[int] = set()
+    for o in outcomes:
+        if o.not_before is None:
+            simple[(o.status, o.last_status, o.detail[:200])].append(o.delivery_id)
+        else:
+            retries.append(o)
+    async with write_transaction(engine):
+        if release:
+            await Delivery.raw(
+                "UPDATE delivery SET lease_until = NULL, attempts = attempts - 1 "
+                f"WHERE id IN ({_marks(len(release))})",
+                *release,
+            )
+        for (status, last_status, detail), ids in simple.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                await Delivery.raw(
+                    "UPDATE delivery SET status = {}, last_status = {}, detail = {}, "
+                    f"lease_until = NULL, updated_at = {{}} WHERE id IN ({_marks(len(chunk))})",
+                    status,
+                    last_status,
+                    detail,
+                    now,
+                    *chunk,
+                )
+        for o in retries:
+            await Delivery.update(
+                {
+                    Delivery.status: o.status,
+                    Delivery.not_before: o.not_before,
+                    Delivery.last_status: o.last_status,
+                    Delivery.detail: o.detail[:200],
+                    Delivery.lease_until: None,
+                    Delivery.updated_at: now,
+                }
+            ).where(Delivery.id == o.delivery_id)
+        gone = [o.delivery_id for o in outcomes if o.status == "gone"]
+        if gone:
+            rows = await Delivery.raw(
+                "SELECT target FROM delivery WHERE channel = 'webpush' "
+                f"AND id IN ({_marks(len(gone))})",
+                *gone,
+            )
+            gone_targets = {int(r["target"]) for r in rows}
+        for target in sorted(gone_targets):
+            await PushSubscription.delete().where(PushSubscription.id == target)
+            await Delivery.raw(
+                "UPDATE delivery SET status = 'gone', detail = 'subscription removed', "
+                "updated_at = {} WHERE channel = 'webpush' AND target = {} AND status IN "
+                "('queued', 'digest')",
+                now,
+                target,
+            )
+
+
+class Worker:
+    """Expands the outbox and sends deliveries until stopped. See the module's docstring."""
+
+    def __init__(
+        self,
+        engine: Engine[Any],
+        settings: Settings,
+        *,
+        client: httpx.AsyncClient | None = None,
+        idle_poll: float = 1.0,
+        batch: int = CLAIM_BATCH,
+    ) -> None:
+        self.engine = engine
+        self.push = PushSender(settings, client)
+        self.apprise = AppriseSender(settings)
+        self.texts = Texts()
+        self.idle_poll = idle_poll
+        self.batch = batch
+        self.stats = Stats()
+        self._wake = {
+            "expand": asyncio.Event(),
+            "urgent": asyncio.Event(),
+            "normal": asyncio.Event(),
+        }
+
+    def wake(self) -> None:
+        """Something was enqueued in this process: look now, not at the next poll."""
+        for event in self._wake.values():
+            event.set()
+
+    async def _idle(self, name: str) -> None:
+        event = self._wake[name]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), self.idle_poll)
+        event.clear()
+
+    async def expand_once(self) -> int:
+        planned = await expand_next(self.engine)
+        planned += await assemble_digests(self.engine)
+        self.stats.planned += planned
+        if planned:
+            self._wake["urgent"].set()
+            self._wake["normal"].set()
+        return planned
+
+    async def send_once(self, *, urgent: bool) -> int:
+        """Claim and send one batch of one lane; returns how many were claimed."""
+        ids = await _claim(self.engine, urgent=urgent, limit=self.batch)
+        if not ids:
+            return 0
+        rows = await Delivery.raw(_DETAILS.replace("{ids}", _marks(len(ids))), *ids)
+        tasks = [asyncio.ensure_future(self._send(row)) for row in rows]
+        outcomes: list[Outcome] = []
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    outcomes.append(task.result())
+                else:
+                    task.cancel()
+            # Even when stopped mid-batch: what went out is recorded, and what did not is
+            # handed back at once (a killed worker's claims wait for their lease instead).
+            done = {o.delivery_id for o in outcomes}
+            unsent = [i for i in ids if i not in done]
+            await asyncio.shield(record_outcomes(self.engine, outcomes, release=unsent))
+            for o in outcomes:
+                self.stats.by_status[o.status] = self.stats.by_status.get(o.status, 0) + 1
+        return len(ids)
+
+    async def _send(self, row: dict[str, Any]) -> Outcome:
+        if _now() > row["expires_at"]:
+            return Outcome(row["id"], "expired", detail="stale before it could be sent")
+        text = await self.texts.get(row)
+        if text is None:
+            return Outcome(row["id"], "failed", detail="the item no longer exists")
+        if row["channel"] == "apprise":
+            return await self.apprise.send(row, text)
+        try:
+            return await self.push.send(row, text)
+        except ValueError as exc:  # a subscription whose keys cannot be used
+            return Outcome(row["id"], "failed", detail=f"unusable subscription: {exc}"[:200])
+
+    async def _loop(self, name: str) -> None:
+        while True:
+            try:
+                if name == "expand":
+                    busy = await self.expand_once()
+                else:
+                    busy = await self.send_once(urgent=name == "urgent")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery worker: %s step failed; retrying", name)
+                busy = 0
+                await asyncio.sleep(self.idle_poll)
+            if not busy:
+                await self._idle(name)
+
+    async def run(self) -> None:
+        """Run the expander and both lanes until cancelled."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name in ("expand", "urgent", "normal"):
+                    group.create_task(self._loop(name))
+        finally:
+            await self.push.close()
+
+    async def drain(self, *, max_rounds: int = 10_000) -> Stats:
+        """Work until nothing is due now (tests and ``reppu worker --once``)."""
+        for _ in range(max_rounds):
+            busy = await self.expand_once()
+            busy += await self.send_once(urgent=True)
+            busy += await self.send_once(urgent=False)
+            if not busy:
+                break
+        return self.stats

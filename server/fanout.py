@@ -1,0 +1,465 @@
+"""The fan-out: from an outbox entry to one delivery row per recipient and channel target.
+
+1. A domain write that must notify calls :func:`enqueue` inside its own transaction, so the
+   outbox entry commits (or vanishes) with the message, bulletin or lesson change.
+2. A worker claims an open outbox entry with a lease (:func:`expand_next`) and expands its
+   audience in batches of people, in person-id order: candidates by SQL, then *the access
+   policy* keeps those who may read the item's partition today, then their devices and
+   channels, each planned against the person's preferences and quiet hours
+   (``notifications/schedule.py``). The deliveries and the new ``expanded_to`` commit in one
+   transaction per batch; the deliveries' unique ``key`` makes a repeated batch (after a crash
+   or a lost lease) write nothing twice.
+3. Digests: :func:`assemble_digests` gathers due ``digest`` deliveries into one delivery per
+   person and channel target (a household gets one digest, not one per child or school).
+
+Recipients are people, so a guardian of three children at three schools who is in a
+city-wide audience three times over gets one notification per device.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+
+from notifications.schedule import Channel, Plan, Preferences, plan
+from notifications.schedule import Mode as PlanMode
+from notifications.webpush import TTL_SECONDS, Kind
+from schemas.core import PartitionKind
+from schemas.messages import Audience, AudienceRole
+from server.access import load_access_facts, school_today
+from server.db.engine import write_transaction
+from server.db.notify_tables import Delivery, Outbox
+from sync.policy import readable_partitions
+
+log = logging.getLogger("reppu.fanout")
+
+EXPAND_BATCH = 2000
+"""People expanded per transaction."""
+OUTBOX_LEASE = dt.timedelta(seconds=60)
+NONE = "none"
+"""The channel of a recipient who has no channel at all: staff must reach them otherwise."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def kind_of(outbox_kind: str, urgent: bool) -> Kind:
+    if urgent:
+        return Kind.URGENT
+    return {
+        "bulletin": Kind.BULLETIN,
+        "message": Kind.MESSAGE,
+        "lesson_change": Kind.LESSON_CHANGE,
+    }[outbox_kind]
+
+
+async def enqueue(kind: str, item_id: int, *, urgent: bool) -> None:
+    """Record that ``kind`` ``item_id`` must notify; call inside the item's transaction."""
+    now = _now()
+    ttl = TTL_SECONDS[kind_of(kind, urgent)]
+    await Outbox.insert(
+        Outbox(
+            kind=kind,
+            item_id=item_id,
+            urgent=urgent,
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=ttl),
+        )
+    )
+
+
+# --- audiences ---------------------------------------------------------------------------
+
+_VALID = "valid_from <= {} AND (valid_to IS NULL OR valid_to >= {})"
+
+
+def _pupils_of(groups_sql: str) -> str:
+    return (
+        f'SELECT person AS p FROM membership WHERE "group" IN ({groups_sql}) '
+        f"AND role = 'pupil' AND {_VALID}"
+    )
+
+
+def _guardians_of(groups_sql: str) -> str:
+    return (
+        "SELECT guardian AS p FROM guardianship WHERE pupil IN ("
+        f'SELECT person FROM membership WHERE "group" IN ({groups_sql}) '
+        f"AND role = 'pupil' AND {_VALID}) AND {_VALID}"
+    )
+
+
+def _teachers_of(groups_sql: str) -> str:
+    return (
+        f'SELECT person AS p FROM membership WHERE "group" IN ({groups_sql}) '
+        f"AND role = 'teacher' AND {_VALID}"
+    )
+
+
+def _staff_of(orgs_sql: str) -> str:
+    return f"SELECT person AS p FROM staff_role WHERE organisation IN ({orgs_sql}) AND {_VALID}"
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """Who an outbox entry may reach: candidate SQL (with its args) and the partitions the
+    policy must let each candidate read."""
+
+    sql: str
+    args: tuple[Any, ...]
+    partitions: frozenset[str]
+    exclude: int | None = None
+    """The author or sender, never notified of their own item."""
+
+
+def _community_sql(
+    groups_sql: str, orgs_sql: str | None, roles: set[str], day: dt.date, key: int
+) -> tuple[str, tuple[Any, ...]]:
+    parts: list[str] = []
+    args: list[Any] = []
+    if AudienceRole.PUPILS.value in roles:
+        parts.append(_pupils_of(groups_sql))
+        args += [key, day, day]
+    if AudienceRole.GUARDIANS.value in roles:
+        parts.append(_guardians_of(groups_sql))
+        args += [key, day, day, day, day]
+    if AudienceRole.STAFF.value in roles:
+        parts.append(_teachers_of(groups_sql))
+        args += [key, day, day]
+        if orgs_sql is not None:
+            parts.append(_staff_of(orgs_sql))
+            args += [key, day, day]
+    return " UNION ".join(parts), tuple(args)
+
+
+async def audience_of(entry: dict[str, Any], day: dt.date) -> Audit | None:
+    """The audience of an outbox entry, or None when its item is gone."""
+    kind, item_id = entry["kind"], int(entry["item_id"])
+    if kind == "message":
+        rows = await Outbox.raw("SELECT m.sender, m.thread FROM message m WHERE m.id = {}", item_id)
+        if not rows:
+            return None
+        sender, thread = rows[0]["sender"], rows[0]["thread"]
+        return Audit(
+            "SELECT person AS p FROM thread_participant WHERE thread = {}",
+            (thread,),
+            frozenset(),  # a participant reads the thread in their inbox
+            exclude=sender,
+        )
+    if kind == "lesson_change":
+        rows = await Outbox.raw(
+            'SELECT l."group" AS g FROM lesson_change c JOIN lesson l ON l.id = c.lesson '
+            "WHERE c.id = {}",
+            item_id,
+        )
+        if not rows:
+            return None
+        group = rows[0]["g"]
+        sql, args = _community_sql(
+            "SELECT CAST({} AS INTEGER)",
+            None,
+            {AudienceRole.PUPILS.value, AudienceRole.GUARDIANS.value},
+            day,
+            group,
+        )
+        return Audit(sql, args, frozenset({f"{PartitionKind.GROUP.value}:{group}"}))
+    rows = await Outbox.raw("SELECT * FROM bulletin WHERE id = {}", item_id)
+    if not rows:
+        return None
+    b = rows[0]
+    roles = set(b["roles"].split())
+    audience = Audience(b["audience"])
+    if audience == Audience.PEOPLE:
+        return Audit(
+            "SELECT person AS p FROM bulletin_recipient WHERE bulletin = {}",
+            (item_id,),
+            frozenset(),
+            exclude=b["author"],
+        )
+    if audience == Audience.GROUP:
+        groups, orgs, key = "SELECT CAST({} AS INTEGER)", None, b["group"]
+        partition = f"{PartitionKind.GROUP.value}:{b['group']}"
+    elif audience == Audience.SCHOOL:
+        groups, orgs, key = (
+            "SELECT id FROM school_group WHERE school = {}",
+            "SELECT CAST({} AS INTEGER)",
+            b["organisation"],
+        )
+        partition = f"{PartitionKind.SCHOOL.value}:{b['organisation']}"
+    else:
+        schools = "SELECT id FROM organisation WHERE parent = {}"
+        groups = f"SELECT id FROM school_group WHERE school IN ({schools})"
+        orgs, key = schools, b["organisation"]
+        partition = f"{PartitionKind.MUNICIPALITY.value}:{b['organisation']}"
+    sql, args = _community_sql(groups, orgs, roles, day, key)
+    return Audit(sql, args, frozenset({partition}), exclude=b["author"])
+
+
+async def candidates(audit: Audit, after: int, limit: int) -> list[int]:
+    rows = await Outbox.raw(
+        f"SELECT DISTINCT p FROM ({audit.sql}) AS audience WHERE p > {{}} ORDER BY p LIMIT {{}}",
+        *audit.args,
+        after,
+        limit,
+    )
+    return [int(r["p"]) for r in rows]
+
+
+# --- channels and preferences ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    subscriptions: dict[int, list[int]]
+    channels: dict[int, list[int]]
+    preferences: dict[int, Preferences]
+
+
+def _marks(n: int) -> str:
+    return ", ".join("{}" for _ in range(n))
+
+
+async def targets_of(people: Sequence[int]) -> Targets:
+    subs: dict[int, list[int]] = defaultdict(list)
+    chans: dict[int, list[int]] = defaultdict(list)
+    prefs: dict[int, Preferences] = {}
+    if not people:
+        return Targets({}, {}, {})
+    marks = _marks(len(people))
+    for r in await Outbox.raw(
+        f"SELECT id, person FROM push_subscription WHERE person IN ({marks})", *people
+    ):
+        subs[r["person"]].append(r["id"])
+    for r in await Outbox.raw(
+        f"SELECT id, person FROM notify_channel WHERE person IN ({marks})", *people
+    ):
+        chans[r["person"]].append(r["id"])
+    for r in await Outbox.raw(
+        "SELECT person, webpush, apprise, quiet_start, quiet_end, digest_at "
+        f"FROM notify_preference WHERE person IN ({marks})",
+        *people,
+    ):
+        prefs[r["person"]] = Preferences(
+            webpush=PlanMode(r["webpush"]),
+            apprise=PlanMode(r["apprise"]),
+            quiet_start=r["quiet_start"],
+            quiet_end=r["quiet_end"],
+            digest_at=r["digest_at"],
+        )
+    return Targets(subs, chans, prefs)
+
+
+_DELIVERY_COLUMNS = (
+    "key",
+    "outbox",
+    "person",
+    "channel",
+    "target",
+    "urgent",
+    "status",
+    "digest_day",
+    "not_before",
+    "expires_at",
+    "attempts",
+    "item_count",
+    "detail",
+    "updated_at",
+)
+
+
+def _delivery_row(
+    entry: dict[str, Any],
+    person: int,
+    channel: str,
+    target: int,
+    planned: Plan | None,
+    now: dt.datetime,
+) -> tuple[Any, ...]:
+    if channel == NONE:
+        status, not_before, day = "unreachable", now, None
+    elif planned is None:
+        status, not_before, day = "off", now, None
+    else:
+        status = "digest" if planned.digest_day is not None else "queued"
+        not_before, day = planned.not_before, planned.digest_day
+    return (
+        f"{entry['id']}:{person}:{channel}:{target}",
+        entry["id"],
+        person,
+        channel,
+        target,
+        entry["urgent"],
+        status,
+        day,
+        not_before,
+        entry["expires_at"],
+        0,
+        1,
+        "",
+        now,
+    )
+
+
+async def insert_deliveries(rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert delivery rows; a row whose key exists already is left as it is."""
+    columns = ", ".join(_DELIVERY_COLUMNS)
+    one = f"({_marks(len(_DELIVERY_COLUMNS))})"
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        values = ", ".join(one for _ in chunk)
+        args = [value for row in chunk for value in row]
+        await Delivery.raw(
+            f"INSERT INTO delivery ({columns}) VALUES {values} ON CONFLICT (key) DO NOTHING",
+            *args,
+        )
+
+
+def plan_deliveries(
+    entry: dict[str, Any], people: Sequence[int], targets: Targets, now: dt.datetime
+) -> list[tuple[Any, ...]]:
+    """The delivery rows for ``people``: one per device and channel, or one ``none``."""
+    rows = []
+    urgent = bool(entry["urgent"])
+    for person in people:
+        prefs = targets.preferences.get(person, Preferences())
+        subs = targets.subscriptions.get(person, [])
+        chans = targets.channels.get(person, [])
+        if not subs and not chans:
+            rows.append(_delivery_row(entry, person, NONE, 0, None, now))
+            continue
+        for sub in subs:
+            planned = plan(prefs, Channel.WEBPUSH, urgent=urgent, now=now)
+            rows.append(_delivery_row(entry, person, Channel.WEBPUSH.value, sub, planned, now))
+        for chan in chans:
+            planned = plan(prefs, Channel.APPRISE, urgent=urgent, now=now)
+            rows.append(_delivery_row(entry, person, Channel.APPRISE.value, chan, planned, now))
+    return rows
+
+
+# --- the worker's steps ------------------------------------------------------------------
+
+
+async def _claim_outbox(engine: Engine[Any], now: dt.datetime) -> dict[str, Any] | None:
+    lease = now + OUTBOX_LEASE
+    skip = " FOR UPDATE SKIP LOCKED" if isinstance(engine, PostgresEngine) else ""
+    async with write_transaction(engine):
+        rows = await Outbox.raw(
+            "SELECT * FROM outbox WHERE done_at IS NULL AND (lease_until IS NULL OR "
+            f"lease_until < {{}}) ORDER BY urgent DESC, id LIMIT 1{skip}",
+            now,
+        )
+        if not rows:
+            return None
+        await Outbox.update({Outbox.lease_until: lease}).where(Outbox.id == rows[0]["id"])
+    entry: dict[str, Any] = rows[0]
+    return entry
+
+
+async def expand_next(engine: Engine[Any], *, batch: int = EXPAND_BATCH) -> int:
+    """Expand one batch of one open outbox entry; returns the deliveries planned (0: idle)."""
+    now = _now()
+    entry = await _claim_outbox(engine, now)
+    if entry is None:
+        return 0
+    day = school_today(now)
+    audit = await audience_of(entry, day)
+    if audit is None:
+        async with write_transaction(engine):
+            await Outbox.update({Outbox.done_at: now, Outbox.lease_until: None}).where(
+                Outbox.id == entry["id"]
+            )
+        return 0
+    after = int(entry["expanded_to"])
+    found = await candidates(audit, after, batch)
+    people = [p for p in found if p != audit.exclude]
+    if audit.partitions:
+        facts = await load_access_facts(people)
+        people = [
+            p
+            for p in people
+            if p in facts
+            and audit.partitions & {str(x) for x in readable_partitions(facts[p], day)}
+        ]
+    rows = plan_deliveries(entry, people, await targets_of(people), now)
+    finished = len(found) < batch
+    async with write_transaction(engine):
+        await insert_deliveries(rows)
+        values: dict[Any, Any] = {
+            Outbox.expanded_to: found[-1] if found else after,
+            Outbox.lease_until: None if finished else now + OUTBOX_LEASE,
+        }
+        if finished:
+            values[Outbox.done_at] = now
+        await Outbox.update(values).where(
+            (Outbox.id == entry["id"]) & (Outbox.expanded_to == after)
+        )
+    return max(len(rows), 1)
+
+
+async def assemble_digests(engine: Engine[Any], *, limit: int = 5000) -> int:
+    """Gather due ``digest`` deliveries into one digest delivery per person and target."""
+    now = _now()
+    async with write_transaction(engine):
+        lock = " FOR UPDATE SKIP LOCKED" if isinstance(engine, PostgresEngine) else ""
+        due = await Delivery.raw(
+            "SELECT id, person, channel, target, digest_day, expires_at FROM delivery "
+            f"WHERE status = 'digest' AND not_before <= {{}} ORDER BY id LIMIT {{}}{lock}",
+            now,
+            limit,
+        )
+        if not due:
+            return 0
+        groups: dict[tuple[int, str, int, dt.date], list[dict[str, Any]]] = defaultdict(list)
+        for row in due:
+            groups[(row["person"], row["channel"], row["target"], row["digest_day"])].append(row)
+        new_rows = []
+        for (person, channel, target, day), items in groups.items():
+            new_rows.append(
+                (
+                    f"digest:{day}:{person}:{channel}:{target}",
+                    None,
+                    person,
+                    channel,
+                    target,
+                    False,
+                    "queued",
+                    day,
+                    now,
+                    now + dt.timedelta(seconds=TTL_SECONDS[Kind.DIGEST]),
+                    0,
+                    len(items),
+                    "",
+                    now,
+                )
+            )
+        await insert_deliveries(new_rows)
+        keys = [r[0] for r in new_rows]
+        digests = await Delivery.raw(
+            f"SELECT id, key FROM delivery WHERE key IN ({_marks(len(keys))})", *keys
+        )
+        by_key = {r["key"]: r["id"] for r in digests}
+        for (person, channel, target, day), items in groups.items():
+            digest_id = by_key[f"digest:{day}:{person}:{channel}:{target}"]
+            ids = [i["id"] for i in items]
+            await Delivery.raw(
+                f"UPDATE delivery SET status = 'digested', digest = {{}}, updated_at = {{}} "
+                f"WHERE id IN ({_marks(len(ids))})",
+                digest_id,
+                now,
+                *ids,
+            )
+            # A digest assembled earlier the same day (a late item) counts the newcomers.
+            await Delivery.raw(
+                "UPDATE delivery SET item_count = (SELECT COUNT(*) FROM delivery d "
+                "WHERE d.digest = {}) WHERE id = {}",
+                digest_id,
+                digest_id,
+            )
+    return len(due)

@@ -1,0 +1,368 @@
+"""Push subscriptions, notification channels and preferences (the caller's own), and the
+staff's delivery report of a bulletin.
+
+Subscriptions, channels and preferences belong to the caller: every query is bound to the
+caller's person (and device), so another person's are neither readable nor removable, and an
+id that is not the caller's answers 404 like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+from urllib.parse import urlsplit
+
+import apprise
+from cryptography.hazmat.primitives.asymmetric import ec
+from litestar import Request, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+from piccolo.columns import Column
+
+from notifications.webpush import origin_of
+from schemas.core import Id
+from schemas.errors import ErrorCode
+from schemas.messages import (
+    DeliveryReport,
+    ItemStatus,
+    ItemType,
+    RecipientReport,
+    RecipientStatus,
+)
+from schemas.notifications import (
+    ChannelIn,
+    ChannelOut,
+    Mode,
+    Preferences,
+    SubscriptionIn,
+    SubscriptionOut,
+    VapidKey,
+)
+from server.access import load_access_facts, school_today
+from server.db.engine import write_transaction
+from server.db.message_tables import Bulletin, ReadReceipt
+from server.db.notify_tables import (
+    Delivery,
+    NotifyChannel,
+    NotifyPreference,
+    Outbox,
+    PushSubscription,
+)
+from server.db.tables import Organisation
+from server.errors import ReppuError
+from server.identity import Principal
+from server.messaging import names
+from server.settings import Settings
+from server.state import AppState
+from sync.policy import AccessFacts, Action, CityRef, SchoolRef, decide
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def endpoint_allowed(settings: Settings, endpoint: str) -> bool:
+    """Whether ``endpoint`` is https (or http where the allowlist says so) on an allowed host."""
+    parts = urlsplit(endpoint)
+    host = (parts.hostname or "").lower()
+    if not host or parts.username or parts.password:
+        return False
+    with_port = f"{host}:{parts.port}" if parts.port else host
+    for allowed in settings.push_hosts:
+        scheme = "https"
+        if allowed.startswith("http://"):
+            scheme, allowed = "http", allowed.removeprefix("http://")
+        if parts.scheme != scheme:
+            continue
+        if allowed.startswith("*."):
+            if host.endswith(allowed[1:]):
+                return True
+        elif allowed in (host, with_port):
+            return True
+    return False
+
+
+def _check_keys(body: SubscriptionIn) -> None:
+    try:
+        point = _b64(body.keys.p256dh)
+        auth = _b64(body.keys.auth)
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except (ValueError, binascii.Error):
+        raise ReppuError(
+            ErrorCode.PUSH_INVALID_KEYS, "p256dh is not a P-256 public key.", field="$.keys.p256dh"
+        ) from None
+    if len(point) != 65 or len(auth) != 16:
+        raise ReppuError(
+            ErrorCode.PUSH_INVALID_KEYS,
+            "p256dh must be 65 bytes and auth 16 bytes.",
+            field="$.keys",
+        )
+
+
+@get("/push/vapid-public-key", tags=["notifications"], summary="The key to subscribe with")
+async def vapid_public_key(app_state: NamedDependency[AppState]) -> VapidKey:
+    """The application server key for ``pushManager.subscribe({applicationServerKey})``."""
+    return VapidKey(public_key=app_state.settings.vapid_public_key)
+
+
+@post("/push/subscriptions", tags=["notifications"], summary="Subscribe this device")
+async def subscribe(
+    request: Request[Principal, Any, Any],
+    data: JSONBody[SubscriptionIn],
+    app_state: NamedDependency[AppState],
+) -> SubscriptionOut:
+    """Store the Web Push subscription of the calling device, replacing its earlier one."""
+    if not endpoint_allowed(app_state.settings, data.endpoint):
+        raise ReppuError(
+            ErrorCode.PUSH_ENDPOINT_NOT_ALLOWED,
+            "This server does not send to that push service.",
+            field="$.endpoint",
+        )
+    _check_keys(data)
+    principal = request.user
+    now = _now()
+    async with write_transaction(app_state.engine):
+        await PushSubscription.delete().where(PushSubscription.device == principal.token_id)
+        row = PushSubscription(
+            person=principal.person_id,
+            device=principal.token_id,
+            endpoint=data.endpoint,
+            p256dh=data.keys.p256dh,
+            auth=data.keys.auth,
+            created_at=now,
+        )
+        await row.save()
+    return SubscriptionOut(id=int(row.id), endpoint_origin=origin_of(data.endpoint), created_at=now)
+
+
+@delete("/push/subscriptions", tags=["notifications"], summary="Unsubscribe this device")
+async def unsubscribe(
+    request: Request[Principal, Any, Any], app_state: NamedDependency[AppState]
+) -> None:
+    """Forget the calling device's subscription (nothing happens if it has none)."""
+    async with write_transaction(app_state.engine):
+        await PushSubscription.delete().where(PushSubscription.device == request.user.token_id)
+
+
+@get("/me/channels", tags=["notifications"], summary="My notification channels")
+async def list_channels(request: Request[Principal, Any, Any]) -> list[ChannelOut]:
+    rows = (
+        await NotifyChannel.select(NotifyChannel.id, NotifyChannel.url, NotifyChannel.label)
+        .where(NotifyChannel.person == request.user.person_id)
+        .order_by(NotifyChannel.id)
+    )
+    return [
+        ChannelOut(id=r["id"], scheme=urlsplit(r["url"]).scheme, label=r["label"]) for r in rows
+    ]
+
+
+@post("/me/channels", tags=["notifications"], summary="Add a channel (an apprise URL)")
+async def add_channel(
+    request: Request[Principal, Any, Any],
+    data: JSONBody[ChannelIn],
+    app_state: NamedDependency[AppState]
+) -> ChannelOut:
+    """Add an e-mail address, SMS gateway or chat as an apprise URL (its secrets stay here)."""
+    if apprise.Apprise.instantiate(data.url, suppress_exceptions=True) is None:
+        raise ReppuError(
+            ErrorCode.CHANNEL_UNSUPPORTED, "Apprise cannot use this URL.", field="$.url"
+        )
+    async with write_transaction(app_state.engine):
+        row = NotifyChannel(
+            person=request.user.person_id, url=data.url, label=data.label, created_at=_now()
+        )
+        await row.save()
+    return ChannelOut(id=int(row.id), scheme=urlsplit(data.url).scheme, label=data.label)
+
+
+@delete("/me/channels/{channel_id:int}", tags=["notifications"], summary="Remove a channel")
+async def remove_channel(
+    request: Request[Principal, Any, Any],
+    channel_id: FromPath[Id],
+    app_state: NamedDependency[AppState],
+) -> None:
+    async with write_transaction(app_state.engine):
+        mine = (NotifyChannel.id == channel_id) & (NotifyChannel.person == request.user.person_id)
+        if not await NotifyChannel.exists().where(mine):
+            raise ReppuError(ErrorCode.NOT_FOUND, "No such channel.")
+        await NotifyChannel.delete().where(mine)
+
+
+async def _preferences(person_id: int) -> Preferences:
+    row = await NotifyPreference.select().where(NotifyPreference.person == person_id).first()
+    if row is None:
+        return Preferences()
+    return Preferences(
+        webpush=Mode(row["webpush"]),
+        apprise=Mode(row["apprise"]),
+        quiet_start=row["quiet_start"],
+        quiet_end=row["quiet_end"],
+        digest_at=row["digest_at"],
+    )
+
+
+@get("/me/notifications", tags=["notifications"], summary="My notification preferences")
+async def get_preferences(request: Request[Principal, Any, Any]) -> Preferences:
+    return await _preferences(request.user.person_id)
+
+
+@put("/me/notifications", tags=["notifications"], summary="Set my notification preferences")
+async def set_preferences(
+    request: Request[Principal, Any, Any],
+    data: JSONBody[Preferences],
+    app_state: NamedDependency[AppState]
+) -> Preferences:
+    """Replace the caller's preferences; quiet hours need both ends or neither."""
+    if (data.quiet_start is None) != (data.quiet_end is None):
+        raise ReppuError(
+            ErrorCode.REQUEST_INVALID,
+            "Give both ends of the quiet hours, or neither.",
+            field="$.quiet_end",
+        )
+    values: dict[Column | str, Any] = {
+        NotifyPreference.webpush: data.webpush.value,
+        NotifyPreference.apprise: data.apprise.value,
+        NotifyPreference.quiet_start: data.quiet_start,
+        NotifyPreference.quiet_end: data.quiet_end,
+        NotifyPreference.digest_at: data.digest_at,
+    }
+    person = request.user.person_id
+    async with write_transaction(app_state.engine):
+        if await NotifyPreference.exists().where(NotifyPreference.person == person):
+            await NotifyPreference.update(values).where(NotifyPreference.person == person)
+        else:
+            row = NotifyPreference(person=person)
+            for column, value in values.items():
+                assert isinstance(column, Column)
+                setattr(row, column._meta.name, value)
+            await row.save()
+    return data
+
+
+_RANK = {
+    "sent": 4,
+    "queued": 3,
+    "digest": 3,
+    "digested": 3,
+    "failed": 1,
+    "gone": 1,
+    "expired": 1,
+    "off": 0,
+    "unreachable": 0,
+}
+
+
+async def _may_see_report(viewer: AccessFacts, bulletin: dict[str, Any]) -> bool:
+    if bulletin["author"] == viewer.person_id:
+        return True
+    org = (
+        await Organisation.select(Organisation.kind, Organisation.parent)
+        .where(Organisation.id == bulletin["organisation"])
+        .first()
+    )
+    if org is None:
+        return False
+    day = school_today()
+    if org["kind"] == "school":
+        return bool(
+            decide(
+                viewer,
+                Action.MANAGE_SCHOOL,
+                SchoolRef(bulletin["organisation"], org["parent"]),
+                day,
+            )
+        )
+    return bool(decide(viewer, Action.MANAGE_CITY, CityRef(bulletin["organisation"]), day))
+
+
+@get("/bulletins/{bulletin_id:int}/status", tags=["notifications"], summary="Who was reached")
+async def bulletin_status(
+    request: Request[Principal, Any, Any],
+    bulletin_id: FromPath[Id],
+    only: FromQuery[RecipientStatus | None] = None,
+) -> DeliveryReport:
+    """Per recipient: read, reached, pending or not reached (call them), with each channel's
+    best status. For the author, the school's principals and the city's admins."""
+    viewer_id = request.user.person_id
+    viewer = (await load_access_facts([viewer_id])).get(viewer_id, AccessFacts(viewer_id))
+    bulletin = await Bulletin.select().where(Bulletin.id == bulletin_id).first()
+    if bulletin is None or not await _may_see_report(viewer, bulletin):
+        raise ReppuError(ErrorCode.NOT_FOUND, "No such bulletin, or not yours to see.")
+    entry = (
+        await Outbox.select(Outbox.id, Outbox.done_at)
+        .where((Outbox.kind == "bulletin") & (Outbox.item_id == bulletin_id))
+        .first()
+    )
+    channels: dict[int, dict[str, str]] = defaultdict(dict)
+    if entry is not None:
+        rows = await Delivery.raw(
+            "SELECT d.person, d.channel, d.status, g.status AS digest_status FROM delivery d "
+            "LEFT JOIN delivery g ON g.id = d.digest WHERE d.outbox = {}",
+            entry["id"],
+        )
+        for r in rows:
+            status = r["status"]
+            if status == "digested":
+                status = r["digest_status"] if r["digest_status"] != "queued" else "digested"
+            best = channels[r["person"]].get(r["channel"])
+            if best is None or _RANK.get(status, 0) > _RANK.get(best, 0):
+                channels[r["person"]][r["channel"]] = status
+    readers = {
+        r["person"]
+        for r in await ReadReceipt.select(ReadReceipt.person).where(
+            (ReadReceipt.item_type == ItemType.BULLETIN.value)
+            & (ReadReceipt.item_id == bulletin_id)
+        )
+    }
+    who = await names(channels)
+    people = []
+    counts = {s.value: 0 for s in RecipientStatus}
+    for person in sorted(channels):
+        seen = set(channels[person].values())
+        if person in readers:
+            status = RecipientStatus.READ
+        elif "sent" in seen:
+            status = RecipientStatus.REACHED
+        elif seen & {"queued", "digest", "digested"}:
+            status = RecipientStatus.PENDING
+        else:
+            status = RecipientStatus.NOT_REACHED
+        counts[status.value] += 1
+        if only is None or only == status:
+            people.append(
+                RecipientReport(
+                    person_id=person,
+                    name=who.get(person, ""),
+                    status=status,
+                    channels={k: v for k, v in channels[person].items() if k != "none"},
+                )
+            )
+    return DeliveryReport(
+        bulletin_id=bulletin_id,
+        expansion=ItemStatus.DONE
+        if entry is not None and entry["done_at"]
+        else ItemStatus.EXPANDING,
+        recipients=len(channels),
+        counts=counts,
+        people=people,
+    )
+
+
+NOTIFICATION_ROUTES = [
+    vapid_public_key,
+    subscribe,
+    unsubscribe,
+    list_channels,
+    add_channel,
+    remove_channel,
+    get_preferences,
+    set_preferences,
+    bulletin_status,
+]

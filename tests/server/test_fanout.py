@@ -1,0 +1,378 @@
+"""The notification fan-out end to end: bulletins pushed to the emulator, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from piccolo.engine.base import Engine
+
+from notifications.schedule import HELSINKI
+from server.db.notify_tables import Delivery, Outbox, PushSubscription
+from server.settings import Settings
+from tests.city import City
+from tests.devices import change, device
+from tests.notify_world import (
+    PUSH_ORIGIN,
+    deliveries,
+    make_worker,
+    pushes,
+    subscribed_device,
+    time_passes,
+)
+from tests.push_service import PushService
+
+
+@pytest.fixture
+def fx_push() -> PushService:
+    return PushService(PUSH_ORIGIN)
+
+
+async def _bulletin(http: httpx.AsyncClient, who: str, **args: Any) -> dict[str, Any]:
+    sender = await device(http, who)
+    return await change(sender, "bulletin.send", **args)
+
+
+async def test_group_bulletin_reaches_every_guardian_device_once(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    # 5B's pupil today is Aino: her mother (two devices) and her father (information only,
+    # still told) are guardians; Olli's parent is in 5A and must hear nothing.
+    _, mother_phone = await subscribed_device(fx_client, fx_push, "mother")
+    _, mother_tablet = await subscribed_device(fx_client, fx_push, "mother")
+    _, father_phone = await subscribed_device(fx_client, fx_push, "father")
+    _, other_family = await subscribed_device(fx_client, fx_push, "olli_parent")
+    result = await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
+        title="Retkipäivä", body="Huomenna retki Nuuksioon. Eväät mukaan! 🥪",
+    )
+    assert result["status"] == "applied", result
+    worker = make_worker(fx_db, fx_settings, fx_push)
+    stats = await worker.drain()
+    assert stats.by_status == {"sent": 3}
+    for token in (mother_phone, mother_tablet, father_phone):
+        (payload,) = pushes(fx_push, token)
+        assert payload["kind"] == "bulletin"
+        assert payload["title"] == "Retkipäivä"
+        assert payload["body"] == "Huomenna retki Nuuksioon. Eväät mukaan! 🥪"
+        assert payload["pull"] == 1
+    assert pushes(fx_push, other_family) == []
+    (received,) = fx_push.received_for(mother_phone)
+    assert received.ttl > 0 and received.urgency == "normal" and received.topic
+    # Running again (a second worker, a retry) sends nothing more.
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    assert fx_push.accepted == 3
+
+
+async def test_410_removes_the_subscription(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    _, token = await subscribed_device(fx_client, fx_push, "mother")
+    fx_push.unsubscribe(token)
+    await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
+        title="t", body="b",
+    )
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    assert await PushSubscription.count().where(PushSubscription.person == fx_city.mother) == 0
+    (row,) = await deliveries(person=fx_city.mother, channel="webpush")
+    assert (row["status"], row["last_status"]) == ("gone", 410)
+
+
+async def test_429_is_retried_after_retry_after(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    _, token = await subscribed_device(fx_client, fx_push, "mother")
+    fx_push.fail_next(None, 429, retry_after=120)
+    await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
+        title="t", body="b",
+    )
+    before = dt.datetime.now(dt.UTC)
+    worker = make_worker(fx_db, fx_settings, fx_push)
+    await worker.drain()
+    (row,) = await deliveries(person=fx_city.mother, channel="webpush")
+    assert (row["status"], row["last_status"]) == ("queued", 429)
+    wait = (row["not_before"] - before).total_seconds()
+    assert 119 <= wait <= 125, wait
+    assert pushes(fx_push, token) == []
+    # Not a moment before Retry-After, from any worker; then it goes.
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    assert pushes(fx_push, token) == []
+    await time_passes()
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    assert len(pushes(fx_push, token)) == 1
+    (row,) = await deliveries(person=fx_city.mother, channel="webpush")
+    assert (row["status"], row["attempts"]) == ("sent", 2)
+
+
+async def test_server_errors_back_off_and_413_resends_shorter(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    _, token = await subscribed_device(fx_client, fx_push, "mother")
+    fx_push.fail_next(token, 503)
+    fx_push.fail_next(token, 413)
+    await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
+        title="Long", body="x" * 3000,
+    )
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    (row,) = await deliveries(person=fx_city.mother, channel="webpush")
+    assert (row["status"], row["last_status"]) == ("queued", 503)
+    await time_passes()
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    (payload,) = pushes(fx_push, token)
+    assert payload["kind"] == "bulletin" and "body" not in payload  # the short form
+    (row,) = await deliveries(person=fx_city.mother, channel="webpush")
+    assert row["status"] == "sent"
+
+
+async def _many_devices(
+    http: httpx.AsyncClient, service: PushService, count: int
+) -> list[str]:
+    tokens = []
+    for i in range(count):
+        _, token = await subscribed_device(http, service, ["mother", "father"][i % 2])
+        tokens.append(token)
+    return tokens
+
+
+async def test_worker_stopped_mid_batch_then_restarted_loses_and_repeats_nothing(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    tokens = await _many_devices(fx_client, fx_push, 40)
+    await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
+        title="t", body="b",
+    )
+    worker = make_worker(fx_db, fx_settings, fx_push, batch=15)
+    task = asyncio.create_task(worker.run())
+    for _ in range(2000):
+        if fx_push.accepted >= 5:
+            break
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert 5 <= fx_push.accepted < 40, "stopped mid-way"
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    assert sorted(r.token for r in fx_push.received) == sorted(tokens)
+
+
+async def test_a_killed_workers_leases_expire_to_another(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    tokens = await _many_devices(fx_client, fx_push, 6)
+    await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
+        title="t", body="b",
+    )
+    dead = make_worker(fx_db, fx_settings, fx_push)
+    await dead.expand_once()
+    from server.deliver import _claim
+
+    claimed = await _claim(fx_db, urgent=False, limit=4)  # ... and then the process died
+    assert len(claimed) == 4
+    survivor = make_worker(fx_db, fx_settings, fx_push)
+    await survivor.drain()
+    assert fx_push.accepted == 2  # the dead worker's four are leased
+    await Delivery.update({Delivery.lease_until: dt.datetime.now(dt.UTC)}).where(
+        Delivery.id.is_in(claimed)
+    )  # the lease runs out
+    await survivor.drain()
+    assert sorted(r.token for r in fx_push.received) == sorted(tokens)
+
+
+def _quiet_now() -> dict[str, Any]:
+    now = dt.datetime.now(HELSINKI)
+    start = (now - dt.timedelta(hours=1)).time().replace(microsecond=0)
+    end = (now + dt.timedelta(hours=1)).time().replace(microsecond=0)
+    return {"quiet_start": start.isoformat(), "quiet_end": end.isoformat()}
+
+
+async def test_quiet_hours_defer_and_urgent_breaks_through(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    client, token = await subscribed_device(fx_client, fx_push, "mother")
+    answer = await fx_client.put("/me/notifications", json=_quiet_now(), headers=client.headers)
+    assert answer.status_code == 200, answer.text
+    await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
+        title="Ordinary", body="b",
+    )
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    assert pushes(fx_push, token) == []
+    (row,) = await deliveries(person=fx_city.mother, channel="webpush")
+    assert row["status"] == "queued"
+    assert row["not_before"] > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=50)
+    # The teacher may not mark it urgent; the principal may, and it goes at once.
+    refused = await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
+        title="Storm", body="b", urgent=True,
+    )
+    assert (refused["status"], refused["code"]) == ("rejected", "mutation.forbidden")
+    await _bulletin(
+        fx_client, "principal", audience="school", audience_id=fx_city.school_a,
+        title="Koulu suljettu tänään", body="Myrsky", urgent=True,
+    )
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    (payload,) = pushes(fx_push, token)
+    assert (payload["kind"], payload["title"]) == ("urgent", "Koulu suljettu tänään")
+    assert fx_push.received_for(token)[0].urgency == "high"
+    # After the quiet hours, the ordinary one follows.
+    await time_passes()
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    assert [p["title"] for p in pushes(fx_push, token)] == ["Koulu suljettu tänään", "Ordinary"]
+
+
+async def test_three_children_one_digest(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    # Mother's children: Aino (5B and maths, school A) and Eero (3C, school B). Three
+    # bulletins reach her through them: 5B's, maths', and the city's.
+    client, token = await subscribed_device(fx_client, fx_push, "mother")
+    answer = await fx_client.put(
+        "/me/notifications",
+        json={"webpush": "digest", "quiet_start": None, "quiet_end": None},
+        headers=client.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    for who, audience, ident in (
+        ("teacher", "group", fx_city.class_5b),
+        ("teacher", "group", fx_city.math_a),
+        ("admin", "municipality", fx_city.city),
+    ):
+        result = await _bulletin(
+            fx_client, who, audience=audience, audience_id=ident, title=f"{audience}", body="b"
+        )
+        assert result["status"] == "applied", result
+    worker = make_worker(fx_db, fx_settings, fx_push)
+    await worker.drain()
+    assert pushes(fx_push, token) == []
+    waiting = await deliveries(person=fx_city.mother, status="digest")
+    assert len(waiting) == 3
+    assert len({(r["digest_day"], r["not_before"]) for r in waiting}) == 1
+    await time_passes()
+    await worker.drain()
+    (payload,) = pushes(fx_push, token)
+    assert (payload["kind"], payload["count"]) == ("digest", 3)
+    # The items point at the digest they went out in.
+    items = await deliveries(person=fx_city.mother, status="digested")
+    assert len(items) == 3 and len({r["digest"] for r in items}) == 1
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []  # noqa: RUF012
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers["Content-Length"])
+        self.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fx_json_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+    handler = type("Receiver", (_Receiver,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"json://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_apprise_delivers_to_json_receiver_and_records_failure(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+    fx_json_receiver: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, received = fx_json_receiver
+    mother = await device(fx_client, "mother")
+    father = await device(fx_client, "father")
+    answer = await fx_client.post("/me/channels", json={"url": url}, headers=mother.headers)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["scheme"] == "json" and "127.0.0.1" not in answer.text
+    # The father's receiver is down: nothing listens on port 9 here.
+    dead = "json://127.0.0.1:9/hook"
+    answer = await fx_client.post("/me/channels", json={"url": dead}, headers=father.headers)
+    assert answer.status_code == 201, answer.text
+    await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
+        title="Vanhempainilta", body="Torstaina klo 18.",
+    )
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    (message,) = received
+    assert (message["title"], message["message"]) == ("Vanhempainilta", "Torstaina klo 18.")
+    (row,) = await deliveries(person=fx_city.mother, channel="apprise")
+    assert row["status"] == "sent"
+    (row,) = await deliveries(person=fx_city.father, channel="apprise")
+    assert (row["status"], row["detail"], row["attempts"]) == (
+        "queued", "apprise reported a failure", 1
+    )
+    assert row["not_before"] > dt.datetime.now(dt.UTC)
+
+
+async def test_outbox_commits_with_its_bulletin_or_not_at_all(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_db: Engine[Any]
+) -> None:
+    refused = await _bulletin(
+        fx_client, "mother", audience="group", audience_id=fx_city.class_5b,
+        title="t", body="b",
+    )
+    assert (refused["status"], refused["code"]) == ("rejected", "mutation.forbidden")
+    assert await Outbox.count() == 0
+    applied = await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
+        title="t", body="b",
+    )
+    assert applied["status"] == "applied"
+    assert await Outbox.count() == 1
