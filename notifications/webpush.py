@@ -120,7 +120,7 @@ def origin_of(endpoint: str) -> str:
     port = parts.port  # raises ValueError for a port out of range or not a number
     if ":" in host:
         host = f"[{host}]"
-    return f"{scheme}://{host}:{port or _DEFAULT_PORTS[scheme]}"
+    return f"{scheme}://{host}:{_DEFAULT_PORTS[scheme] if port is None else port}"
 
 
 def audience_of(endpoint: str) -> str:
@@ -128,8 +128,9 @@ def audience_of(endpoint: str) -> str:
 
     RFC 8292 asks for exactly that serialisation, which keeps a non-default port
     (``https://push.example:8443``; the ``webpush`` package drops it, so its tokens fail there)
-    and leaves the default one out (``https://fcm.googleapis.com``). Writing ``:443`` would be a
-    different string than the one Apple's and Google's services compare ``aud`` against.
+    and leaves the default one out (``https://fcm.googleapis.com``). Mozilla's service parses
+    ``aud`` as a URL, so ``:443`` would pass there, but a service that compares strings (Apple
+    documents only "the origin of the push service") would refuse it.
     """
     origin = origin_of(endpoint)
     scheme = origin.split(":", 1)[0]

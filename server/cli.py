@@ -1,4 +1,4 @@
-"""The ``reppu`` command: ``serve``, ``migrate``, ``demo`` and ``compact``.
+"""The ``reppu`` command: ``serve``, ``worker``, ``migrate``, ``demo`` and ``compact``.
 
 Each command reads the settings from the environment once, and a setting that cannot be
 used ends the command with its name in the message and exit code 2.
@@ -83,6 +83,24 @@ async def _compact(settings: Settings, keep_positions: int) -> None:
     )
 
 
+async def _worker(settings: Settings, *, once: bool) -> int:
+    from server.db.engine import open_database
+    from server.deliver import Worker
+
+    if await _pending(settings):
+        return _fail("the database has migrations to apply: run `reppu migrate` first")
+    async with open_database(settings) as engine:
+        worker = Worker(engine, settings)
+        if once:
+            stats = await worker.drain()
+            await worker.push.close()
+            print(f"Delivered what was due: {dict(sorted(stats.by_status.items()))}")
+            return 0
+        print(f"Delivery worker on {settings.database_label}; stop with Ctrl-C")
+        await worker.run()
+    return 0
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int, access_log: bool) -> int:
     import uvicorn
 
@@ -121,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="no line per request (the access log costs about a third of a trivial request)",
     )
 
+    worker = commands.add_parser(
+        "worker", help="send notifications (also runs inside `reppu serve` by default)"
+    )
+    worker.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+
     commands.add_parser("migrate", help="apply the database migrations")
 
     compact = commands.add_parser("compact", help="compact the sync change log")
@@ -153,6 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "compact":
         asyncio.run(_compact(settings, max(0, args.keep_positions)))
         return 0
+    if args.command == "worker":
+        try:
+            return asyncio.run(_worker(settings, once=args.once))
+        except KeyboardInterrupt:
+            return 0
     if args.command == "demo":
         if args.pupils < 500:
             return _fail("--pupils must be at least 500 (a school of classes of 18 to 25)")

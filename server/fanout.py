@@ -233,8 +233,12 @@ async def targets_of(people: Sequence[int]) -> Targets:
     if not people:
         return Targets({}, {}, {})
     marks = _marks(len(people))
+    # Only devices still logged in: a revoked or expired token's phone hears nothing.
     for r in await Outbox.raw(
-        f"SELECT id, person FROM push_subscription WHERE person IN ({marks})", *people
+        "SELECT s.id, s.person FROM push_subscription s JOIN auth_token t ON t.id = s.device "
+        f"WHERE s.person IN ({marks}) AND t.revoked_at IS NULL AND t.expires_at > {{}}",
+        *people,
+        _now(),
     ):
         subs[r["person"]].append(r["id"])
     for r in await Outbox.raw(

@@ -30,6 +30,7 @@ from piccolo.engine.base import Engine
 
 from schemas.errors import ErrorCode
 from server.db.engine import write_transaction
+from server.db.notify_tables import PushSubscription
 from server.db.tables import Account, AuthToken, LoginFailure
 from server.errors import ReppuError
 from server.settings import Settings
@@ -210,8 +211,12 @@ async def authenticate(settings: Settings, token: str) -> Principal | None:
 
 
 async def log_out(engine: Engine[Any], principal: Principal) -> None:
-    """Revoke the token the request came with; the device must log in again."""
+    """Revoke the token the request came with; the device must log in again.
+
+    The device's push subscription goes with it: a logged-out phone shows no more news.
+    """
     async with write_transaction(engine):
         await AuthToken.update({AuthToken.revoked_at: _now()}).where(
             AuthToken.id == principal.token_id
         )
+        await PushSubscription.delete().where(PushSubscription.device == principal.token_id)

@@ -23,6 +23,7 @@ from piccolo.engine.postgres import PostgresEngine
 from schemas.core import StaffRoleKind
 from schemas.sync import LessonChangeArgs, LessonRestoreArgs, MutationCode
 from server.db.tables import Lesson, LessonChange, StaffRole
+from server.fanout import enqueue
 from server.sync_store import RecordWrite, write_records
 from server.timetable import lesson_change_writes
 from sync.policy import AccessFacts, Action, GroupRef, SchoolRef, decide
@@ -145,6 +146,9 @@ async def change_lesson(ctx: MutationContext, args: LessonChangeArgs) -> None:
     else:
         change_id = int(existing["id"])
         await LessonChange.update(values).where(LessonChange.id == change_id)
+    if 0 <= (args.on_date - ctx.day).days <= 1:
+        # Today's and tomorrow's changes are news for the group's pupils and guardians.
+        await enqueue("lesson_change", change_id, urgent=False)
     await write_records(ctx.engine, await lesson_change_writes([change_id]))
 
 

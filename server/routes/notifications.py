@@ -167,7 +167,7 @@ async def list_channels(request: Request[Principal, Any, Any]) -> list[ChannelOu
 async def add_channel(
     request: Request[Principal, Any, Any],
     data: JSONBody[ChannelIn],
-    app_state: NamedDependency[AppState]
+    app_state: NamedDependency[AppState],
 ) -> ChannelOut:
     """Add an e-mail address, SMS gateway or chat as an apprise URL (its secrets stay here)."""
     if apprise.Apprise.instantiate(data.url, suppress_exceptions=True) is None:
@@ -217,7 +217,7 @@ async def get_preferences(request: Request[Principal, Any, Any]) -> Preferences:
 async def set_preferences(
     request: Request[Principal, Any, Any],
     data: JSONBody[Preferences],
-    app_state: NamedDependency[AppState]
+    app_state: NamedDependency[AppState],
 ) -> Preferences:
     """Replace the caller's preferences; quiet hours need both ends or neither."""
     if (data.quiet_start is None) != (data.quiet_end is None):

@@ -54,8 +54,12 @@ async def test_group_bulletin_reaches_every_guardian_device_once(
     _, father_phone = await subscribed_device(fx_client, fx_push, "father")
     _, other_family = await subscribed_device(fx_client, fx_push, "olli_parent")
     result = await _bulletin(
-        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
-        title="Retkipäivä", body="Huomenna retki Nuuksioon. Eväät mukaan! 🥪",
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="Retkipäivä",
+        body="Huomenna retki Nuuksioon. Eväät mukaan! 🥪",
     )
     assert result["status"] == "applied", result
     worker = make_worker(fx_db, fx_settings, fx_push)
@@ -69,7 +73,9 @@ async def test_group_bulletin_reaches_every_guardian_device_once(
         assert payload["pull"] == 1
     assert pushes(fx_push, other_family) == []
     (received,) = fx_push.received_for(mother_phone)
-    assert received.ttl > 0 and received.urgency == "normal" and received.topic
+    assert received.ttl > 0
+    assert received.urgency == "normal"
+    assert received.topic
     # Running again (a second worker, a retry) sends nothing more.
     await make_worker(fx_db, fx_settings, fx_push).drain()
     assert fx_push.accepted == 3
@@ -85,8 +91,12 @@ async def test_410_removes_the_subscription(
     _, token = await subscribed_device(fx_client, fx_push, "mother")
     fx_push.unsubscribe(token)
     await _bulletin(
-        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
-        title="t", body="b",
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
     )
     await make_worker(fx_db, fx_settings, fx_push).drain()
     assert await PushSubscription.count().where(PushSubscription.person == fx_city.mother) == 0
@@ -104,8 +114,12 @@ async def test_429_is_retried_after_retry_after(
     _, token = await subscribed_device(fx_client, fx_push, "mother")
     fx_push.fail_next(None, 429, retry_after=120)
     await _bulletin(
-        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
-        title="t", body="b",
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
     )
     before = dt.datetime.now(dt.UTC)
     worker = make_worker(fx_db, fx_settings, fx_push)
@@ -136,8 +150,12 @@ async def test_server_errors_back_off_and_413_resends_shorter(
     fx_push.fail_next(token, 503)
     fx_push.fail_next(token, 413)
     await _bulletin(
-        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
-        title="Long", body="x" * 3000,
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="Long",
+        body="x" * 3000,
     )
     await make_worker(fx_db, fx_settings, fx_push).drain()
     (row,) = await deliveries(person=fx_city.mother, channel="webpush")
@@ -145,14 +163,13 @@ async def test_server_errors_back_off_and_413_resends_shorter(
     await time_passes()
     await make_worker(fx_db, fx_settings, fx_push).drain()
     (payload,) = pushes(fx_push, token)
-    assert payload["kind"] == "bulletin" and "body" not in payload  # the short form
+    assert payload["kind"] == "bulletin"
+    assert "body" not in payload
     (row,) = await deliveries(person=fx_city.mother, channel="webpush")
     assert row["status"] == "sent"
 
 
-async def _many_devices(
-    http: httpx.AsyncClient, service: PushService, count: int
-) -> list[str]:
+async def _many_devices(http: httpx.AsyncClient, service: PushService, count: int) -> list[str]:
     tokens = []
     for i in range(count):
         _, token = await subscribed_device(http, service, ["mother", "father"][i % 2])
@@ -169,8 +186,12 @@ async def test_worker_stopped_mid_batch_then_restarted_loses_and_repeats_nothing
 ) -> None:
     tokens = await _many_devices(fx_client, fx_push, 40)
     await _bulletin(
-        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
-        title="t", body="b",
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
     )
     worker = make_worker(fx_db, fx_settings, fx_push, batch=15)
     task = asyncio.create_task(worker.run())
@@ -195,8 +216,12 @@ async def test_a_killed_workers_leases_expire_to_another(
 ) -> None:
     tokens = await _many_devices(fx_client, fx_push, 6)
     await _bulletin(
-        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
-        title="t", body="b",
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
     )
     dead = make_worker(fx_db, fx_settings, fx_push)
     await dead.expand_once()
@@ -232,8 +257,12 @@ async def test_quiet_hours_defer_and_urgent_breaks_through(
     answer = await fx_client.put("/me/notifications", json=_quiet_now(), headers=client.headers)
     assert answer.status_code == 200, answer.text
     await _bulletin(
-        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
-        title="Ordinary", body="b",
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="Ordinary",
+        body="b",
     )
     await make_worker(fx_db, fx_settings, fx_push).drain()
     assert pushes(fx_push, token) == []
@@ -242,13 +271,23 @@ async def test_quiet_hours_defer_and_urgent_breaks_through(
     assert row["not_before"] > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=50)
     # The teacher may not mark it urgent; the principal may, and it goes at once.
     refused = await _bulletin(
-        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
-        title="Storm", body="b", urgent=True,
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="Storm",
+        body="b",
+        urgent=True,
     )
     assert (refused["status"], refused["code"]) == ("rejected", "mutation.forbidden")
     await _bulletin(
-        fx_client, "principal", audience="school", audience_id=fx_city.school_a,
-        title="Koulu suljettu tänään", body="Myrsky", urgent=True,
+        fx_client,
+        "principal",
+        audience="school",
+        audience_id=fx_city.school_a,
+        title="Koulu suljettu tänään",
+        body="Myrsky",
+        urgent=True,
     )
     await make_worker(fx_db, fx_settings, fx_push).drain()
     (payload,) = pushes(fx_push, token)
@@ -297,13 +336,14 @@ async def test_three_children_one_digest(
     assert (payload["kind"], payload["count"]) == ("digest", 3)
     # The items point at the digest they went out in.
     items = await deliveries(person=fx_city.mother, status="digested")
-    assert len(items) == 3 and len({r["digest"] for r in items}) == 1
+    assert len(items) == 3
+    assert len({r["digest"] for r in items}) == 1
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
     received: list[dict[str, Any]] = []  # noqa: RUF012
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         self.received.append(json.loads(self.rfile.read(length)))
         self.send_response(200)
@@ -340,14 +380,19 @@ async def test_apprise_delivers_to_json_receiver_and_records_failure(
     father = await device(fx_client, "father")
     answer = await fx_client.post("/me/channels", json={"url": url}, headers=mother.headers)
     assert answer.status_code == 201, answer.text
-    assert answer.json()["scheme"] == "json" and "127.0.0.1" not in answer.text
+    assert answer.json()["scheme"] == "json"
+    assert "127.0.0.1" not in answer.text
     # The father's receiver is down: nothing listens on port 9 here.
     dead = "json://127.0.0.1:9/hook"
     answer = await fx_client.post("/me/channels", json={"url": dead}, headers=father.headers)
     assert answer.status_code == 201, answer.text
     await _bulletin(
-        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
-        title="Vanhempainilta", body="Torstaina klo 18.",
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="Vanhempainilta",
+        body="Torstaina klo 18.",
     )
     await make_worker(fx_db, fx_settings, fx_push).drain()
     (message,) = received
@@ -356,7 +401,9 @@ async def test_apprise_delivers_to_json_receiver_and_records_failure(
     assert row["status"] == "sent"
     (row,) = await deliveries(person=fx_city.father, channel="apprise")
     assert (row["status"], row["detail"], row["attempts"]) == (
-        "queued", "apprise reported a failure", 1
+        "queued",
+        "apprise reported a failure",
+        1,
     )
     assert row["not_before"] > dt.datetime.now(dt.UTC)
 
@@ -365,14 +412,46 @@ async def test_outbox_commits_with_its_bulletin_or_not_at_all(
     fx_client: httpx.AsyncClient, fx_city: City, fx_db: Engine[Any]
 ) -> None:
     refused = await _bulletin(
-        fx_client, "mother", audience="group", audience_id=fx_city.class_5b,
-        title="t", body="b",
+        fx_client,
+        "mother",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
     )
     assert (refused["status"], refused["code"]) == ("rejected", "mutation.forbidden")
     assert await Outbox.count() == 0
     applied = await _bulletin(
-        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b,
-        title="t", body="b",
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
     )
     assert applied["status"] == "applied"
     assert await Outbox.count() == 1
+
+
+async def test_a_logged_out_device_hears_nothing_more(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    phone, phone_token = await subscribed_device(fx_client, fx_push, "mother")
+    _, tablet_token = await subscribed_device(fx_client, fx_push, "mother")
+    answer = await fx_client.post("/auth/logout", headers=phone.headers)
+    assert answer.status_code == 204
+    await _bulletin(
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
+    )
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    assert pushes(fx_push, phone_token) == []
+    assert len(pushes(fx_push, tablet_token)) == 1
