@@ -81,62 +81,75 @@ async def enqueue(kind: str, item_id: int, *, urgent: bool) -> None:
 _VALID = "valid_from <= {} AND (valid_to IS NULL OR valid_to >= {})"
 
 
-def _pupils_of(groups_sql: str) -> str:
-    return (
-        f'SELECT person AS p FROM membership WHERE "group" IN ({groups_sql}) '
-        f"AND role = 'pupil' AND {_VALID}"
-    )
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One source of candidates: ``SELECT <column> FROM ... WHERE ...`` and its args."""
+
+    sql: str
+    column: str
+    args: tuple[Any, ...]
 
 
-def _guardians_of(groups_sql: str) -> str:
-    return (
-        "SELECT guardian AS p FROM guardianship WHERE pupil IN ("
+def _pupils_of(groups_sql: str, key: int, day: dt.date) -> Part:
+    return Part(
         f'SELECT person FROM membership WHERE "group" IN ({groups_sql}) '
-        f"AND role = 'pupil' AND {_VALID}) AND {_VALID}"
+        f"AND role = 'pupil' AND {_VALID}",
+        "person",
+        (key, day, day),
     )
 
 
-def _teachers_of(groups_sql: str) -> str:
-    return (
-        f'SELECT person AS p FROM membership WHERE "group" IN ({groups_sql}) '
-        f"AND role = 'teacher' AND {_VALID}"
+def _guardians_of(groups_sql: str, key: int, day: dt.date) -> Part:
+    return Part(
+        "SELECT guardian FROM guardianship WHERE pupil IN ("
+        f'SELECT person FROM membership WHERE "group" IN ({groups_sql}) '
+        f"AND role = 'pupil' AND {_VALID}) AND {_VALID}",
+        "guardian",
+        (key, day, day, day, day),
     )
 
 
-def _staff_of(orgs_sql: str) -> str:
-    return f"SELECT person AS p FROM staff_role WHERE organisation IN ({orgs_sql}) AND {_VALID}"
+def _teachers_of(groups_sql: str, key: int, day: dt.date) -> Part:
+    return Part(
+        f'SELECT person FROM membership WHERE "group" IN ({groups_sql}) '
+        f"AND role = 'teacher' AND {_VALID}",
+        "person",
+        (key, day, day),
+    )
+
+
+def _staff_of(orgs_sql: str, key: int, day: dt.date) -> Part:
+    return Part(
+        f"SELECT person FROM staff_role WHERE organisation IN ({orgs_sql}) AND {_VALID}",
+        "person",
+        (key, day, day),
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Audit:
-    """Who an outbox entry may reach: candidate SQL (with its args) and the partitions the
+    """Who an outbox entry may reach: where its candidates come from, and the partitions the
     policy must let each candidate read."""
 
-    sql: str
-    args: tuple[Any, ...]
+    parts: tuple[Part, ...]
     partitions: frozenset[str]
     exclude: int | None = None
     """The author or sender, never notified of their own item."""
 
 
-def _community_sql(
+def _community_parts(
     groups_sql: str, orgs_sql: str | None, roles: set[str], day: dt.date, key: int
-) -> tuple[str, tuple[Any, ...]]:
-    parts: list[str] = []
-    args: list[Any] = []
+) -> tuple[Part, ...]:
+    parts: list[Part] = []
     if AudienceRole.PUPILS.value in roles:
-        parts.append(_pupils_of(groups_sql))
-        args += [key, day, day]
+        parts.append(_pupils_of(groups_sql, key, day))
     if AudienceRole.GUARDIANS.value in roles:
-        parts.append(_guardians_of(groups_sql))
-        args += [key, day, day, day, day]
+        parts.append(_guardians_of(groups_sql, key, day))
     if AudienceRole.STAFF.value in roles:
-        parts.append(_teachers_of(groups_sql))
-        args += [key, day, day]
+        parts.append(_teachers_of(groups_sql, key, day))
         if orgs_sql is not None:
-            parts.append(_staff_of(orgs_sql))
-            args += [key, day, day]
-    return " UNION ".join(parts), tuple(args)
+            parts.append(_staff_of(orgs_sql, key, day))
+    return tuple(parts)
 
 
 async def audience_of(entry: dict[str, Any], day: dt.date) -> Audit | None:
@@ -148,8 +161,7 @@ async def audience_of(entry: dict[str, Any], day: dt.date) -> Audit | None:
             return None
         sender, thread = rows[0]["sender"], rows[0]["thread"]
         return Audit(
-            "SELECT person AS p FROM thread_participant WHERE thread = {}",
-            (thread,),
+            (Part("SELECT person FROM thread_participant WHERE thread = {}", "person", (thread,)),),
             frozenset(),  # a participant reads the thread in their inbox
             exclude=sender,
         )
@@ -162,14 +174,14 @@ async def audience_of(entry: dict[str, Any], day: dt.date) -> Audit | None:
         if not rows:
             return None
         group = rows[0]["g"]
-        sql, args = _community_sql(
+        parts = _community_parts(
             "SELECT CAST({} AS INTEGER)",
             None,
             {AudienceRole.PUPILS.value, AudienceRole.GUARDIANS.value},
             day,
             group,
         )
-        return Audit(sql, args, frozenset({f"{PartitionKind.GROUP.value}:{group}"}))
+        return Audit(parts, frozenset({f"{PartitionKind.GROUP.value}:{group}"}))
     rows = await Outbox.raw("SELECT * FROM bulletin WHERE id = {}", item_id)
     if not rows:
         return None
@@ -178,8 +190,13 @@ async def audience_of(entry: dict[str, Any], day: dt.date) -> Audit | None:
     audience = Audience(b["audience"])
     if audience == Audience.PEOPLE:
         return Audit(
-            "SELECT person AS p FROM bulletin_recipient WHERE bulletin = {}",
-            (item_id,),
+            (
+                Part(
+                    "SELECT person FROM bulletin_recipient WHERE bulletin = {}",
+                    "person",
+                    (item_id,),
+                ),
+            ),
             frozenset(),
             exclude=b["author"],
         )
@@ -198,15 +215,28 @@ async def audience_of(entry: dict[str, Any], day: dt.date) -> Audit | None:
         groups = f"SELECT id FROM school_group WHERE school IN ({schools})"
         orgs, key = schools, b["organisation"]
         partition = f"{PartitionKind.MUNICIPALITY.value}:{b['organisation']}"
-    sql, args = _community_sql(groups, orgs, roles, day, key)
-    return Audit(sql, args, frozenset({partition}), exclude=b["author"])
+    parts = _community_parts(groups, orgs, roles, day, key)
+    return Audit(parts, frozenset({partition}), exclude=b["author"])
 
 
 async def candidates(audit: Audit, after: int, limit: int) -> list[int]:
+    """The next ``limit`` candidates after person ``after``, in person-id order.
+
+    Each source is asked for its own first ``limit`` after ``after`` (an ordered index scan,
+    not the whole audience), and the union's first ``limit`` are the answer: the first
+    ``limit`` of a union are among the first ``limit`` of its parts.
+    """
+    selects = []
+    args: list[Any] = []
+    for index, part in enumerate(audit.parts):
+        selects.append(
+            f"SELECT p FROM (SELECT DISTINCT {part.column} AS p FROM ({part.sql} "
+            f"AND {part.column} > {{}}) AS s{index} ORDER BY p LIMIT {{}}) AS t{index}"
+        )
+        args += [*part.args, after, limit]
     rows = await Outbox.raw(
-        f"SELECT DISTINCT p FROM ({audit.sql}) AS audience WHERE p > {{}} ORDER BY p LIMIT {{}}",
-        *audit.args,
-        after,
+        f"SELECT DISTINCT p FROM ({' UNION '.join(selects)}) AS audience ORDER BY p LIMIT {{}}",
+        *args,
         limit,
     )
     return [int(r["p"]) for r in rows]

@@ -455,3 +455,54 @@ async def test_a_logged_out_device_hears_nothing_more(
     await make_worker(fx_db, fx_settings, fx_push).drain()
     assert pushes(fx_push, phone_token) == []
     assert len(pushes(fx_push, tablet_token)) == 1
+
+
+async def test_two_workers_share_a_bulletin_without_sending_twice(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    tokens = await _many_devices(fx_client, fx_push, 30)
+    await _bulletin(
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
+    )
+    first = make_worker(fx_db, fx_settings, fx_push, batch=4)
+    second = make_worker(fx_db, fx_settings, fx_push, batch=4)
+    await asyncio.gather(first.drain(), second.drain())
+    assert sorted(r.token for r in fx_push.received) == sorted(tokens)
+    assert sum(first.stats.by_status.values()) + sum(second.stats.by_status.values()) == 30
+
+
+async def test_expansion_goes_in_batches_and_resumes_where_it_stopped(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+) -> None:
+    from server.fanout import expand_next
+
+    # The city's guardians today: the mother, the father and Olli's parent (not the former one).
+    await _bulletin(
+        fx_client,
+        "admin",
+        audience="municipality",
+        audience_id=fx_city.city,
+        title="t",
+        body="b",
+    )
+    assert await expand_next(fx_db, batch=2) > 0  # then this worker died
+    (entry,) = await Outbox.select()
+    assert entry["done_at"] is None
+    assert len(await deliveries()) == 2
+    await Outbox.update({Outbox.lease_until: None}).where(Outbox.id == entry["id"])
+    await expand_next(fx_db, batch=2)  # another worker carries on
+    (entry,) = await Outbox.select()
+    assert entry["done_at"] is not None
+    people = [r["person"] for r in await deliveries()]
+    assert sorted(people) == sorted([fx_city.mother, fx_city.father, fx_city.olli_parent])
