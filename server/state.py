@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from piccolo.engine.base import Engine
 
+from server.db.engine import write_transaction
+from server.db.sync_tables import SyncEpoch
+
 from server.live import LiveHub
 from server.recent import RecentLookups
 from server.settings import Settings
+
+
+async def sync_epoch(engine: Engine[Any]) -> str:
+    """This database's sync epoch (``SyncEpoch``), made on first use.
+
+    Two processes making it at once both insert; both then read the first row, so they agree.
+    """
+    row = await SyncEpoch.select(SyncEpoch.epoch).order_by(SyncEpoch.id).first()
+    if row is None:
+        async with write_transaction(engine):
+            await SyncEpoch.insert(SyncEpoch(epoch=secrets.token_hex(16)))
+        row = await SyncEpoch.select(SyncEpoch.epoch).order_by(SyncEpoch.id).first()
+        assert row is not None
+    return str(row["epoch"])
 
 
 @dataclass(slots=True)
@@ -21,6 +41,7 @@ class AppState:
     live: LiveHub
     recent: RecentLookups
     _engine: Engine[Any] | None = field(default=None)
+    _cursor_key: bytes | None = field(default=None)
     wake_worker: Callable[[], None] = field(default=lambda: None)
     """Tell this process's delivery worker that something was enqueued (no-op without one)."""
 
@@ -32,3 +53,13 @@ class AppState:
 
     def open(self, engine: Engine[Any]) -> None:
         self._engine = engine
+        self._cursor_key = None
+
+    async def cursor_key(self) -> bytes:
+        """The key pull cursors are signed with: the secret key and this database's epoch."""
+        if self._cursor_key is None:
+            epoch = await sync_epoch(self.engine)
+            self._cursor_key = hmac.new(
+                self.settings.secret_key.encode(), f"cursor:{epoch}".encode(), hashlib.sha256
+            ).digest()
+        return self._cursor_key

@@ -70,10 +70,23 @@ class SyncMutation(Table, tablename="sync_mutation"):
     received_at = Timestamptz()
 
 
+class SyncEpoch(Table, tablename="sync_epoch"):
+    """A random name for this database's sync history, made on first use.
+
+    Cursors are signed with a key derived from it, so a cursor made by another database (one
+    deleted and loaded afresh, say) is refused cleanly instead of being read as positions in
+    this one's log.
+    """
+
+    id = Serial(primary_key=True)
+    epoch = Varchar(length=32)
+
+
 SYNC_TABLES: tuple[type[Table], ...] = (
     ChangeLog,
     PartitionState,
     SyncRecord,
     SyncClient,
     SyncMutation,
+    SyncEpoch,
 )

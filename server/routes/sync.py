@@ -74,7 +74,7 @@ async def sync_pull(
     """Changes of every partition the caller may read, since the cursor. See the protocol doc."""
     body = await decode_body(request, PullRequest)
     _check_version(body.schema_version)
-    key = app_state.settings.secret_key.encode()
+    key = await app_state.cursor_key()
     positions: dict[str, int] | None = None
     floors: dict[str, int] = {}
     if body.cursor:

@@ -13,7 +13,7 @@ from piccolo.engine.base import Engine
 from clients.python import day_timetable
 from schemas.sync import MAX_PUSH_MUTATIONS
 from server.app import create_app
-from server.db.sync_tables import ChangeLog, SyncMutation
+from server.db.sync_tables import ChangeLog, SyncEpoch, SyncMutation
 from server.db.tables import LessonChange, Membership
 from server.settings import Settings
 from tests.city import City
@@ -441,3 +441,33 @@ async def test_a_long_offline_outbox_is_sent_in_batches(
     assert len(results) == MAX_PUSH_MUTATIONS + 20
     assert {r["status"] for r in results} == {"applied"}
     assert teacher.store.pending() == []
+
+
+async def test_a_cursor_from_another_database_is_refused_and_the_client_starts_afresh(
+    fx_settings: Settings, fx_db: Engine[Any], fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    def server() -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=create_app(fx_settings, engine=fx_db))
+        return httpx.AsyncClient(transport=transport, base_url="http://reppu.test")
+
+    async with server() as http:
+        pupil = await device(http, "olli")
+        await pupil.sync()
+        old_cursor = pupil.store.get_meta("cursor")
+        assert old_cursor
+        lessons = records(pupil, "lesson")
+        assert lessons
+    # The database is loaded afresh (same secret key): its history is another one, even
+    # where its positions happen to look alike.
+    await SyncEpoch.delete(force=True)
+    async with server() as http:
+        answer = await http.post(
+            "/sync/pull",
+            json={"schema_version": VERSION, "cursor": old_cursor},
+            headers=pupil.headers,
+        )
+        assert (answer.status_code, answer.json()["code"]) == (400, "sync.bad_cursor")
+        pupil.http = http
+        await pupil.sync()  # the reference client drops its copy and starts again
+        assert records(pupil, "lesson") == lessons
+        assert pupil.store.get_meta("cursor") != old_cursor
