@@ -2,43 +2,22 @@
 
 The app's service worker shows ``title`` and ``body`` as the notification and then pulls the
 rest over the sync protocol, so a push never has to carry the item itself, and one that is
-lost or cut short costs nothing but the preview. The JSON is compact; its fields:
-
-* ``pull`` (always 1): the client should pull now.
-* ``kind``: a :class:`notifications.webpush.Kind` value.
-* ``id``: the item the push is about, when it is about one item.
-* ``count``: how many items a digest gathers (and for other kinds, present only when not 1).
-* ``title``, ``body``: the text to show; left out when empty. A client must cope with neither
-  being present (the 413 resend carries ids only) by showing a generic notice.
-
-New fields must get defaults, so older service workers keep working (msgspec's schema
-evolution rules).
+lost or cut short costs nothing but the preview. The JSON is compact; its fields are those
+of :class:`schemas.notifications.PushPayload`, the wire contract the service worker reads.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
-from typing import Literal
 
 import msgspec
 
 from notifications.webpush import MAX_PLAINTEXT, Kind
+from schemas.notifications import PushPayload
 
 ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
 _ZWJ = "\N{ZERO WIDTH JOINER}"
-
-
-class PushPayload(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """The decrypted body of every Web Push Reppu sends (fields: module docstring)."""
-
-    # No default, so omit_defaults never leaves it out: it is the one field every client needs.
-    pull: Literal[1]
-    kind: Kind
-    id: int | None = None
-    count: int | None = None
-    title: str = ""
-    body: str = ""
 
 
 _encoder = msgspec.json.Encoder()

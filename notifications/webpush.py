@@ -37,15 +37,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from webpush import WebPush  # type: ignore[import-untyped]
 from webpush.types import WebPushKeys, WebPushSubscription  # type: ignore[import-untyped]
 
+from schemas.notifications import PushKind
 
-class Kind(StrEnum):
-    """What a push is about; decides its TTL and Urgency."""
-
-    URGENT = "urgent"
-    BULLETIN = "bulletin"
-    MESSAGE = "message"
-    LESSON_CHANGE = "lesson_change"
-    DIGEST = "digest"
+Kind = PushKind
+"""What a push is about; decides its TTL and Urgency (the wire's ``PushKind``)."""
 
 
 HOUR = 3600

@@ -4,13 +4,41 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 from schemas.core import NO_NUL
 
 B64URL = r"^[A-Za-z0-9_-]+={0,2}$"
+
+
+class PushKind(StrEnum):
+    """What a Web Push is about; decides its TTL and Urgency (``docs/notifications.md``)."""
+
+    URGENT = "urgent"
+    BULLETIN = "bulletin"
+    MESSAGE = "message"
+    LESSON_CHANGE = "lesson_change"
+    DIGEST = "digest"
+
+
+class PushPayload(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The decrypted body of every Web Push Reppu sends; the service worker reads it.
+
+    ``pull`` (always 1): pull now. ``kind``: what it is about. ``id``: the item, when it is
+    about one. ``count``: how many items a digest gathers. ``title``, ``body``: the text to
+    show, left out when empty (a push resent shorter after a 413 carries ids only: show a
+    generic notice). New fields get defaults, so older service workers keep working.
+    """
+
+    # No default, so omit_defaults never leaves it out: it is the one field every client needs.
+    pull: Literal[1]
+    kind: PushKind
+    id: int | None = None
+    count: int | None = None
+    title: str = ""
+    body: str = ""
 
 
 class Mode(StrEnum):

@@ -45,10 +45,12 @@ from notifications.webpush import (
     judge,
     origin_of,
 )
+from server.access import school_today
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, PushSubscription
 from server.fanout import assemble_digests, expand_next, kind_of
 from server.settings import Settings
+from server.timetable import roll_window
 
 log = logging.getLogger("reppu.deliver")
 # Their request lines carry push endpoints and channel URLs, which are capabilities.
@@ -401,6 +403,7 @@ class Worker:
         self.idle_poll = idle_poll
         self.batch = batch
         self.stats = Stats()
+        self._rolled_on: dt.date | None = None
         self._wake = {
             "expand": asyncio.Event(),
             "urgent": asyncio.Event(),
@@ -419,6 +422,11 @@ class Worker:
         event.clear()
 
     async def expand_once(self) -> int:
+        today = school_today()
+        if self._rolled_on != today:
+            # Once a day: lesson changes entering this-and-next-week sync, past ones leave.
+            await roll_window(self.engine, today)
+            self._rolled_on = today
         planned = await expand_next(self.engine)
         planned += await assemble_digests(self.engine)
         self.stats.planned += planned

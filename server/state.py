@@ -13,7 +13,6 @@ from piccolo.engine.base import Engine
 
 from server.db.engine import write_transaction
 from server.db.sync_tables import SyncEpoch
-
 from server.live import LiveHub
 from server.recent import RecentLookups
 from server.settings import Settings

@@ -1,20 +1,36 @@
 """Timetables as synced records: groups, their weekly lessons, and dated lesson changes.
 
 Each record lives in its group's partition (``group:<id>``), which the policy gives to the
-group's pupils and teachers and to the guardians of its pupils. The functions here read
+group's pupils and teachers and to the guardians of its pupils. A lesson change is synced
+while its date is in *this or next week* (Helsinki): a change further ahead is stored and
+waits, a past week's leaves the devices. :func:`roll_window` moves changes in and out as the
+weeks turn; the delivery worker runs it once a day. The functions here read
 domain rows and turn them into :class:`RecordWrite` s for the one write path
 (``server/sync_store.py``); the mutations that change lessons are in ``server/mutations.py``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from piccolo.engine.base import Engine
+
 from schemas.core import GroupKind, PartitionKind
 from schemas.sync import GroupRecord, LessonChangeRecord, LessonRecord
+from server.access import school_today
+from server.db.engine import write_transaction
 from server.db.tables import Lesson, LessonChange, SchoolGroup
-from server.sync_store import RecordWrite
+from server.sync_store import RecordWrite, write_records
+
+ROLL_BATCH = 500
+
+
+def sync_window(today: dt.date) -> tuple[dt.date, dt.date]:
+    """The first and last day whose lesson changes are synced: this week and next."""
+    monday = today - dt.timedelta(days=today.weekday())
+    return monday, monday + dt.timedelta(days=13)
 
 
 def group_partition(group_id: int) -> frozenset[str]:
@@ -101,7 +117,9 @@ async def lesson_writes(lesson_ids: Iterable[int] | None = None) -> list[RecordW
     return [_lesson_write(r) for r in await query]
 
 
-def _change_write(r: dict[str, Any]) -> RecordWrite:
+def _change_write(r: dict[str, Any], window: tuple[dt.date, dt.date]) -> RecordWrite:
+    start, end = window
+    synced = start <= r["on_date"] <= end
     return RecordWrite(
         "lesson_change",
         r["id"],
@@ -118,12 +136,16 @@ def _change_write(r: dict[str, Any]) -> RecordWrite:
             ends_at=r["ends_at"],
             note=r["note"],
         ),
-        group_partition(r["group_id"]),
+        group_partition(r["group_id"]) if synced else frozenset(),
     )
 
 
-async def lesson_change_writes(change_ids: Iterable[int] | None = None) -> list[RecordWrite]:
-    """The lesson-change records of ``change_ids`` (all of them if None)."""
+async def lesson_change_writes(
+    change_ids: Iterable[int] | None = None, *, today: dt.date | None = None
+) -> list[RecordWrite]:
+    """The lesson-change records of ``change_ids`` (all of them if None), in their group's
+    partition while in the sync window of ``today`` (default: today), else in none."""
+    window = sync_window(today or school_today())
     query = LessonChange.select(
         LessonChange.id,
         LessonChange.lesson,
@@ -140,7 +162,34 @@ async def lesson_change_writes(change_ids: Iterable[int] | None = None) -> list[
     )
     if change_ids is not None:
         query = query.where(LessonChange.id.is_in(list(change_ids) or [-1]))
-    return [_change_write(r) for r in await query]
+    return [_change_write(r, window) for r in await query]
+
+
+async def roll_window(engine: Engine[Any], today: dt.date | None = None) -> int:
+    """Bring the changes that entered the sync window in, and those that left it out.
+
+    Idempotent: it looks for changes whose placement disagrees with the window, so running
+    it twice, or in two processes, does the work once. Returns the changes rewritten.
+    """
+    today = today or school_today()
+    start, end = sync_window(today)
+    rows = await LessonChange.raw(
+        "SELECT c.id FROM lesson_change c LEFT JOIN sync_record s "
+        "ON s.record_type = 'lesson_change' AND s.record_id = c.id "
+        "WHERE (c.on_date BETWEEN {} AND {} AND COALESCE(s.partitions, '') = '') "
+        "OR ((c.on_date < {} OR c.on_date > {}) AND COALESCE(s.partitions, '') <> '') "
+        "ORDER BY c.id",
+        start,
+        end,
+        start,
+        end,
+    )
+    ids = [int(r["id"]) for r in rows]
+    for first in range(0, len(ids), ROLL_BATCH):
+        async with write_transaction(engine):
+            writes = await lesson_change_writes(ids[first : first + ROLL_BATCH], today=today)
+            await write_records(engine, writes)
+    return len(ids)
 
 
 async def all_timetable_writes() -> list[RecordWrite]:

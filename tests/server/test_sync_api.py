@@ -16,6 +16,7 @@ from server.app import create_app
 from server.db.sync_tables import ChangeLog, SyncEpoch, SyncMutation
 from server.db.tables import LessonChange, Membership
 from server.settings import Settings
+from server.timetable import roll_window
 from tests.city import City
 from tests.conftest import log_in_as
 from tests.devices import change, device, next_weekday, records
@@ -471,3 +472,26 @@ async def test_a_cursor_from_another_database_is_refused_and_the_client_starts_a
         await pupil.sync()  # the reference client drops its copy and starts again
         assert records(pupil, "lesson") == lessons
         assert pupil.store.get_meta("cursor") != old_cursor
+
+
+async def test_lesson_changes_sync_for_this_and_next_week_only(
+    fx_client: httpx.AsyncClient, fx_db: Engine[Any], fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    lesson = fx_timetable["5a-1"]
+    monday = next_weekday(fx_city.today, 1)
+    later = monday + dt.timedelta(weeks=3)
+    teacher = await device(fx_client, "teacher")
+    for day in (monday, later):
+        result = await change(teacher, "lesson.change", lesson_id=lesson, on_date=day, room="B2")
+        assert result["status"] == "applied", result
+    pupil = await device(fx_client, "olli")
+    await pupil.sync()
+    assert [r["on_date"] for r in records(pupil, "lesson_change").values()] == [monday.isoformat()]
+    # The weeks turn: three weeks on, the later change is near and the first one is past.
+    assert await roll_window(fx_db, later) == 2
+    assert await roll_window(fx_db, later) == 0  # nothing left to move
+    await pupil.sync()
+    assert [r["on_date"] for r in records(pupil, "lesson_change").values()] == [later.isoformat()]
+    fresh = await device(fx_client, "olli")
+    await fresh.sync()
+    assert records(fresh, "lesson_change") == records(pupil, "lesson_change")
