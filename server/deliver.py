@@ -24,10 +24,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import apprise
 import httpx
@@ -36,6 +37,7 @@ from piccolo.engine.postgres import PostgresEngine
 
 from notifications.payload import encode_payload, shorter
 from notifications.webpush import (
+    TTL_SECONDS,
     Kind,
     PushBuilder,
     Subscription,
@@ -48,22 +50,43 @@ from notifications.webpush import (
 from server.access import school_today
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, PushSubscription
-from server.fanout import assemble_digests, expand_next, kind_of
+from server.fanout import EXPAND_BATCH, assemble_digests, delete_subscriptions, expand_next, kind_of
 from server.settings import Settings
 from server.timetable import roll_window
 
 log = logging.getLogger("reppu.deliver")
-# Their request lines carry push endpoints and channel URLs, which are capabilities.
-logging.getLogger("apprise").setLevel(logging.WARNING)
+T = TypeVar("T")
+# Their lines carry push endpoints, channel URLs, e-mail addresses and phone numbers (a
+# protected person's too): silenced. Each delivery's own status says what happened.
+logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 CLAIM_BATCH = 200
-LEASE = dt.timedelta(seconds=60)
 PUSH_TIMEOUT = 10.0
+PREVIEW_BYTES = 1024
+"""A push carries ids and a short preview (the app pulls the rest): a storm bulletin to
+300,000 devices is then about 0.3 GB of requests, not 1.2 GB."""
+MIN_TTL = 60
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+async def to_the_end(work: Awaitable[T]) -> T:
+    """Await ``work``, letting it finish even if the caller is cancelled meanwhile.
+
+    A transaction cut off between its BEGIN and its COMMIT would keep its connection (and on
+    SQLite the database's write lock) forever; a worker being stopped must first finish the
+    transaction it is in. The cancellation is raised once the work is done.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
 
 
 def _marks(n: int) -> str:
@@ -91,30 +114,61 @@ class Stats:
     by_status: dict[str, int] = field(default_factory=dict)
 
 
-async def _claim(engine: Engine[Any], *, urgent: bool, limit: int) -> list[int]:
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A queue of deliveries one loop of the worker works off."""
+
+    name: str
+    where: str
+    """SQL condition on ``delivery`` choosing the lane's rows."""
+    lease: dt.timedelta
+    """Long enough for a whole batch at the worst (every request timing out)."""
+
+
+URGENT = Lane("urgent", "channel = 'webpush' AND urgent", dt.timedelta(minutes=5))
+NORMAL = Lane("normal", "channel = 'webpush' AND NOT urgent", dt.timedelta(minutes=5))
+APPRISE = Lane("apprise", "channel = 'apprise'", dt.timedelta(minutes=10))
+"""E-mail and SMS gateways are slow (seconds each): their own lane, small batches, urgent
+first, so they never hold up Web Push and a slow batch never outlives its lease."""
+LANES = (URGENT, NORMAL, APPRISE)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    token: str
+    ids: list[int]
+
+
+async def claim(engine: Engine[Any], lane: Lane, *, limit: int) -> Claim:
+    """Lease up to ``limit`` due deliveries of ``lane`` to a new claim."""
     now = _now()
+    token = secrets.token_hex(16)
     skip = " FOR UPDATE SKIP LOCKED" if isinstance(engine, PostgresEngine) else ""
     async with write_transaction(engine):
         rows = await Delivery.raw(
-            "UPDATE delivery SET lease_until = {}, attempts = attempts + 1 WHERE id IN ("
-            "SELECT id FROM delivery WHERE status = 'queued' AND urgent = {} "
+            "UPDATE delivery SET lease_until = {}, claim = {}, attempts = attempts + 1 "
+            f"WHERE id IN (SELECT id FROM delivery WHERE status = 'queued' AND {lane.where} "
             "AND not_before <= {} AND (lease_until IS NULL OR lease_until < {}) "
-            f"ORDER BY not_before, id LIMIT {{}}{skip}) RETURNING id",
-            now + LEASE,
-            urgent,
+            f"ORDER BY urgent DESC, not_before, id LIMIT {{}}{skip}) RETURNING id",
+            now + lane.lease,
+            token,
             now,
             now,
             limit,
         )
-    return sorted(int(r["id"]) for r in rows)
+    return Claim(token, sorted(int(r["id"]) for r in rows))
 
 
 _DETAILS = (
     "SELECT d.id, d.person, d.channel, d.target, d.outbox, d.item_count, d.expires_at, "
     "d.attempts, d.urgent, o.kind, o.item_id, s.endpoint, s.p256dh, s.auth, c.url "
     "FROM delivery d LEFT JOIN outbox o ON o.id = d.outbox "
+    # The person must match too: an id the database hands out again never reaches another
+    # person's device with this person's news.
     "LEFT JOIN push_subscription s ON d.channel = 'webpush' AND s.id = d.target "
+    "AND s.person = d.person "
     "LEFT JOIN notify_channel c ON d.channel = 'apprise' AND c.id = d.target "
+    "AND c.person = d.person "
     "WHERE d.id IN ({ids})"
 )
 
@@ -227,11 +281,19 @@ class PushSender:
             title=text.title,
             body=text.body,
             count=int(row["item_count"]),
+            limit=PREVIEW_BYTES,
+        )
+        # What is left of the item's life, not a fresh full TTL: a retry in the evening of
+        # a morning's news must not sit on a push service until the small hours.
+        ttl = max(
+            MIN_TTL, min(TTL_SECONDS[text.kind], int((row["expires_at"] - now).total_seconds()))
         )
         status: int | None = None
         headers: dict[str, str] = {}
         for attempt_payload in (payload, shorter(payload)):
-            push = self.builder.build(subscription, attempt_payload, text.kind, topic=text.topic)
+            push = self.builder.build(
+                subscription, attempt_payload, text.kind, topic=text.topic, ttl=ttl
+            )
             try:
                 response = await self._post(push.endpoint, push.headers, push.body)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
@@ -318,18 +380,23 @@ class AppriseSender:
 
 
 async def record_outcomes(
-    engine: Engine[Any], outcomes: Sequence[Outcome], *, release: Sequence[int] = ()
+    engine: Engine[Any],
+    outcomes: Sequence[Outcome],
+    *,
+    claim: str,
+    release: Sequence[int] = (),
 ) -> None:
     """Write every outcome of a batch in one transaction; a gone subscription is deleted.
 
-    ``release``: claimed deliveries that were not sent, given back to the next claim.
+    Only rows still held by ``claim`` are written: a worker whose lease ran out (and whose
+    rows another worker took) changes nothing. ``release``: claimed deliveries that were not
+    sent, given back to the next claim.
     """
     if not outcomes and not release:
         return
     now = _now()
     simple: dict[tuple[str, int | None, str], list[int]] = defaultdict(list)
     retries = []
-    gone_targets: set[int] = set()
     for o in outcomes:
         if o.not_before is None:
             simple[(o.status, o.last_status, o.detail[:200])].append(o.delivery_id)
@@ -338,8 +405,9 @@ async def record_outcomes(
     async with write_transaction(engine):
         if release:
             await Delivery.raw(
-                "UPDATE delivery SET lease_until = NULL, attempts = attempts - 1 "
-                f"WHERE id IN ({_marks(len(release))})",
+                "UPDATE delivery SET lease_until = NULL, claim = NULL, attempts = attempts - 1 "
+                f"WHERE claim = {{}} AND id IN ({_marks(len(release))})",
+                claim,
                 *release,
             )
         for (status, last_status, detail), ids in simple.items():
@@ -347,11 +415,13 @@ async def record_outcomes(
                 chunk = ids[start : start + 500]
                 await Delivery.raw(
                     "UPDATE delivery SET status = {}, last_status = {}, detail = {}, "
-                    f"lease_until = NULL, updated_at = {{}} WHERE id IN ({_marks(len(chunk))})",
+                    "lease_until = NULL, claim = NULL, updated_at = {} "
+                    f"WHERE claim = {{}} AND id IN ({_marks(len(chunk))})",
                     status,
                     last_status,
                     detail,
                     now,
+                    claim,
                     *chunk,
                 )
         for o in retries:
@@ -362,26 +432,23 @@ async def record_outcomes(
                     Delivery.last_status: o.last_status,
                     Delivery.detail: o.detail[:200],
                     Delivery.lease_until: None,
+                    Delivery.claim: None,
                     Delivery.updated_at: now,
                 }
-            ).where(Delivery.id == o.delivery_id)
-        gone = [o.delivery_id for o in outcomes if o.status == "gone"]
+            ).where((Delivery.id == o.delivery_id) & (Delivery.claim == claim))
+        gone = [o.delivery_id for o in outcomes if o.status == "gone" and o.last_status]
         if gone:
             rows = await Delivery.raw(
-                "SELECT target FROM delivery WHERE channel = 'webpush' "
+                "SELECT target, person FROM delivery WHERE channel = 'webpush' "
                 f"AND id IN ({_marks(len(gone))})",
                 *gone,
             )
-            gone_targets = {int(r["target"]) for r in rows}
-        for target in sorted(gone_targets):
-            await PushSubscription.delete().where(PushSubscription.id == target)
-            await Delivery.raw(
-                "UPDATE delivery SET status = 'gone', detail = 'subscription removed', "
-                "updated_at = {} WHERE channel = 'webpush' AND target = {} AND status IN "
-                "('queued', 'digest')",
-                now,
-                target,
-            )
+            # The push service said the subscription is gone (404/410): so is ours, with
+            # whatever else was waiting for it.
+            for r in rows:
+                await delete_subscriptions(
+                    (PushSubscription.id == r["target"]) & (PushSubscription.person == r["person"])
+                )
 
 
 class Worker:
@@ -395,6 +462,7 @@ class Worker:
         client: httpx.AsyncClient | None = None,
         idle_poll: float = 1.0,
         batch: int = CLAIM_BATCH,
+        expand_batch: int = EXPAND_BATCH,
     ) -> None:
         self.engine = engine
         self.push = PushSender(settings, client)
@@ -402,13 +470,11 @@ class Worker:
         self.texts = Texts()
         self.idle_poll = idle_poll
         self.batch = batch
+        self.expand_batch = expand_batch
         self.stats = Stats()
         self._rolled_on: dt.date | None = None
-        self._wake = {
-            "expand": asyncio.Event(),
-            "urgent": asyncio.Event(),
-            "normal": asyncio.Event(),
-        }
+        self._apprise_batch = max(1, 2 * settings.apprise_concurrency)
+        self._wake = {name: asyncio.Event() for name in ("expand", *(x.name for x in LANES))}
 
     def wake(self) -> None:
         """Something was enqueued in this process: look now, not at the next poll."""
@@ -425,19 +491,28 @@ class Worker:
         today = school_today()
         if self._rolled_on != today:
             # Once a day: lesson changes entering this-and-next-week sync, past ones leave.
-            await roll_window(self.engine, today)
+            await to_the_end(roll_window(self.engine, today))
             self._rolled_on = today
-        planned = await expand_next(self.engine)
-        planned += await assemble_digests(self.engine)
+        planned = await to_the_end(expand_next(self.engine, batch=self.expand_batch))
+        planned += await to_the_end(assemble_digests(self.engine))
         self.stats.planned += planned
         if planned:
-            self._wake["urgent"].set()
-            self._wake["normal"].set()
+            for lane in LANES:
+                self._wake[lane.name].set()
         return planned
 
-    async def send_once(self, *, urgent: bool) -> int:
+    async def send_once(self, lane: Lane) -> int:
         """Claim and send one batch of one lane; returns how many were claimed."""
-        ids = await _claim(self.engine, urgent=urgent, limit=self.batch)
+        limit = self._apprise_batch if lane is APPRISE else self.batch
+        claiming = asyncio.ensure_future(claim(self.engine, lane, limit=limit))
+        try:
+            claimed = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # Stopped while claiming: let the claim commit, then hand its rows straight back.
+            taken = await claiming
+            await to_the_end(record_outcomes(self.engine, [], claim=taken.token, release=taken.ids))
+            raise
+        ids = claimed.ids
         if not ids:
             return 0
         rows = await Delivery.raw(_DETAILS.replace("{ids}", _marks(len(ids))), *ids)
@@ -455,7 +530,9 @@ class Worker:
             # handed back at once (a killed worker's claims wait for their lease instead).
             done = {o.delivery_id for o in outcomes}
             unsent = [i for i in ids if i not in done]
-            await asyncio.shield(record_outcomes(self.engine, outcomes, release=unsent))
+            await to_the_end(
+                record_outcomes(self.engine, outcomes, claim=claimed.token, release=unsent)
+            )
             for o in outcomes:
                 self.stats.by_status[o.status] = self.stats.by_status.get(o.status, 0) + 1
         return len(ids)
@@ -466,12 +543,17 @@ class Worker:
         text = await self.texts.get(row)
         if text is None:
             return Outcome(row["id"], "failed", detail="the item no longer exists")
-        if row["channel"] == "apprise":
-            return await self.apprise.send(row, text)
         try:
+            if row["channel"] == "apprise":
+                return await self.apprise.send(row, text)
             return await self.push.send(row, text)
         except ValueError as exc:  # a subscription whose keys cannot be used
             return Outcome(row["id"], "failed", detail=f"unusable subscription: {exc}"[:200])
+        except Exception as exc:
+            # Whatever one delivery does wrong (a URL httpx refuses, a bug) is that delivery's
+            # outcome: it must not cancel its batch or come back at the head of the lane.
+            log.warning("delivery %s failed: %s", row["id"], type(exc).__name__)
+            return Outcome(row["id"], "failed", detail=f"error: {type(exc).__name__}")
 
     async def _loop(self, name: str) -> None:
         while True:
@@ -479,10 +561,13 @@ class Worker:
                 if name == "expand":
                     busy = await self.expand_once()
                 else:
-                    busy = await self.send_once(urgent=name == "urgent")
+                    busy = await self.send_once(next(x for x in LANES if x.name == name))
             except asyncio.CancelledError:
                 raise
             except Exception:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # stopping: an error on the way out must not keep the loop alive
                 log.exception("delivery worker: %s step failed; retrying", name)
                 busy = 0
                 await asyncio.sleep(self.idle_poll)
@@ -490,10 +575,10 @@ class Worker:
                 await self._idle(name)
 
     async def run(self) -> None:
-        """Run the expander and both lanes until cancelled."""
+        """Run the expander and every lane until cancelled."""
         try:
             async with asyncio.TaskGroup() as group:
-                for name in ("expand", "urgent", "normal"):
+                for name in self._wake:
                     group.create_task(self._loop(name))
         finally:
             await self.push.close()
@@ -502,8 +587,8 @@ class Worker:
         """Work until nothing is due now (tests and ``reppu worker --once``)."""
         for _ in range(max_rounds):
             busy = await self.expand_once()
-            busy += await self.send_once(urgent=True)
-            busy += await self.send_once(urgent=False)
+            for lane in LANES:
+                busy += await self.send_once(lane)
             if not busy:
                 break
         return self.stats

@@ -34,8 +34,9 @@ from notifications.webpush import TTL_SECONDS, Kind
 from schemas.core import PartitionKind
 from schemas.messages import Audience, AudienceRole
 from server.access import load_access_facts, school_today
+from server.audiences import bulletin_partitions
 from server.db.engine import write_transaction
-from server.db.notify_tables import Delivery, Outbox
+from server.db.notify_tables import Delivery, Outbox, PushSubscription
 from sync.policy import readable_partitions
 
 log = logging.getLogger("reppu.fanout")
@@ -202,21 +203,19 @@ async def audience_of(entry: dict[str, Any], day: dt.date) -> Audit | None:
         )
     if audience == Audience.GROUP:
         groups, orgs, key = "SELECT CAST({} AS INTEGER)", None, b["group"]
-        partition = f"{PartitionKind.GROUP.value}:{b['group']}"
     elif audience == Audience.SCHOOL:
         groups, orgs, key = (
             "SELECT id FROM school_group WHERE school = {}",
             "SELECT CAST({} AS INTEGER)",
             b["organisation"],
         )
-        partition = f"{PartitionKind.SCHOOL.value}:{b['organisation']}"
     else:
         schools = "SELECT id FROM organisation WHERE parent = {}"
         groups = f"SELECT id FROM school_group WHERE school IN ({schools})"
         orgs, key = schools, b["organisation"]
-        partition = f"{PartitionKind.MUNICIPALITY.value}:{b['organisation']}"
     parts = _community_parts(groups, orgs, roles, day, key)
-    return Audit(parts, frozenset({partition}), exclude=b["author"])
+    # The policy must let each recipient read the bulletin where it lives.
+    return Audit(parts, bulletin_partitions(b, []), exclude=b["author"])
 
 
 async def candidates(audit: Audit, after: int, limit: int) -> list[int]:
@@ -280,13 +279,18 @@ async def targets_of(people: Sequence[int]) -> Targets:
         f"FROM notify_preference WHERE person IN ({marks})",
         *people,
     ):
-        prefs[r["person"]] = Preferences(
-            webpush=PlanMode(r["webpush"]),
-            apprise=PlanMode(r["apprise"]),
-            quiet_start=r["quiet_start"],
-            quiet_end=r["quiet_end"],
-            digest_at=r["digest_at"],
-        )
+        try:
+            prefs[r["person"]] = Preferences(
+                webpush=PlanMode(r["webpush"]),
+                apprise=PlanMode(r["apprise"]),
+                quiet_start=r["quiet_start"],
+                quiet_end=r["quiet_end"],
+                digest_at=r["digest_at"],
+            )
+        except ValueError:
+            # One person's unusable row must never hold up a bulletin for everyone: they
+            # get the defaults (the API refuses such rows; this is for what slipped in).
+            log.warning("person %s: unusable notification preferences; using defaults", r["person"])
     return Targets(subs, chans, prefs)
 
 
@@ -427,7 +431,9 @@ async def expand_next(engine: Engine[Any], *, batch: int = EXPAND_BATCH) -> int:
         await insert_deliveries(rows)
         values: dict[Any, Any] = {
             Outbox.expanded_to: found[-1] if found else after,
-            Outbox.lease_until: None if finished else now + OUTBOX_LEASE,
+            # Handed back after every batch: the next batch goes to whichever worker asks
+            # first (an urgent entry that arrived meanwhile is asked for first).
+            Outbox.lease_until: None,
         }
         if finished:
             values[Outbox.done_at] = now
@@ -435,6 +441,26 @@ async def expand_next(engine: Engine[Any], *, batch: int = EXPAND_BATCH) -> int:
             (Outbox.id == entry["id"]) & (Outbox.expanded_to == after)
         )
     return max(len(rows), 1)
+
+
+async def _open_digest(engine: Engine[Any], base: str, row: tuple[Any, ...]) -> int:
+    """The id of the digest delivery ``base`` that may still take items, made if need be.
+
+    A digest that is already being sent, or was sent, takes no more: an item that comes
+    after it (a changed ``digest_at``, a batch that committed late) goes in a new one.
+    """
+    lock = " FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
+    rows = await Delivery.raw(
+        f"SELECT id, status, lease_until FROM delivery WHERE key LIKE {{}} ORDER BY id{lock}",
+        f"{base}#%",
+    )
+    for r in rows:
+        if r["status"] == "queued" and r["lease_until"] is None:
+            return int(r["id"])
+    key = f"{base}#{len(rows)}"
+    await insert_deliveries([(key, *row[1:])])
+    made = await Delivery.raw("SELECT id FROM delivery WHERE key = {}", key)
+    return int(made[0]["id"])
 
 
 async def assemble_digests(engine: Engine[Any], *, limit: int = 5000) -> int:
@@ -453,34 +479,12 @@ async def assemble_digests(engine: Engine[Any], *, limit: int = 5000) -> int:
         groups: dict[tuple[int, str, int, dt.date], list[dict[str, Any]]] = defaultdict(list)
         for row in due:
             groups[(row["person"], row["channel"], row["target"], row["digest_day"])].append(row)
-        new_rows = []
+        expires = now + dt.timedelta(seconds=TTL_SECONDS[Kind.DIGEST])
         for (person, channel, target, day), items in groups.items():
-            new_rows.append(
-                (
-                    f"digest:{day}:{person}:{channel}:{target}",
-                    None,
-                    person,
-                    channel,
-                    target,
-                    False,
-                    "queued",
-                    day,
-                    now,
-                    now + dt.timedelta(seconds=TTL_SECONDS[Kind.DIGEST]),
-                    0,
-                    len(items),
-                    "",
-                    now,
-                )
-            )
-        await insert_deliveries(new_rows)
-        keys = [r[0] for r in new_rows]
-        digests = await Delivery.raw(
-            f"SELECT id, key FROM delivery WHERE key IN ({_marks(len(keys))})", *keys
-        )
-        by_key = {r["key"]: r["id"] for r in digests}
-        for (person, channel, target, day), items in groups.items():
-            digest_id = by_key[f"digest:{day}:{person}:{channel}:{target}"]
+            base = f"digest:{day}:{person}:{channel}:{target}"
+            row = (base, None, person, channel, target, False, "queued", day, now, expires,
+                   0, len(items), "", now)  # fmt: skip
+            digest_id = await _open_digest(engine, base, row)
             ids = [i["id"] for i in items]
             await Delivery.raw(
                 f"UPDATE delivery SET status = 'digested', digest = {{}}, updated_at = {{}} "
@@ -489,7 +493,6 @@ async def assemble_digests(engine: Engine[Any], *, limit: int = 5000) -> int:
                 now,
                 *ids,
             )
-            # A digest assembled earlier the same day (a late item) counts the newcomers.
             await Delivery.raw(
                 "UPDATE delivery SET item_count = (SELECT COUNT(*) FROM delivery d "
                 "WHERE d.digest = {}) WHERE id = {}",
@@ -497,3 +500,29 @@ async def assemble_digests(engine: Engine[Any], *, limit: int = 5000) -> int:
                 digest_id,
             )
     return len(due)
+
+
+async def forget_targets(channel: str, target_ids: Sequence[int]) -> None:
+    """Deliveries still waiting for these subscriptions or channels will not go: they are
+    ``gone``. Call in the transaction that deletes them, so that an id the database hands out
+    again can never receive another person's waiting news."""
+    if not target_ids:
+        return
+    await Delivery.raw(
+        "UPDATE delivery SET status = 'gone', detail = 'subscription or channel removed', "
+        f"lease_until = NULL, updated_at = {{}} WHERE channel = {{}} AND target IN "
+        f"({_marks(len(target_ids))}) AND status IN ('queued', 'digest')",
+        _now(),
+        channel,
+        *target_ids,
+    )
+
+
+async def delete_subscriptions(where: Any) -> None:
+    """Delete the push subscriptions matching the Piccolo condition ``where``, and their
+    waiting deliveries with them."""
+    rows = await PushSubscription.select(PushSubscription.id).where(where)
+    ids = [int(r["id"]) for r in rows]
+    if ids:
+        await forget_targets("webpush", ids)
+        await PushSubscription.delete().where(PushSubscription.id.is_in(ids))

@@ -33,6 +33,7 @@ from server.db.engine import write_transaction
 from server.db.notify_tables import PushSubscription
 from server.db.tables import Account, AuthToken, LoginFailure
 from server.errors import ReppuError
+from server.fanout import delete_subscriptions
 from server.settings import Settings
 
 _hasher = PasswordHasher()
@@ -219,4 +220,4 @@ async def log_out(engine: Engine[Any], principal: Principal) -> None:
         await AuthToken.update({AuthToken.revoked_at: _now()}).where(
             AuthToken.id == principal.token_id
         )
-        await PushSubscription.delete().where(PushSubscription.device == principal.token_id)
+        await delete_subscriptions(PushSubscription.device == principal.token_id)

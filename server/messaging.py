@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
 
-from schemas.core import PartitionKind, Role
+from schemas.core import Role
 from schemas.messages import (
     Audience,
     AudienceRole,
@@ -28,6 +27,7 @@ from schemas.messages import (
 )
 from schemas.sync import MutationCode
 from server.access import load_access_facts
+from server.audiences import bulletin_partitions, inbox, staff_only
 from server.db.message_tables import (
     Bulletin,
     BulletinRecipient,
@@ -53,10 +53,6 @@ from sync.policy import (
 
 STAFF_ROLES = frozenset({Role.TEACHER, Role.PRINCIPAL, Role.ADMIN})
 LEADERS = frozenset({Role.PRINCIPAL, Role.ADMIN})
-
-
-def inbox(person_id: int) -> str:
-    return f"{PartitionKind.INBOX.value}:{person_id}"
 
 
 def _now() -> dt.datetime:
@@ -121,18 +117,6 @@ async def message_write(message_id: int, participants: Iterable[int]) -> RecordW
         sent_at=m["sent_at"],
     )
     return RecordWrite("message", m["id"], record, frozenset(inbox(p) for p in participants))
-
-
-def bulletin_partitions(row: dict[str, Any], people: Iterable[int]) -> frozenset[str]:
-    """Where a bulletin lives: its community's partition, or the named people's inboxes."""
-    audience = Audience(row["audience"])
-    if audience == Audience.GROUP:
-        return frozenset({f"{PartitionKind.GROUP.value}:{row['group']}"})
-    if audience == Audience.SCHOOL:
-        return frozenset({f"{PartitionKind.SCHOOL.value}:{row['organisation']}"})
-    if audience == Audience.MUNICIPALITY:
-        return frozenset({f"{PartitionKind.MUNICIPALITY.value}:{row['organisation']}"})
-    return frozenset({inbox(p) for p in people} | {inbox(row["author"])})
 
 
 async def bulletin_write(bulletin_id: int) -> RecordWrite:
@@ -245,6 +229,18 @@ async def send_message(ctx: MutationContext, args: MessageSendArgs) -> None:
         # The same answer whether the thread exists or not: ids of other families'
         # conversations are not to be probed.
         raise _refuse(MutationCode.NOT_FOUND, "No such conversation.", "$.thread_id")
+    # Ties end (a guardianship, a job): a conversation goes on only while the policy still
+    # lets the two see each other.
+    others = [p for p in members if p != ctx.viewer.person_id]
+    facts = await load_access_facts(others)
+    for person_id in others:
+        target = facts.get(person_id, AccessFacts(person_id))
+        if not decide(ctx.viewer, Action.READ_PERSON, target, ctx.day):
+            raise _refuse(
+                MutationCode.FORBIDDEN,
+                "This conversation has ended: you are no longer connected through a school.",
+                "$.thread_id",
+            )
     message = Message(
         thread=args.thread_id, sender=ctx.viewer.person_id, body=args.body, sent_at=_now()
     )
@@ -337,6 +333,12 @@ async def _bulletin_scope(
 
 async def send_bulletin(ctx: MutationContext, args: BulletinSendArgs) -> None:
     """``bulletin.send``: see :class:`schemas.messages.BulletinSendArgs`."""
+    if args.audience == Audience.MUNICIPALITY and staff_only(args.roles):
+        raise _refuse(
+            MutationCode.INVALID_ARGS,
+            "A bulletin for the city's staff alone is not supported: send it to each school.",
+            "$.roles",
+        )
     organisation, group, may_be_urgent = await _bulletin_scope(ctx, args)
     if args.urgent and not may_be_urgent:
         raise _refuse(
@@ -366,28 +368,25 @@ async def send_bulletin(ctx: MutationContext, args: BulletinSendArgs) -> None:
 
 
 async def _mark_read(ctx: MutationContext, item_type: ItemType, item_id: int) -> None:
-    existing = (
-        await ReadReceipt.select(ReadReceipt.id)
-        .where(
-            (ReadReceipt.person == ctx.viewer.person_id)
-            & (ReadReceipt.item_type == item_type.value)
-            & (ReadReceipt.item_id == item_id)
-        )
-        .first()
-    )
-    if existing is not None:
-        return  # Read before: the first reading time stands.
     read_at = min(ctx.occurred_at, _now())
-    receipt = ReadReceipt(
-        person=ctx.viewer.person_id, item_type=item_type.value, item_id=item_id, read_at=read_at
+    # Two devices marking the same item at once: one insert wins, the other does nothing.
+    made = await ReadReceipt.raw(
+        "INSERT INTO read_receipt (person, item_type, item_id, read_at) VALUES ({}, {}, {}, {}) "
+        "ON CONFLICT (person, item_type, item_id) DO NOTHING RETURNING id",
+        ctx.viewer.person_id,
+        item_type.value,
+        item_id,
+        read_at,
     )
-    await receipt.save()
+    if not made:
+        return  # Read before: the first reading time stands.
+    receipt_id = int(made[0]["id"])
     record = ReceiptRecord(
-        id=int(receipt.id), v=0, item_type=item_type, item_id=item_id, read_at=read_at
+        id=receipt_id, v=0, item_type=item_type, item_id=item_id, read_at=read_at
     )
     await write_records(
         ctx.engine,
-        [RecordWrite("receipt", int(receipt.id), record, frozenset({inbox(ctx.viewer.person_id)}))],
+        [RecordWrite("receipt", receipt_id, record, frozenset({inbox(ctx.viewer.person_id)}))],
     )
 
 

@@ -31,7 +31,7 @@ from piccolo.engine.base import Engine
 from schemas.errors import ErrorCode
 from schemas.sync import MutationCode, MutationIn, MutationResult, PushRequest, PushResponse
 from server.catalogue import CATALOGUE
-from server.db.engine import write_transaction
+from server.db.engine import DUPLICATE, write_transaction
 from server.db.sync_tables import SyncClient, SyncMutation
 from server.errors import ReppuError
 from server.mutations import MutationContext, MutationRejectedError
@@ -39,7 +39,7 @@ from sync.policy import AccessFacts
 
 APPLIED = "applied"
 REJECTED = "rejected"
-_DUPLICATE = (sqlite3.IntegrityError, asyncpg.UniqueViolationError)
+_DUPLICATE = DUPLICATE
 _UNSTORABLE = (asyncpg.DataError, OverflowError, sqlite3.DataError)
 log = logging.getLogger("reppu.push")
 

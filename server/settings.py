@@ -75,6 +75,9 @@ class Settings:
     subdomains, and ``http://host:port`` allows plain http to that one (a local emulator)."""
     push_connections_per_origin: int = 50
     """Most simultaneous requests to one push service."""
+    apprise_schemes: tuple[str, ...] = ("mailto", "mailtos")
+    """Apprise URL schemes people may add as channels (the operator's choice: each one lets
+    the worker send to hosts that people name)."""
     apprise_concurrency: int = 4
     """Most apprise notifications sent at once (each runs in a thread)."""
     apprise_rate_per_sec: float = 0.0
@@ -203,6 +206,16 @@ def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _words(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    found = []
+    for item in (part.strip().lower() for part in (env.get(name) or "").split(",")):
+        if item and not item.isalnum():
+            raise SettingsError(name, f"{item!r} is not a URL scheme")
+        if item:
+            found.append(item)
+    return tuple(found)
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if not raw:
@@ -288,6 +301,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         vapid_subject=_vapid_subject(env),
         push_hosts=_hosts(env, "REPPU_PUSH_HOSTS") or DEFAULT_PUSH_HOSTS,
         push_connections_per_origin=_int(env, "REPPU_PUSH_CONNECTIONS_PER_ORIGIN", 50, 1, 1000),
+        apprise_schemes=_words(env, "REPPU_APPRISE_SCHEMES") or ("mailto", "mailtos"),
         apprise_concurrency=_int(env, "REPPU_APPRISE_CONCURRENCY", 4, 1, 100),
         apprise_rate_per_sec=_int(env, "REPPU_APPRISE_RATE_SECONDS", 0, 0, 3600),
         run_worker=_bool(env, "REPPU_RUN_WORKER", True),

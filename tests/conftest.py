@@ -47,6 +47,8 @@ def _base_env(data_dir: Path) -> dict[str, str]:
         "REPPU_ACCESS_CACHE_SECONDS": "0",
         # The push-service emulator of tests/push_service.py, over plain http.
         "REPPU_PUSH_HOSTS": "http://push.test:8443",
+        # E-mail, and a local JSON receiver standing in for an SMS gateway.
+        "REPPU_APPRISE_SCHEMES": "mailto,json",
     }
 
 

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
@@ -28,6 +29,9 @@ from piccolo.table import Table
 
 from server.db.schema import EVERY_TABLE
 from server.settings import Settings
+
+DUPLICATE = (sqlite3.IntegrityError, asyncpg.UniqueViolationError)
+"""What either engine raises when an insert breaks a unique key."""
 
 PICCOLO_CONF_MODULE = "server.db.piccolo_conf"
 SQLITE_BUSY_TIMEOUT_SECONDS = 10.0

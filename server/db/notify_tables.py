@@ -112,6 +112,9 @@ class Delivery(Table, tablename="delivery"):
     not_before = Timestamptz()
     expires_at = Timestamptz()
     lease_until = Timestamptz(null=True, default=None)
+    claim = Varchar(length=32, null=True, default=None)
+    """The claim that holds the lease: outcomes are written only under the same claim, so a
+    worker whose lease ran out can never overwrite what the next worker did."""
     attempts = Integer(default=0)
     last_status = Integer(null=True, default=None)
     detail = Varchar(length=200, default="")

@@ -42,7 +42,7 @@ from schemas.notifications import (
     VapidKey,
 )
 from server.access import load_access_facts, school_today
-from server.db.engine import write_transaction
+from server.db.engine import DUPLICATE, write_transaction
 from server.db.message_tables import Bulletin, ReadReceipt
 from server.db.notify_tables import (
     Delivery,
@@ -53,6 +53,7 @@ from server.db.notify_tables import (
 )
 from server.db.tables import Organisation
 from server.errors import ReppuError
+from server.fanout import delete_subscriptions, forget_targets
 from server.identity import Principal
 from server.messaging import names
 from server.settings import Settings
@@ -69,22 +70,29 @@ def _b64(text: str) -> bytes:
 
 
 def endpoint_allowed(settings: Settings, endpoint: str) -> bool:
-    """Whether ``endpoint`` is https (or http where the allowlist says so) on an allowed host."""
-    parts = urlsplit(endpoint)
-    host = (parts.hostname or "").lower()
-    if not host or parts.username or parts.password:
+    """Whether ``endpoint`` is a clean https URL (or http where the allowlist says so) on an
+    allowed host and port. An entry without a port allows the scheme's default port only."""
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in endpoint):
         return False
-    with_port = f"{host}:{parts.port}" if parts.port else host
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        return False
+    host = (parts.hostname or "").lower()
+    if not host or parts.username or parts.password or parts.scheme not in ("https", "http"):
+        return False
+    port = port or (443 if parts.scheme == "https" else 80)
     for allowed in settings.push_hosts:
-        scheme = "https"
+        scheme, default_port = "https", 443
         if allowed.startswith("http://"):
-            scheme, allowed = "http", allowed.removeprefix("http://")
+            scheme, default_port, allowed = "http", 80, allowed.removeprefix("http://")
         if parts.scheme != scheme:
             continue
-        if allowed.startswith("*."):
-            if host.endswith(allowed[1:]):
-                return True
-        elif allowed in (host, with_port):
+        name, _, wanted = allowed.partition(":")
+        if port != (int(wanted) if wanted.isdigit() else default_port):
+            continue
+        if (name.startswith("*.") and host.endswith(name[1:])) or host == name:
             return True
     return False
 
@@ -128,17 +136,29 @@ async def subscribe(
     _check_keys(data)
     principal = request.user
     now = _now()
-    async with write_transaction(app_state.engine):
-        await PushSubscription.delete().where(PushSubscription.device == principal.token_id)
-        row = PushSubscription(
-            person=principal.person_id,
-            device=principal.token_id,
-            endpoint=data.endpoint,
-            p256dh=data.keys.p256dh,
-            auth=data.keys.auth,
-            created_at=now,
-        )
-        await row.save()
+    row = PushSubscription(
+        person=principal.person_id,
+        device=principal.token_id,
+        endpoint=data.endpoint,
+        p256dh=data.keys.p256dh,
+        auth=data.keys.auth,
+        created_at=now,
+    )
+    for attempt in range(2):
+        try:
+            async with write_transaction(app_state.engine):
+                # One subscription per device, and one device per endpoint: a browser shared
+                # by two people (or logged in twice) must not get the news of both, or twice.
+                await delete_subscriptions(
+                    (PushSubscription.device == principal.token_id)
+                    | (PushSubscription.endpoint == data.endpoint)
+                )
+                await row.save()
+            break
+        except DUPLICATE:
+            if attempt:
+                raise  # pragma: no cover (two retries racing twice)
+            row.id = None  # a concurrent subscribe of this device won: replace it
     return SubscriptionOut(id=int(row.id), endpoint_origin=origin_of(data.endpoint), created_at=now)
 
 
@@ -148,7 +168,7 @@ async def unsubscribe(
 ) -> None:
     """Forget the calling device's subscription (nothing happens if it has none)."""
     async with write_transaction(app_state.engine):
-        await PushSubscription.delete().where(PushSubscription.device == request.user.token_id)
+        await delete_subscriptions(PushSubscription.device == request.user.token_id)
 
 
 @get("/me/channels", tags=["notifications"], summary="My notification channels")
@@ -170,6 +190,13 @@ async def add_channel(
     app_state: NamedDependency[AppState],
 ) -> ChannelOut:
     """Add an e-mail address, SMS gateway or chat as an apprise URL (its secrets stay here)."""
+    if urlsplit(data.url).scheme.lower() not in app_state.settings.apprise_schemes:
+        raise ReppuError(
+            ErrorCode.CHANNEL_UNSUPPORTED,
+            "This server does not send to that kind of channel "
+            f"(it takes: {', '.join(app_state.settings.apprise_schemes)}).",
+            field="$.url",
+        )
     if apprise.Apprise.instantiate(data.url, suppress_exceptions=True) is None:
         raise ReppuError(
             ErrorCode.CHANNEL_UNSUPPORTED, "Apprise cannot use this URL.", field="$.url"
@@ -192,6 +219,7 @@ async def remove_channel(
         mine = (NotifyChannel.id == channel_id) & (NotifyChannel.person == request.user.person_id)
         if not await NotifyChannel.exists().where(mine):
             raise ReppuError(ErrorCode.NOT_FOUND, "No such channel.")
+        await forget_targets("apprise", [channel_id])
         await NotifyChannel.delete().where(mine)
 
 
@@ -220,6 +248,14 @@ async def set_preferences(
     app_state: NamedDependency[AppState],
 ) -> Preferences:
     """Replace the caller's preferences; quiet hours need both ends or neither."""
+    for name in ("quiet_start", "quiet_end", "digest_at"):
+        value = getattr(data, name)
+        if value is not None and value.tzinfo is not None:
+            raise ReppuError(
+                ErrorCode.REQUEST_INVALID,
+                "Give local times (Helsinki) without an offset.",
+                field=f"$.{name}",
+            )
     if (data.quiet_start is None) != (data.quiet_end is None):
         raise ReppuError(
             ErrorCode.REQUEST_INVALID,

@@ -16,6 +16,7 @@ from piccolo.engine.base import Engine
 
 from notifications.schedule import HELSINKI
 from server.db.notify_tables import Delivery, Outbox, PushSubscription
+from server.deliver import NORMAL, Outcome, claim, record_outcomes
 from server.settings import Settings
 from tests.city import City
 from tests.devices import change, device
@@ -225,9 +226,7 @@ async def test_a_killed_workers_leases_expire_to_another(
     )
     dead = make_worker(fx_db, fx_settings, fx_push)
     await dead.expand_once()
-    from server.deliver import _claim
-
-    claimed = await _claim(fx_db, urgent=False, limit=4)  # ... and then the process died
+    claimed = (await claim(fx_db, NORMAL, limit=4)).ids  # ... and then the process died
     assert len(claimed) == 4
     survivor = make_worker(fx_db, fx_settings, fx_push)
     await survivor.drain()
@@ -496,13 +495,125 @@ async def test_expansion_goes_in_batches_and_resumes_where_it_stopped(
         title="t",
         body="b",
     )
-    assert await expand_next(fx_db, batch=2) > 0  # then this worker died
+    assert await expand_next(fx_db, batch=2) > 0  # one batch, then this worker stopped
     (entry,) = await Outbox.select()
     assert entry["done_at"] is None
     assert len(await deliveries()) == 2
-    await Outbox.update({Outbox.lease_until: None}).where(Outbox.id == entry["id"])
-    await expand_next(fx_db, batch=2)  # another worker carries on
+    await expand_next(fx_db, batch=2)  # any worker carries on at once
     (entry,) = await Outbox.select()
     assert entry["done_at"] is not None
     people = [r["person"] for r in await deliveries()]
     assert sorted(people) == sorted([fx_city.mother, fx_city.father, fx_city.olli_parent])
+
+
+async def test_a_city_bulletin_in_small_batches_reaches_everyone(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    tokens = {}
+    for who in ("mother", "father", "olli_parent", "former_guardian"):
+        _, tokens[who] = await subscribed_device(fx_client, fx_push, who)
+    await _bulletin(
+        fx_client,
+        "admin",
+        audience="municipality",
+        audience_id=fx_city.city,
+        title="t",
+        body="b",
+    )
+    await make_worker(fx_db, fx_settings, fx_push, expand_batch=1).drain()
+    got = sorted(r.token for r in fx_push.received)
+    # The former guardian's tie ended yesterday: the policy leaves them out.
+    assert got == sorted(tokens[w] for w in ("mother", "father", "olli_parent"))
+
+
+async def test_a_late_workers_outcomes_change_nothing(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    _, token = await subscribed_device(fx_client, fx_push, "mother")
+    await _bulletin(
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
+    )
+    worker = make_worker(fx_db, fx_settings, fx_push)
+    await worker.expand_once()
+    slow = await claim(fx_db, NORMAL, limit=10)  # a worker stuck past its lease
+    await Delivery.update({Delivery.lease_until: dt.datetime.now(dt.UTC)}).where(
+        Delivery.id.is_in(slow.ids)
+    )
+    await worker.drain()  # another worker takes the rows and sends
+    assert len(pushes(fx_push, token)) == 1
+    await record_outcomes(
+        fx_db, [Outcome(i, "failed", detail="late") for i in slow.ids], claim=slow.token
+    )
+    (row,) = await deliveries(person=fx_city.mother, channel="webpush")
+    assert row["status"] == "sent"
+
+
+async def test_one_broken_subscription_never_holds_up_the_others(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    tokens = await _many_devices(fx_client, fx_push, 6)
+    broken = await PushSubscription.select().where(PushSubscription.person == fx_city.father)
+    await PushSubscription.update({PushSubscription.endpoint: f"{PUSH_ORIGIN}/push/x\x01y"}).where(
+        PushSubscription.id == broken[0]["id"]
+    )  # slipped in before validation existed
+    await _bulletin(
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
+    )
+    stats = await make_worker(fx_db, fx_settings, fx_push, batch=3).drain()
+    assert stats.by_status == {"sent": 5, "failed": 1}
+    assert len(fx_push.received) == 5
+    assert {r.token for r in fx_push.received} < set(tokens)
+
+
+async def test_an_item_after_a_sent_digest_goes_in_a_new_digest(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    client, token = await subscribed_device(fx_client, fx_push, "mother")
+    await fx_client.put(
+        "/me/notifications",
+        json={"webpush": "digest", "quiet_start": None, "quiet_end": None},
+        headers=client.headers,
+    )
+    worker = make_worker(fx_db, fx_settings, fx_push)
+    for title in ("first", "second"):
+        await _bulletin(
+            fx_client,
+            "teacher",
+            audience="group",
+            audience_id=fx_city.class_5b,
+            title=title,
+            body="b",
+        )
+        await worker.drain()
+        await time_passes()  # the digest hour comes (again, for the late one)
+        await worker.drain()
+    assert [(p["kind"], p["count"]) for p in pushes(fx_push, token)] == [
+        ("digest", 1),
+        ("digest", 1),
+    ]

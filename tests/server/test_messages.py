@@ -244,8 +244,9 @@ async def test_channels_are_the_callers_own(fx_client: httpx.AsyncClient, fx_cit
     )
     assert answer.status_code == 201, answer.text
     channel_id = answer.json()["id"]
-    answer = await fx_client.post("/me/channels", json={"url": "nope://x"}, headers=mother.headers)
-    assert (answer.status_code, answer.json()["code"]) == (422, "channel.unsupported")
+    for url in ("nope://x", "slack://a/b/c"):  # unknown to apprise; not allowed here
+        answer = await fx_client.post("/me/channels", json={"url": url}, headers=mother.headers)
+        assert (answer.status_code, answer.json()["code"]) == (422, "channel.unsupported")
     answer = await fx_client.get("/me/channels", headers=other.headers)
     assert answer.json() == []
     answer = await fx_client.delete(f"/me/channels/{channel_id}", headers=other.headers)
@@ -323,3 +324,106 @@ async def test_todays_lesson_change_notifies_the_group(
         fx_city.father,
         fx_city.aino,
     }
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://evil.example/push/x",  # not a push service of ours
+        f"{PUSH_ORIGIN}/push/x\x01y",  # a control character
+        "http://push.test:99999/push/x",  # no such port
+        "http://push.test:abc/push/x",
+        "http://push.test:8444/push/x",  # another port of an allowed host
+        "http://user:pw@push.test:8443/push/x",
+    ],
+)
+async def test_push_endpoints_are_checked(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_push: PushService, endpoint: str
+) -> None:
+    mother = await device(fx_client, "mother")
+    body = {**fx_push.subscribe().to_json(), "endpoint": endpoint}
+    answer = await fx_client.post("/push/subscriptions", json=body, headers=mother.headers)
+    assert (answer.status_code, answer.json()["code"]) == (422, "push.endpoint_not_allowed")
+    assert await PushSubscription.count() == 0
+
+
+async def test_a_shared_browser_reaches_only_whoever_subscribed_last(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_push: PushService
+) -> None:
+    browser = fx_push.subscribe().to_json()
+    for who in ("mother", "olli_parent"):
+        person = await device(fx_client, who)
+        answer = await fx_client.post("/push/subscriptions", json=browser, headers=person.headers)
+        assert answer.status_code == 201
+    (row,) = await PushSubscription.select(PushSubscription.person)
+    assert row["person"] == fx_city.olli_parent
+
+
+async def test_preferences_refuse_times_with_an_offset(
+    fx_client: httpx.AsyncClient, fx_city: City
+) -> None:
+    mother = await device(fx_client, "mother")
+    aware = {"quiet_start": "21:00:00+02:00", "quiet_end": "07:00:00"}
+    answer = await fx_client.put("/me/notifications", json=aware, headers=mother.headers)
+    assert (answer.status_code, answer.json()["code"], answer.json()["field"]) == (
+        422,
+        "request.invalid",
+        "$.quiet_start",
+    )
+
+
+async def test_a_staff_bulletin_stays_with_the_staff(
+    fx_client: httpx.AsyncClient, fx_city: City
+) -> None:
+    principal = await device(fx_client, "principal")
+    result = await change(
+        principal,
+        "bulletin.send",
+        audience="school",
+        audience_id=fx_city.school_a,
+        roles=["staff"],
+        title="Staff meeting about a pupil",
+        body="b",
+    )
+    assert result["status"] == "applied", result
+    teacher = await _synced(await device(fx_client, "teacher"))
+    assert [b["title"] for b in records(teacher, "bulletin").values()] == [
+        "Staff meeting about a pupil"
+    ]
+    for who in ("aino", "mother", "olli_parent"):
+        reader = await _synced(await device(fx_client, who))
+        assert records(reader, "bulletin") == {}, who
+    admin = await device(fx_client, "admin")
+    refused = await change(
+        admin,
+        "bulletin.send",
+        audience="municipality",
+        audience_id=fx_city.city,
+        roles=["staff"],
+        title="t",
+        body="b",
+    )
+    assert (refused["status"], refused["code"], refused["field"]) == (
+        "rejected",
+        "mutation.invalid_args",
+        "$.roles",
+    )
+
+
+async def test_a_conversation_ends_with_the_tie(
+    fx_client: httpx.AsyncClient, fx_city: City
+) -> None:
+    teacher = await device(fx_client, "teacher")
+    await change(teacher, "message.send", to=[fx_city.olli_parent], subject="s", body="b")
+    (thread,) = await Thread.select(Thread.id)
+    from server.db.tables import Guardianship
+
+    await Guardianship.update({Guardianship.valid_to: fx_city.today - dt.timedelta(days=1)}).where(
+        Guardianship.guardian == fx_city.olli_parent
+    )
+    parent = await device(fx_client, "olli_parent")
+    refused = await change(parent, "message.send", thread_id=thread["id"], body="Hei")
+    assert (refused["status"], refused["code"]) == ("rejected", "mutation.forbidden")
+    refused = await change(teacher, "message.send", thread_id=thread["id"], body="Hei")
+    assert (refused["status"], refused["code"]) == ("rejected", "mutation.forbidden")
+    assert await Message.count() == 1
