@@ -119,15 +119,16 @@ class Lane:
     """A queue of deliveries one loop of the worker works off."""
 
     name: str
-    where: str
-    """SQL condition on ``delivery`` choosing the lane's rows."""
+    channel: str
+    urgent: tuple[bool, ...]
+    """The urgencies it takes, urgent first (each one an ordered scan of ``delivery_claim``)."""
     lease: dt.timedelta
     """Long enough for a whole batch at the worst (every request timing out)."""
 
 
-URGENT = Lane("urgent", "channel = 'webpush' AND urgent", dt.timedelta(minutes=5))
-NORMAL = Lane("normal", "channel = 'webpush' AND NOT urgent", dt.timedelta(minutes=5))
-APPRISE = Lane("apprise", "channel = 'apprise'", dt.timedelta(minutes=10))
+URGENT = Lane("urgent", "webpush", (True,), dt.timedelta(minutes=5))
+NORMAL = Lane("normal", "webpush", (False,), dt.timedelta(minutes=5))
+APPRISE = Lane("apprise", "apprise", (True, False), dt.timedelta(minutes=10))
 """E-mail and SMS gateways are slow (seconds each): their own lane, small batches, urgent
 first, so they never hold up Web Push and a slow batch never outlives its lease."""
 LANES = (URGENT, NORMAL, APPRISE)
@@ -144,19 +145,27 @@ async def claim(engine: Engine[Any], lane: Lane, *, limit: int) -> Claim:
     now = _now()
     token = secrets.token_hex(16)
     skip = " FOR UPDATE SKIP LOCKED" if isinstance(engine, PostgresEngine) else ""
+    ids: list[int] = []
     async with write_transaction(engine):
-        rows = await Delivery.raw(
-            "UPDATE delivery SET lease_until = {}, claim = {}, attempts = attempts + 1 "
-            f"WHERE id IN (SELECT id FROM delivery WHERE status = 'queued' AND {lane.where} "
-            "AND not_before <= {} AND (lease_until IS NULL OR lease_until < {}) "
-            f"ORDER BY urgent DESC, not_before, id LIMIT {{}}{skip}) RETURNING id",
-            now + lane.lease,
-            token,
-            now,
-            now,
-            limit,
-        )
-    return Claim(token, sorted(int(r["id"]) for r in rows))
+        for urgent in lane.urgent:
+            if len(ids) >= limit:
+                break
+            rows = await Delivery.raw(
+                "UPDATE delivery SET lease_until = {}, claim = {}, attempts = attempts + 1 "
+                "WHERE id IN (SELECT id FROM delivery WHERE status = 'queued' "
+                "AND channel = {} AND urgent = {} AND not_before <= {} "
+                "AND (lease_until IS NULL OR lease_until < {}) "
+                f"ORDER BY not_before, id LIMIT {{}}{skip}) RETURNING id",
+                now + lane.lease,
+                token,
+                lane.channel,
+                urgent,
+                now,
+                now,
+                limit - len(ids),
+            )
+            ids.extend(int(r["id"]) for r in rows)
+    return Claim(token, sorted(ids))
 
 
 _DETAILS = (
