@@ -188,3 +188,6 @@ class DeliveryReport(msgspec.Struct):
     counts: dict[str, int]
     """Recipients per :class:`RecipientStatus`."""
     people: list[RecipientReport]
+    """Recipients in person-id order, at most ``limit`` of them after ``after``."""
+    next_after: int | None = None
+    """More recipients follow: ask again with ``after`` set to this."""

@@ -12,14 +12,14 @@ import base64
 import binascii
 import datetime as dt
 from collections import defaultdict
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import apprise
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar import Request, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from piccolo.columns import Column
 
 from notifications.webpush import origin_of
@@ -323,6 +323,8 @@ async def bulletin_status(
     request: Request[Principal, Any, Any],
     bulletin_id: FromPath[Id],
     only: FromQuery[RecipientStatus | None] = None,
+    after: Annotated[int, QueryParameter(ge=0)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 500,
 ) -> DeliveryReport:
     """Per recipient: read, reached, pending or not reached (call them), with each channel's
     best status. For the author, the school's principals and the city's admins."""
@@ -357,8 +359,7 @@ async def bulletin_status(
             & (ReadReceipt.item_id == bulletin_id)
         )
     }
-    who = await names(channels)
-    people = []
+    page: list[tuple[int, RecipientStatus]] = []
     counts = {s.value: 0 for s in RecipientStatus}
     for person in sorted(channels):
         seen = set(channels[person].values())
@@ -371,16 +372,24 @@ async def bulletin_status(
         else:
             status = RecipientStatus.NOT_REACHED
         counts[status.value] += 1
-        if only is None or only == status:
-            people.append(
-                RecipientReport(
-                    person_id=person,
-                    name=who.get(person, ""),
-                    status=status,
-                    channels={k: v for k, v in channels[person].items() if k != "none"},
-                )
-            )
+        if person > after and (only is None or only == status):
+            page.append((person, status))
+    next_after = None
+    if len(page) > limit:
+        page = page[:limit]
+        next_after = page[-1][0]
+    who = await names(person for person, _ in page)
+    people = [
+        RecipientReport(
+            person_id=person,
+            name=who.get(person, ""),
+            status=status,
+            channels={k: v for k, v in channels[person].items() if k != "none"},
+        )
+        for person, status in page
+    ]
     return DeliveryReport(
+        next_after=next_after,
         bulletin_id=bulletin_id,
         expansion=ItemStatus.DONE
         if entry is not None and entry["done_at"]

@@ -196,6 +196,20 @@ async def test_delivery_report_shows_whom_to_call(
         f"/bulletins/{bulletin_id}/status?only=not_reached", headers=teacher.headers
     )
     assert [p["person_id"] for p in answer.json()["people"]] == [fx_city.father]
+    # A city's report comes in pages.
+    seen, after = [], 0
+    while after is not None:
+        answer = await fx_client.get(
+            f"/bulletins/{bulletin_id}/status?limit=1&after={after}", headers=teacher.headers
+        )
+        assert answer.json()["counts"] == report["counts"]
+        seen += [p["person_id"] for p in answer.json()["people"]]
+        after = answer.json().get("next_after")
+    assert seen == sorted(by_person)
+    answer = await fx_client.get(
+        f"/bulletins/{bulletin_id}/status?limit=0", headers=teacher.headers
+    )
+    assert (answer.status_code, answer.json()["code"]) == (422, "request.invalid")
     for leader in ("principal", "admin"):  # the school's and the city's
         viewer = await device(fx_client, leader)
         answer = await fx_client.get(f"/bulletins/{bulletin_id}/status", headers=viewer.headers)
