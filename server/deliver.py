@@ -11,7 +11,7 @@ deliveries it had not recorded are sent again by another worker (at least once: 
 ``Topic`` collapses a repeat on the push service, and the app shows one notification per
 item).
 
-Web Push goes through one shared ``httpx.AsyncClient`` with at most
+Web Push goes through one shared HTTP session (``server/push_transport.py``) with at most
 ``push_connections_per_origin`` requests at once per push service; its outcome is judged by
 ``notifications.webpush.judge``. Apprise notifications run in apprise's thread pool, at most
 ``apprise_concurrency`` at once, with apprise's hidden per-instance throttle set explicitly.
@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import apprise
-import httpx
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
@@ -51,6 +50,7 @@ from server.access import school_today
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, PushSubscription
 from server.fanout import EXPAND_BATCH, assemble_digests, delete_subscriptions, expand_next, kind_of
+from server.push_transport import AiohttpTransport, PushTransport, PushTransportError
 from server.settings import Settings
 from server.timetable import roll_window
 
@@ -252,13 +252,11 @@ class Texts:
 class PushSender:
     """Web Push over one shared HTTP client, at most N requests at once per push service."""
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings, transport: PushTransport | None = None) -> None:
         self.builder = PushBuilder(VapidSigner(settings.vapid_private_key, settings.vapid_subject))
-        self.client = client or httpx.AsyncClient(
-            timeout=PUSH_TIMEOUT,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=200),
+        self.transport: PushTransport = transport or AiohttpTransport(
+            timeout=PUSH_TIMEOUT, per_host=settings.push_connections_per_origin
         )
-        self._owns_client = client is None
         self._per_origin = settings.push_connections_per_origin
         self._gates: dict[str, asyncio.Semaphore] = {}
         self._paused: dict[str, dt.datetime] = {}
@@ -266,14 +264,15 @@ class PushSender:
         self._reported: set[str] = set()
 
     async def close(self) -> None:
-        if self._owns_client:
-            await self.client.aclose()
+        await self.transport.aclose()
 
-    async def _post(self, endpoint: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+    async def _post(
+        self, endpoint: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str]]:
         origin = origin_of(endpoint)
         gate = self._gates.setdefault(origin, asyncio.Semaphore(self._per_origin))
         async with gate:
-            return await self.client.post(endpoint, headers=headers, content=body)
+            return await self.transport.post(endpoint, headers, body)
 
     async def send(self, row: dict[str, Any], text: Text) -> Outcome:
         now = _now()
@@ -304,11 +303,10 @@ class PushSender:
                 subscription, attempt_payload, text.kind, topic=text.topic, ttl=ttl
             )
             try:
-                response = await self._post(push.endpoint, push.headers, push.body)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                status, headers = None, {"x-reppu-error": type(exc).__name__}
+                status, headers = await self._post(push.endpoint, push.headers, push.body)
+            except PushTransportError as exc:
+                status, headers = None, {"x-reppu-error": str(exc)}
                 break
-            status, headers = response.status_code, dict(response.headers)
             if status != 413:
                 break
         judgement = judge(
@@ -468,13 +466,13 @@ class Worker:
         engine: Engine[Any],
         settings: Settings,
         *,
-        client: httpx.AsyncClient | None = None,
+        transport: PushTransport | None = None,
         idle_poll: float = 1.0,
         batch: int = CLAIM_BATCH,
         expand_batch: int = EXPAND_BATCH,
     ) -> None:
         self.engine = engine
-        self.push = PushSender(settings, client)
+        self.push = PushSender(settings, transport)
         self.apprise = AppriseSender(settings)
         self.texts = Texts()
         self.idle_poll = idle_poll

@@ -13,6 +13,7 @@ from piccolo.engine.base import Engine
 from clients.python import ReppuClient
 from server.db.notify_tables import Delivery
 from server.deliver import Worker
+from server.push_transport import HttpxTransport
 from server.settings import Settings
 from tests.devices import device
 from tests.push_service import PushService
@@ -24,7 +25,7 @@ def make_worker(
     engine: Engine[Any], settings: Settings, service: PushService, **options: Any
 ) -> Worker:
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app))
-    return Worker(engine, settings, client=client, idle_poll=0.05, **options)
+    return Worker(engine, settings, transport=HttpxTransport(client), idle_poll=0.05, **options)
 
 
 async def subscribed_device(

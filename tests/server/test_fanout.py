@@ -617,3 +617,80 @@ async def test_an_item_after_a_sent_digest_goes_in_a_new_digest(
         ("digest", 1),
         ("digest", 1),
     ]
+
+
+async def test_the_real_transport_sends_over_the_network(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+) -> None:
+    """The worker as it runs in production (aiohttp), against the emulator under uvicorn."""
+    import socket
+
+    import uvicorn
+
+    from server.db.tables import AuthToken
+    from server.deliver import Worker
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    service = PushService(f"http://127.0.0.1:{port}")
+    sub = service.subscribe()
+    await device(fx_client, "mother")
+    (token_row,) = await AuthToken.select(AuthToken.id)
+    # Stored directly: the test settings allow only the in-process emulator's origin.
+    await PushSubscription.insert(
+        PushSubscription(
+            person=fx_city.mother,
+            device=token_row["id"],
+            endpoint=sub.endpoint,
+            p256dh=sub.p256dh,
+            auth=sub.auth,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            service.app, host="127.0.0.1", port=port, log_level="warning", interface="asgi3"
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event to wait on)
+            await asyncio.sleep(0.01)
+        await _bulletin(
+            fx_client,
+            "teacher",
+            audience="group",
+            audience_id=fx_city.class_5b,
+            title="Verkon yli",
+            body="b",
+        )
+        worker = Worker(fx_db, fx_settings, idle_poll=0.05)
+        try:
+            await worker.drain()
+        finally:
+            await worker.push.close()
+        (payload,) = [json.loads(r.plaintext) for r in service.received_for(sub.token)]
+        assert payload["title"] == "Verkon yli"
+    finally:
+        server.should_exit = True
+        await serving
+    # Nobody listens there any more: no answer is a retry with backoff, not a failure.
+    await _bulletin(
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="second",
+        body="b",
+    )
+    worker = Worker(fx_db, fx_settings, idle_poll=0.05)
+    try:
+        await worker.drain()
+    finally:
+        await worker.push.close()
+    rows = await deliveries(person=fx_city.mother, channel="webpush")
+    assert [(r["status"], r["last_status"]) for r in rows] == [("sent", 201), ("queued", None)]
