@@ -29,7 +29,8 @@ def _validity(row: dict[str, Any]) -> Validity:
     return Validity(valid_from=row["valid_from"], valid_to=row["valid_to"])
 
 
-def _marks(count: int) -> str:
+def marks(count: int) -> str:
+    """``count`` bound-parameter placeholders for a raw query, comma-separated."""
     return ", ".join("{}" for _ in range(count))
 
 
@@ -56,7 +57,7 @@ _STAFF = (
 async def _rows(sql: str, ids: list[int]) -> list[dict[str, Any]]:
     if not ids:
         return []
-    return list(await Person.raw(sql.format(ids=_marks(len(ids))), *ids))
+    return list(await Person.raw(sql.format(ids=marks(len(ids))), *ids))
 
 
 async def load_access_facts(person_ids: Iterable[int]) -> dict[int, AccessFacts]:

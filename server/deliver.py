@@ -46,7 +46,7 @@ from notifications.webpush import (
     judge,
     origin_of,
 )
-from server.access import school_today
+from server.access import marks, school_today
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, PushSubscription
 from server.fanout import EXPAND_BATCH, assemble_digests, delete_subscriptions, expand_next, kind_of
@@ -89,10 +89,6 @@ async def to_the_end(work: Awaitable[T]) -> T:
         raise
 
 
-def _marks(n: int) -> str:
-    return ", ".join("{}" for _ in range(n))
-
-
 @dataclass(slots=True)
 class Outcome:
     delivery_id: int
@@ -105,11 +101,6 @@ class Outcome:
 
 @dataclass(slots=True)
 class Stats:
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    gone: int = 0
-    expired: int = 0
     planned: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
 
@@ -413,7 +404,7 @@ async def record_outcomes(
         if release:
             await Delivery.raw(
                 "UPDATE delivery SET lease_until = NULL, claim = NULL, attempts = attempts - 1 "
-                f"WHERE claim = {{}} AND id IN ({_marks(len(release))})",
+                f"WHERE claim = {{}} AND id IN ({marks(len(release))})",
                 claim,
                 *release,
             )
@@ -423,7 +414,7 @@ async def record_outcomes(
                 await Delivery.raw(
                     "UPDATE delivery SET status = {}, last_status = {}, detail = {}, "
                     "lease_until = NULL, claim = NULL, updated_at = {} "
-                    f"WHERE claim = {{}} AND id IN ({_marks(len(chunk))})",
+                    f"WHERE claim = {{}} AND id IN ({marks(len(chunk))})",
                     status,
                     last_status,
                     detail,
@@ -447,7 +438,7 @@ async def record_outcomes(
         if gone:
             rows = await Delivery.raw(
                 "SELECT target, person FROM delivery WHERE channel = 'webpush' "
-                f"AND id IN ({_marks(len(gone))})",
+                f"AND id IN ({marks(len(gone))})",
                 *gone,
             )
             # The push service said the subscription is gone (404/410): so is ours, with
@@ -522,7 +513,7 @@ class Worker:
         ids = claimed.ids
         if not ids:
             return 0
-        rows = await Delivery.raw(_DETAILS.replace("{ids}", _marks(len(ids))), *ids)
+        rows = await Delivery.raw(_DETAILS.replace("{ids}", marks(len(ids))), *ids)
         tasks = [asyncio.ensure_future(self._send(row)) for row in rows]
         outcomes: list[Outcome] = []
         try:

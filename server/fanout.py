@@ -33,7 +33,7 @@ from notifications.schedule import Mode as PlanMode
 from notifications.webpush import TTL_SECONDS, Kind
 from schemas.core import PartitionKind
 from schemas.messages import Audience, AudienceRole
-from server.access import load_access_facts, school_today
+from server.access import load_access_facts, marks, school_today
 from server.audiences import bulletin_partitions
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, Outbox, PushSubscription
@@ -251,32 +251,28 @@ class Targets:
     preferences: dict[int, Preferences]
 
 
-def _marks(n: int) -> str:
-    return ", ".join("{}" for _ in range(n))
-
-
 async def targets_of(people: Sequence[int]) -> Targets:
     subs: dict[int, list[int]] = defaultdict(list)
     chans: dict[int, list[int]] = defaultdict(list)
     prefs: dict[int, Preferences] = {}
     if not people:
         return Targets({}, {}, {})
-    marks = _marks(len(people))
+    ids = marks(len(people))
     # Only devices still logged in: a revoked or expired token's phone hears nothing.
     for r in await Outbox.raw(
         "SELECT s.id, s.person FROM push_subscription s JOIN auth_token t ON t.id = s.device "
-        f"WHERE s.person IN ({marks}) AND t.revoked_at IS NULL AND t.expires_at > {{}}",
+        f"WHERE s.person IN ({ids}) AND t.revoked_at IS NULL AND t.expires_at > {{}}",
         *people,
         _now(),
     ):
         subs[r["person"]].append(r["id"])
     for r in await Outbox.raw(
-        f"SELECT id, person FROM notify_channel WHERE person IN ({marks})", *people
+        f"SELECT id, person FROM notify_channel WHERE person IN ({ids})", *people
     ):
         chans[r["person"]].append(r["id"])
     for r in await Outbox.raw(
         "SELECT person, webpush, apprise, quiet_start, quiet_end, digest_at "
-        f"FROM notify_preference WHERE person IN ({marks})",
+        f"FROM notify_preference WHERE person IN ({ids})",
         *people,
     ):
         try:
@@ -348,7 +344,7 @@ def _delivery_row(
 async def insert_deliveries(rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert delivery rows; a row whose key exists already is left as it is."""
     columns = ", ".join(_DELIVERY_COLUMNS)
-    one = f"({_marks(len(_DELIVERY_COLUMNS))})"
+    one = f"({marks(len(_DELIVERY_COLUMNS))})"
     for start in range(0, len(rows), 500):
         chunk = rows[start : start + 500]
         values = ", ".join(one for _ in chunk)
@@ -488,7 +484,7 @@ async def assemble_digests(engine: Engine[Any], *, limit: int = 5000) -> int:
             ids = [i["id"] for i in items]
             await Delivery.raw(
                 f"UPDATE delivery SET status = 'digested', digest = {{}}, updated_at = {{}} "
-                f"WHERE id IN ({_marks(len(ids))})",
+                f"WHERE id IN ({marks(len(ids))})",
                 digest_id,
                 now,
                 *ids,
@@ -511,7 +507,7 @@ async def forget_targets(channel: str, target_ids: Sequence[int]) -> None:
     await Delivery.raw(
         "UPDATE delivery SET status = 'gone', detail = 'subscription or channel removed', "
         f"lease_until = NULL, updated_at = {{}} WHERE channel = {{}} AND target IN "
-        f"({_marks(len(target_ids))}) AND status IN ('queued', 'digest')",
+        f"({marks(len(target_ids))}) AND status IN ('queued', 'digest')",
         _now(),
         channel,
         *target_ids,
