@@ -15,6 +15,7 @@ from typing import Annotated
 
 import msgspec
 
+from schemas.absences import AttendanceRecord, NoticeRecord, RosterRecord
 from schemas.core import NO_NUL, GroupKind, Id
 from schemas.messages import BulletinRecord, MessageRecord, ReceiptRecord, ThreadRecord
 
@@ -84,6 +85,9 @@ Record = (
     | MessageRecord
     | BulletinRecord
     | ReceiptRecord
+    | AttendanceRecord
+    | NoticeRecord
+    | RosterRecord
 )
 RECORD_TYPES: tuple[str, ...] = (
     "group",
@@ -93,6 +97,9 @@ RECORD_TYPES: tuple[str, ...] = (
     "message",
     "bulletin",
     "receipt",
+    "attendance",
+    "absence_notice",
+    "roster",
 )
 """Every record type, in the order snapshots send them."""
 
@@ -192,6 +199,11 @@ class MutationCode(StrEnum):
     """What the mutation refers to does not exist (any more)."""
     OUT_OF_ORDER = "mutation.out_of_order"
     """An earlier id is missing; nothing was recorded, send the missing ones first."""
+    TOO_LATE = "mutation.too_late"
+    """The time for this has passed: a roll-call mark made after its lesson's day."""
+    CONFLICT = "mutation.conflict"
+    """It was made on a state that has changed since: a signature over answers that were
+    changed after the signer saw them. Show the user the new state and ask again."""
 
 
 class MutationResult(msgspec.Struct, omit_defaults=True):

@@ -7,8 +7,16 @@ permission through the access policy and writes through the one write path
 
 from __future__ import annotations
 
+from schemas.absences import LeaveDecideArgs, MarkArgs, NoticeArgs
 from schemas.messages import BulletinSendArgs, MessageSendArgs, ReadArgs
 from schemas.sync import LessonChangeArgs, LessonRestoreArgs
+from server.absences import (
+    decide_leave,
+    explain_absence,
+    mark_attendance,
+    report_absence,
+    request_leave,
+)
 from server.messaging import read_bulletin, read_message, send_bulletin, send_message
 from server.mutations import MutationSpec, change_lesson, restore_lesson
 
@@ -21,5 +29,10 @@ CATALOGUE: dict[str, MutationSpec] = {
         MutationSpec("message.read", ReadArgs, read_message),
         MutationSpec("bulletin.send", BulletinSendArgs, send_bulletin),
         MutationSpec("bulletin.read", ReadArgs, read_bulletin),
+        MutationSpec("attendance.mark", MarkArgs, mark_attendance),
+        MutationSpec("absence.report", NoticeArgs, report_absence),
+        MutationSpec("absence.explain", NoticeArgs, explain_absence),
+        MutationSpec("leave.request", NoticeArgs, request_leave),
+        MutationSpec("leave.decide", LeaveDecideArgs, decide_leave),
     )
 }

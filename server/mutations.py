@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from piccolo.columns import Column
@@ -37,6 +37,19 @@ class MutationRejectedError(Exception):
         self.field = field
 
 
+MAX_CLOCK_LAG = dt.timedelta(days=14)
+"""The longest a device may have been offline: an act said to be older is dated this old."""
+
+
+def clamp_device_time(occurred_at: dt.datetime, received_at: dt.datetime) -> dt.datetime:
+    """A device's clock reading made believable: never after the server received the act,
+    never more than :data:`MAX_CLOCK_LAG` before it, and always with a time zone (UTC if the
+    device gave none)."""
+    if occurred_at.tzinfo is None:
+        occurred_at = occurred_at.replace(tzinfo=dt.UTC)
+    return min(max(occurred_at, received_at - MAX_CLOCK_LAG), received_at)
+
+
 @dataclass(frozen=True, slots=True)
 class MutationContext:
     engine: Engine[Any]
@@ -44,6 +57,18 @@ class MutationContext:
     day: dt.date
     """Today in Europe/Helsinki, for the policy."""
     occurred_at: dt.datetime
+    """When it happened, by the device's clock, clamped (:func:`clamp_device_time`)."""
+    received_at: dt.datetime = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    """When the server received the push."""
+    client_id: str = ""
+    """The installation that sent it (``PushRequest.client_id``)."""
+    mutation_id: int = 0
+    """Its id in that installation's sequence: with ``client_id``, it names the act."""
+    device: str = ""
+    """The name the device logged in with, for audit trails."""
+    memo: dict[object, Any] = field(default_factory=dict)
+    """Shared by the mutations of one push, for what they cannot change (a lesson's weekly
+    plan, a group's pupils on a day): a roll call of 25 pupils looks them up once."""
 
 
 Handler = Callable[[MutationContext, Any], Awaitable[None]]

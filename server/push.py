@@ -34,7 +34,7 @@ from server.catalogue import CATALOGUE
 from server.db.engine import DUPLICATE, write_transaction
 from server.db.sync_tables import SyncClient, SyncMutation
 from server.errors import ReppuError
-from server.mutations import MutationContext, MutationRejectedError
+from server.mutations import MutationContext, MutationRejectedError, clamp_device_time
 from sync.policy import AccessFacts
 
 APPLIED = "applied"
@@ -187,10 +187,12 @@ async def push(
     viewer: AccessFacts,
     day: dt.date,
     request: PushRequest,
+    device: str = "",
 ) -> PushResponse:
     """Apply ``request``'s mutations for ``viewer`` as described in the module's docstring."""
     client, last = await _claim_client(request.client_id, viewer.person_id)
     results: list[MutationResult] = []
+    memo: dict[object, Any] = {}
     for mutation in request.mutations:
         if mutation.id <= last:
             results.append(await _stored_result(client, mutation.id))
@@ -205,8 +207,17 @@ async def push(
                 )
             )
             continue
+        received_at = dt.datetime.now(dt.UTC)
         ctx = MutationContext(
-            engine=engine, viewer=viewer, day=day, occurred_at=mutation.occurred_at
+            engine=engine,
+            viewer=viewer,
+            day=day,
+            occurred_at=clamp_device_time(mutation.occurred_at, received_at),
+            received_at=received_at,
+            client_id=request.client_id,
+            mutation_id=mutation.id,
+            device=device,
+            memo=memo,
         )
         results.append(await _apply(engine, client, mutation, ctx))
         last = mutation.id

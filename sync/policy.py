@@ -213,6 +213,8 @@ class Action(StrEnum):
     """School-wide bulletins and staff views of a school."""
     MANAGE_CITY = "municipality.manage"
     """City-wide bulletins: the city's admins."""
+    MARK_ROLL_CALL = "lesson.mark_roll_call"
+    """Mark who is present at one lesson occurrence."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +235,16 @@ class CityRef:
     municipality_id: int
 
 
-Target = AccessFacts | GroupRef | SchoolRef | CityRef
+@dataclass(frozen=True, slots=True)
+class OccurrenceRef:
+    """One dated occurrence of a lesson: its group, its teacher and that day's substitute."""
+
+    group: GroupRef
+    teacher_id: int | None
+    substitute_id: int | None
+
+
+Target = AccessFacts | GroupRef | SchoolRef | CityRef | OccurrenceRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +371,21 @@ def decide(viewer: AccessFacts, action: Action, target: Target, day: dt.date) ->
             if target.group_id in taught:
                 return _grant("teacher of the group")
             return DENIED
+        return DENIED
+    if isinstance(target, OccurrenceRef):
+        if action != Action.MARK_ROLL_CALL:
+            return DENIED
+        # The lesson's teacher and the day's substitute are named by the timetable, which
+        # may outlive a job: they must still work at the school.
+        works_there = target.group.school_id in _staff_schools(
+            viewer, day, StaffRoleKind.TEACHER, StaffRoleKind.PRINCIPAL
+        )
+        if works_there and target.substitute_id == viewer.person_id:
+            return _grant("substitute for the occurrence")
+        if works_there and target.teacher_id == viewer.person_id:
+            return _grant("teacher of the lesson")
+        if decide(viewer, Action.TEACH_GROUP, target.group, day):
+            return _grant("teacher of the group")
         return DENIED
     if isinstance(target, CityRef):
         if action == Action.MANAGE_CITY and target.municipality_id in _admin_cities(viewer, day):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from piccolo.table import Table
 
+from server.db.absence_tables import ABSENCE_TABLES
 from server.db.message_tables import MESSAGE_TABLES
 from server.db.notify_tables import NOTIFY_TABLES
 from server.db.sync_tables import SYNC_TABLES
@@ -14,4 +15,5 @@ EVERY_TABLE: tuple[type[Table], ...] = (
     *SYNC_TABLES,
     *MESSAGE_TABLES,
     *NOTIFY_TABLES,
+    *ABSENCE_TABLES,
 )

@@ -27,6 +27,7 @@ from schemas.sync import (
 )
 from server.access import load_access_facts, school_today
 from server.db.engine import read_snapshot
+from server.db.tables import AuthToken
 from server.errors import ReppuError
 from server.identity import Principal, authenticate
 from server.live import LiveHub
@@ -145,8 +146,17 @@ async def sync_push(
     body = await decode_body(request, PushRequest)
     _check_version(body.schema_version)
     viewer = await _viewer(request.user)
+    token = await AuthToken.select(AuthToken.device_name).where(
+        AuthToken.id == request.user.token_id
+    ).first()
     with collect_changes() as changed:
-        answer = await apply_push(app_state.engine, viewer=viewer, day=school_today(), request=body)
+        answer = await apply_push(
+            app_state.engine,
+            viewer=viewer,
+            day=school_today(),
+            request=body,
+            device=token["device_name"] if token else "",
+        )
     # This process knows at once; the others hear of it through the database.
     app_state.live.publish(changed)
     app_state.wake_worker()

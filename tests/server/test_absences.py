@@ -1,0 +1,678 @@
+"""Roll call, absence notices and leave over the real push: nothing lost, nothing applied
+twice, the same status whatever order the phones sync in, and every act refused that the
+policy does not allow (with nothing written)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from piccolo.engine.base import Engine
+
+from schemas.core import GroupKind, GuardianshipKind, MembershipRole, StaffRoleKind
+from server.access import SCHOOL_TIMEZONE, school_today
+from server.app import create_app
+from server.db.absence_tables import AbsenceNotice, Attendance, LeaveDecisionRow, RollMark
+from server.db.tables import (
+    Account,
+    Guardianship,
+    Lesson,
+    LessonChange,
+    Membership,
+    Person,
+    SchoolGroup,
+    SchoolSettings,
+    StaffRole,
+)
+from server.settings import Settings
+from tests.city import PASSWORD, City
+from tests.devices import device, records
+
+CLASS_SIZE = 25
+
+
+def moment(step: int = 0) -> dt.datetime:
+    """A device-clock reading earlier today (Helsinki), ``step`` ms apart: increasing in
+    ``step``, never in the future, never yesterday."""
+    now = dt.datetime.now(dt.UTC)
+    start_of_day = dt.datetime.combine(school_today(), dt.time(0, 0), tzinfo=SCHOOL_TIMEZONE)
+    base = max(start_of_day.astimezone(dt.UTC), now - dt.timedelta(seconds=100))
+    return base + dt.timedelta(milliseconds=step)
+
+
+@dataclass
+class RawDevice:
+    """A logged-in installation that pushes exactly the mutations it is given."""
+
+    http: httpx.AsyncClient
+    headers: dict[str, str]
+    client_id: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    last_id: int = 0
+
+    @classmethod
+    async def log_in(cls, http: httpx.AsyncClient, username: str) -> RawDevice:
+        answer = await http.post(
+            "/auth/login",
+            json={"username": username, "password": PASSWORD, "device_name": f"{username}-phone"},
+        )
+        assert answer.status_code == 200, answer.text
+        return cls(http, {"Authorization": f"Bearer {answer.json()['token']}"})
+
+    def mutation(self, name: str, at: dt.datetime | None = None, **args: Any) -> dict[str, Any]:
+        self.last_id += 1
+        return {
+            "id": self.last_id,
+            "name": name,
+            "args": {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in args.items()},
+            "occurred_at": (at or moment()).isoformat(),
+        }
+
+    async def push(self, mutations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        body = {"schema_version": 1, "client_id": self.client_id, "mutations": mutations}
+        answer = await self.http.post("/sync/push", json=body, headers=self.headers)
+        assert answer.status_code == 200, answer.text
+        results: list[dict[str, Any]] = answer.json()["results"]
+        return results
+
+    async def do(self, name: str, at: dt.datetime | None = None, **args: Any) -> dict[str, Any]:
+        (result,) = await self.push([self.mutation(name, at, **args)])
+        return result
+
+
+@dataclass
+class School:
+    """The city plus a lesson today for 5A and for 5B, and class 7C of 25 pupils."""
+
+    city: City
+    today: dt.date
+    lesson_5a: int = 0
+    lesson_5b: int = 0
+    lesson_7c: int = 0
+    class_7c: int = 0
+    pupils_7c: list[int] = field(default_factory=list)
+    parent_7c: int = 0
+    substitute: int = 0
+
+
+async def _person_with_account(given: str, username: str) -> int:
+    person = Person(given_name=given, family_name="Testinen")
+    await person.save()
+    some = await Account.select(Account.password_hash).first()
+    assert some is not None
+    await Account(person=person.id, username=username, password_hash=some["password_hash"]).save()
+    return int(person.id)
+
+
+async def _lesson(group: int, teacher: int, weekday: int, long_ago: dt.date) -> int:
+    lesson = Lesson(
+        group=group,
+        subject="History",
+        teacher=teacher,
+        room="B2",
+        weekday=weekday,
+        starts_at=dt.time(0, 0),
+        ends_at=dt.time(23, 59),
+        valid_from=long_ago,
+        valid_to=None,
+    )
+    await lesson.save()
+    return int(lesson.id)
+
+
+@pytest.fixture
+async def fx_school(fx_city: City) -> School:
+    c = fx_city
+    s = School(city=c, today=c.today)
+    long_ago = c.today - dt.timedelta(days=90)
+    weekday = c.today.isoweekday()
+    # A lesson all day, so that "a lesson today" holds whenever the test runs.
+    s.lesson_5a = await _lesson(c.class_5a, c.teacher, weekday, long_ago)
+    s.lesson_5b = await _lesson(c.class_5b, c.teacher, weekday, long_ago)
+    group = SchoolGroup(school=c.school_a, name="7C", kind=GroupKind.HOME_CLASS)
+    await group.save()
+    s.class_7c = int(group.id)
+    s.lesson_7c = await _lesson(s.class_7c, c.teacher, weekday, long_ago)
+    s.parent_7c = await _person_with_account("Iso", "parent_7c")
+    for n in range(CLASS_SIZE):
+        pupil = Person(given_name=f"Oppilas{n}", family_name="Testinen")
+        await pupil.save()
+        s.pupils_7c.append(int(pupil.id))
+    await Membership.insert(
+        Membership(
+            group=s.class_7c,
+            person=c.teacher,
+            role=MembershipRole.TEACHER,
+            valid_from=long_ago,
+        ),
+        *(
+            Membership(group=s.class_7c, person=p, role=MembershipRole.PUPIL, valid_from=long_ago)
+            for p in s.pupils_7c
+        ),
+    )
+    await Guardianship.insert(
+        *(
+            Guardianship(
+                guardian=s.parent_7c,
+                pupil=p,
+                kind=GuardianshipKind.CUSTODIAL,
+                valid_from=long_ago,
+            )
+            for p in s.pupils_7c
+        )
+    )
+    s.substitute = await _person_with_account("Sijainen", "substitute")
+    await StaffRole(
+        person=s.substitute,
+        organisation=c.school_a,
+        role=StaffRoleKind.TEACHER,
+        valid_from=long_ago,
+    ).save()
+    return s
+
+
+async def _counts() -> tuple[int, int, int, int]:
+    return (
+        await RollMark.count(),
+        await AbsenceNotice.count(),
+        await LeaveDecisionRow.count(),
+        await Attendance.count(),
+    )
+
+
+async def _status(pupil: int, lesson: int, day: dt.date) -> str | None:
+    row = (
+        await Attendance.select(Attendance.status)
+        .where(
+            (Attendance.pupil == pupil)
+            & (Attendance.lesson == lesson)
+            & (Attendance.on_date == day)
+        )
+        .first()
+    )
+    return None if row is None else str(row["status"])
+
+
+# --- roll call: nothing lost, nothing twice ----------------------------------------------
+
+
+async def test_25_offline_marks_replayed_twice_and_across_a_restart_apply_once(
+    fx_client: httpx.AsyncClient,
+    fx_school: School,
+    fx_settings: Settings,
+    fx_db: Engine[Any],
+) -> None:
+    s = fx_school
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    marks = [
+        teacher.mutation(
+            "attendance.mark",
+            moment(n),
+            lesson_id=s.lesson_7c,
+            on_date=s.today,
+            pupil_id=pupil,
+            status="absent" if n % 5 == 0 else "present",
+        )
+        for n, pupil in enumerate(s.pupils_7c)
+    ]
+    first = await teacher.push(marks[:10])
+    assert [r["status"] for r in first] == ["applied"] * 10
+    # The server restarts: a new app over the same database, nothing kept in memory.
+    restarted: Litestar = create_app(fx_settings, engine=fx_db)
+    transport = httpx.ASGITransport(app=restarted, client=("127.0.0.1", 50001))
+    async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as http:
+        again = RawDevice(http, teacher.headers, teacher.client_id, teacher.last_id)
+        # The phone never heard the first answer: it sends all 25, then all 25 once more.
+        whole = await again.push(marks)
+        replay = await again.push(marks)
+    assert [r["status"] for r in whole] == ["applied"] * CLASS_SIZE
+    assert replay == whole
+    assert await RollMark.count() == CLASS_SIZE
+    statuses = {
+        r["pupil"]: r["status"]
+        for r in await Attendance.select(Attendance.pupil, Attendance.status).where(
+            Attendance.lesson == s.lesson_7c
+        )
+    }
+    assert statuses == {
+        p: "unexplained" if n % 5 == 0 else "present" for n, p in enumerate(s.pupils_7c)
+    }
+    # Every mark is kept with who, which installation and device, and both clocks.
+    kept = await RollMark.select().where(RollMark.pupil == s.pupils_7c[0]).first()
+    assert kept is not None
+    assert (kept["actor"], kept["client_id"], kept["device"]) == (
+        s.city.teacher,
+        teacher.client_id,
+        "teacher-phone",
+    )
+    assert kept["occurred_at"] <= kept["received_at"]
+
+
+async def test_the_records_reach_the_teacher_and_the_family_but_not_other_families(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    result = await teacher.do(
+        "attendance.mark",
+        lesson_id=s.lesson_5a,
+        on_date=s.today,
+        pupil_id=c.olli,
+        status="late",
+        late_minutes=10,
+        note="Bussi myöhässä",
+    )
+    assert result["status"] == "applied", result
+    olli_parent = await device(fx_client, "olli_parent")
+    await olli_parent.sync()
+    (seen,) = records(olli_parent, "attendance").values()
+    assert (seen["pupil_id"], seen["status"], seen["late_minutes"]) == (c.olli, "late", 10)
+    teacher_view = await device(fx_client, "teacher")
+    await teacher_view.sync()
+    assert {r["pupil_id"] for r in records(teacher_view, "attendance").values()} == {c.olli}
+    for other in ("mother", "father", "aino", "eero", "former_guardian"):
+        someone = await device(fx_client, other)
+        await someone.sync()
+        assert records(someone, "attendance") == {}, other
+
+
+# --- the same status whatever the order ---------------------------------------------------
+
+
+async def test_the_report_before_or_after_the_mark_gives_the_same_status(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    olli_parent = await RawDevice.log_in(fx_client, "olli_parent")
+    mother = await RawDevice.log_in(fx_client, "mother")
+    sick = {"from_date": s.today, "to_date": s.today, "reason": "illness"}
+    # Olli: the guardian's report arrives first, the teacher's mark an hour later.
+    assert (await olli_parent.do("absence.report", pupil_id=c.olli, **sick))["status"] == "applied"
+    assert await _status(c.olli, s.lesson_5a, s.today) == "expected_absent"
+    mark = {"on_date": s.today, "status": "absent"}
+    assert (await teacher.do("attendance.mark", lesson_id=s.lesson_5a, pupil_id=c.olli, **mark))[
+        "status"
+    ] == "applied"
+    # Aino: the other way round.
+    assert (await teacher.do("attendance.mark", lesson_id=s.lesson_5b, pupil_id=c.aino, **mark))[
+        "status"
+    ] == "applied"
+    assert await _status(c.aino, s.lesson_5b, s.today) == "unexplained"
+    assert (await mother.do("absence.report", pupil_id=c.aino, **sick))["status"] == "applied"
+    assert await _status(c.olli, s.lesson_5a, s.today) == "excused"
+    assert await _status(c.aino, s.lesson_5b, s.today) == "excused"
+
+
+EVENTS = ("mark_absent", "mark_present", "mark_absent_later", "report", "leave", "approve")
+"""Acts about one pupil's lesson, each with its own device time (in this order)."""
+
+
+async def test_every_order_of_arrival_gives_the_same_status(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s = fx_school
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    substitute = await RawDevice.log_in(fx_client, "substitute")
+    parent = await RawDevice.log_in(fx_client, "parent_7c")
+    principal = await RawDevice.log_in(fx_client, "principal")
+    await LessonChange(lesson=s.lesson_7c, on_date=s.today, substitute_teacher=s.substitute).save()
+    orders = list(itertools.permutations(range(len(EVENTS))))
+    chosen = [orders[0], orders[-1], *orders[1 :: len(orders) // 10]][: len(s.pupils_7c)]
+    finals: set[tuple[str | None, str | None]] = set()
+    for pupil, order in zip(s.pupils_7c, chosen, strict=False):
+        leave_id: int | None = None
+        pending = list(order)
+        base = moment()  # each act's device time is fixed, whenever it arrives
+        while pending:
+            step = pending.pop(0)
+            at = base + dt.timedelta(milliseconds=10 * step)
+            name = EVENTS[step]
+            mark = {"lesson_id": s.lesson_7c, "on_date": s.today, "pupil_id": pupil}
+            if name == "mark_absent":
+                result = await teacher.do("attendance.mark", at, status="absent", **mark)
+            elif name == "mark_present":
+                result = await substitute.do("attendance.mark", at, status="present", **mark)
+            elif name == "mark_absent_later":
+                result = await teacher.do("attendance.mark", at, status="absent", **mark)
+            elif name == "report":
+                result = await parent.do(
+                    "absence.report",
+                    at,
+                    pupil_id=pupil,
+                    from_date=s.today,
+                    to_date=s.today,
+                    reason="appointment",
+                    from_time="10:00:00",
+                    to_time="11:00:00",
+                )
+            elif name == "leave":
+                result = await parent.do(
+                    "leave.request",
+                    at,
+                    pupil_id=pupil,
+                    from_date=s.today,
+                    to_date=s.today,
+                    reason="family",
+                )
+                row = (
+                    await AbsenceNotice.select(AbsenceNotice.id)
+                    .where((AbsenceNotice.pupil == pupil) & (AbsenceNotice.kind == "leave"))
+                    .first()
+                )
+                assert row is not None
+                leave_id = int(row["id"])
+            else:
+                if leave_id is None:  # the decision needs the request's id: later
+                    pending.append(step)
+                    continue
+                result = await principal.do(
+                    "leave.decide", at, leave_id=leave_id, decision="approved"
+                )
+            assert result["status"] == "applied", (name, result)
+        row = (
+            await Attendance.select(Attendance.status, Attendance.notice)
+            .where((Attendance.pupil == pupil) & (Attendance.lesson == s.lesson_7c))
+            .first()
+        )
+        assert row is not None
+        notice = (
+            await AbsenceNotice.select(AbsenceNotice.kind)
+            .where(AbsenceNotice.id == row["notice"])
+            .first()
+        )
+        finals.add((row["status"], notice["kind"] if notice else None))
+    # The teacher's later "absent" wins over the substitute's "present"; approved leave
+    # explains it, whatever arrived first.
+    assert finals == {("on_leave", "leave")}
+
+
+async def test_a_later_leave_decision_wins_whichever_arrives_first(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    mother = await RawDevice.log_in(fx_client, "mother")
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    principal = await RawDevice.log_in(fx_client, "principal")
+    result = await mother.do(
+        "leave.request", pupil_id=c.aino, from_date=s.today, to_date=s.today, reason="family"
+    )
+    assert result["status"] == "applied", result
+    leave = await AbsenceNotice.select(AbsenceNotice.id).first()
+    assert leave is not None
+    # The principal's denial was made later, but arrives first.
+    base = moment()
+    denied = await principal.do(
+        "leave.decide", base + dt.timedelta(seconds=2), leave_id=leave["id"], decision="denied"
+    )
+    approved = await teacher.do(
+        "leave.decide", base + dt.timedelta(seconds=1), leave_id=leave["id"], decision="approved"
+    )
+    assert (denied["status"], approved["status"]) == ("applied", "applied")
+    final = await AbsenceNotice.select(AbsenceNotice.decision, AbsenceNotice.decided_by).first()
+    assert final == {"decision": "denied", "decided_by": c.principal}
+    assert await LeaveDecisionRow.count() == 2
+    home = await device(fx_client, "mother")
+    await home.sync()
+    (seen,) = records(home, "absence_notice").values()
+    assert (seen["kind"], seen["decision"], seen["decided_by_name"]) == (
+        "leave",
+        "denied",
+        "Pekka Rehtori",
+    )
+
+
+# --- who may do what ----------------------------------------------------------------------
+
+
+async def _refused(device_: RawDevice, name: str, code: str, **args: Any) -> None:
+    before = await _counts()
+    result = await device_.do(name, **args)
+    assert (result["status"], result.get("code")) == ("rejected", code), result
+    assert await _counts() == before, "a refused act wrote something"
+
+
+async def test_roll_call_is_refused_to_anyone_but_the_lessons_teachers_and_substitute(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    mark = {"lesson_id": s.lesson_5a, "on_date": s.today, "pupil_id": c.olli, "status": "absent"}
+    for who in ("principal", "substitute", "olli_parent", "olli", "admin"):
+        await _refused(
+            await RawDevice.log_in(fx_client, who), "attendance.mark", "mutation.forbidden", **mark
+        )
+    # Made the day's substitute by a lesson change, the substitute may.
+    await LessonChange(lesson=s.lesson_5a, on_date=s.today, substitute_teacher=s.substitute).save()
+    substitute = await RawDevice.log_in(fx_client, "substitute")
+    assert (await substitute.do("attendance.mark", **mark))["status"] == "applied"
+
+
+async def test_roll_call_rejects_what_does_not_fit(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    mark = {"lesson_id": s.lesson_5a, "on_date": s.today}
+    invalid = "mutation.invalid_args"
+    # Aino left 5A yesterday; Eero was never in it.
+    await _refused(teacher, "attendance.mark", invalid, pupil_id=c.aino, status="absent", **mark)
+    await _refused(teacher, "attendance.mark", invalid, pupil_id=c.eero, status="absent", **mark)
+    await _refused(teacher, "attendance.mark", invalid, pupil_id=c.olli, status="late", **mark)
+    await _refused(
+        teacher,
+        "attendance.mark",
+        invalid,
+        pupil_id=c.olli,
+        status="present",
+        late_minutes=5,
+        **mark,
+    )
+    await _refused(teacher, "attendance.mark", invalid, pupil_id=c.olli, status="away", **mark)
+    await _refused(
+        teacher,
+        "attendance.mark",
+        "mutation.not_found",
+        lesson_id=2**31 - 1,
+        on_date=s.today,
+        pupil_id=c.olli,
+        status="absent",
+    )
+    tomorrow = s.today + dt.timedelta(days=7)
+    await _refused(
+        teacher,
+        "attendance.mark",
+        invalid,
+        lesson_id=s.lesson_5a,
+        on_date=tomorrow,
+        pupil_id=c.olli,
+        status="absent",
+    )
+    await LessonChange(lesson=s.lesson_5a, on_date=s.today, cancelled=True).save()
+    await _refused(teacher, "attendance.mark", invalid, pupil_id=c.olli, status="absent", **mark)
+
+
+async def test_roll_call_is_corrected_the_same_day_but_not_after(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    last_week = s.today - dt.timedelta(days=7)
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    mark = {"lesson_id": s.lesson_5a, "on_date": last_week, "pupil_id": c.olli}
+    # Marked now, for last week's lesson: too late.
+    await _refused(teacher, "attendance.mark", "mutation.too_late", status="absent", **mark)
+    # Marked on the day by a phone that was offline since: it counts.
+    that_day = dt.datetime.combine(last_week, dt.time(9, 0), tzinfo=SCHOOL_TIMEZONE)
+    result = await teacher.do("attendance.mark", that_day, status="absent", **mark)
+    assert result["status"] == "applied", result
+    correction = await teacher.do(
+        "attendance.mark", that_day + dt.timedelta(hours=1), status="present", **mark
+    )
+    assert correction["status"] == "applied"
+    assert await _status(c.olli, s.lesson_5a, last_week) == "present"
+    # A device clock ahead of the server's is clamped to the time of arrival.
+    ahead = await teacher.do(
+        "attendance.mark",
+        dt.datetime.now(dt.UTC) + dt.timedelta(days=2),
+        lesson_id=s.lesson_5a,
+        on_date=s.today,
+        pupil_id=c.olli,
+        status="absent",
+    )
+    assert ahead["status"] == "applied", ahead
+    kept = (
+        await RollMark.select(RollMark.occurred_at, RollMark.received_at)
+        .where(RollMark.on_date == s.today)
+        .first()
+    )
+    assert kept is not None and kept["occurred_at"] == kept["received_at"]
+
+
+async def test_notices_are_refused_to_other_families_and_information_only_guardians(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    today = {"from_date": s.today, "to_date": s.today, "reason": "illness"}
+    forbidden = "mutation.forbidden"
+    mother = await RawDevice.log_in(fx_client, "mother")
+    father = await RawDevice.log_in(fx_client, "father")
+    former = await RawDevice.log_in(fx_client, "former_guardian")
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    for name in ("absence.report", "absence.explain", "leave.request"):
+        await _refused(mother, name, forbidden, pupil_id=c.olli, **today)  # another family
+        await _refused(father, name, forbidden, pupil_id=c.aino, **today)  # information only
+        await _refused(former, name, forbidden, pupil_id=c.olli, **today)  # ended yesterday
+        await _refused(teacher, name, forbidden, pupil_id=c.olli, **today)  # staff
+    await _refused(mother, "absence.report", "mutation.not_found", pupil_id=2**31 - 1, **today)
+
+
+async def test_notice_spans_are_checked(fx_client: httpx.AsyncClient, fx_school: School) -> None:
+    s, c = fx_school, fx_school.city
+    mother = await RawDevice.log_in(fx_client, "mother")
+    invalid = "mutation.invalid_args"
+    day = dt.timedelta(days=1)
+    base = {"pupil_id": c.aino, "reason": "illness"}
+    await _refused(
+        mother, "absence.report", invalid, from_date=s.today - day, to_date=s.today, **base
+    )
+    await _refused(
+        mother, "absence.report", invalid, from_date=s.today, to_date=s.today - day, **base
+    )
+    await _refused(
+        mother, "absence.report", invalid, from_date=s.today, to_date=s.today + 14 * day, **base
+    )
+    await _refused(
+        mother,
+        "absence.report",
+        invalid,
+        from_date=s.today,
+        to_date=s.today,
+        from_time="12:00:00",
+        to_time="10:00:00",
+        **base,
+    )
+    await _refused(
+        mother, "absence.explain", invalid, from_date=s.today, to_date=s.today + day, **base
+    )
+    await _refused(
+        mother,
+        "absence.explain",
+        "mutation.too_late",
+        from_date=s.today - 40 * day,
+        to_date=s.today - 39 * day,
+        **base,
+    )
+    await _refused(
+        mother, "leave.request", invalid, from_date=s.today - day, to_date=s.today, **base
+    )
+    await _refused(
+        mother,
+        "absence.report",
+        invalid,
+        from_date=s.today,
+        to_date=s.today,
+        pupil_id=c.aino,
+        reason="bored",
+    )
+
+
+async def test_an_explanation_excuses_a_past_absence(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    last_week = s.today - dt.timedelta(days=7)
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    that_day = dt.datetime.combine(last_week, dt.time(9, 0), tzinfo=SCHOOL_TIMEZONE)
+    await teacher.do(
+        "attendance.mark",
+        that_day,
+        lesson_id=s.lesson_5a,
+        on_date=last_week,
+        pupil_id=c.olli,
+        status="absent",
+    )
+    assert await _status(c.olli, s.lesson_5a, last_week) == "unexplained"
+    olli_parent = await RawDevice.log_in(fx_client, "olli_parent")
+    result = await olli_parent.do(
+        "absence.explain",
+        pupil_id=c.olli,
+        from_date=last_week,
+        to_date=last_week,
+        reason="illness",
+        note="Kuumetta",
+    )
+    assert result["status"] == "applied", result
+    assert await _status(c.olli, s.lesson_5a, last_week) == "excused"
+
+
+async def test_pupils_explain_their_own_absences_only_where_the_school_allows_at_their_age(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    olli = await RawDevice.log_in(fx_client, "olli")
+    args = {"pupil_id": c.olli, "from_date": s.today, "to_date": s.today, "reason": "illness"}
+    await _refused(olli, "absence.explain", "mutation.forbidden", **args)
+    await SchoolSettings(school=c.school_a, pupils_explain_from_age=15).save()
+    await Person.update({Person.birth_date: s.today.replace(year=s.today.year - 14)}).where(
+        Person.id == c.olli
+    )
+    await _refused(olli, "absence.explain", "mutation.forbidden", **args)
+    await Person.update({Person.birth_date: dt.date(s.today.year - 16, 1, 1)}).where(
+        Person.id == c.olli
+    )
+    assert (await olli.do("absence.explain", **args))["status"] == "applied"
+    # Reporting ahead and asking leave stay with the guardians.
+    await _refused(olli, "absence.report", "mutation.forbidden", **args)
+    await _refused(olli, "leave.request", "mutation.forbidden", **args)
+
+
+async def test_longer_leave_is_the_principals_to_decide(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    mother = await RawDevice.log_in(fx_client, "mother")
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    principal = await RawDevice.log_in(fx_client, "principal")
+    olli_parent = await RawDevice.log_in(fx_client, "olli_parent")
+    two_weeks = {"from_date": s.today, "to_date": s.today + dt.timedelta(days=13)}
+    result = await mother.do("leave.request", pupil_id=c.aino, reason="family", **two_weeks)
+    assert result["status"] == "applied", result
+    leave = await AbsenceNotice.select(AbsenceNotice.id).first()
+    assert leave is not None
+    decide = {"leave_id": leave["id"], "decision": "approved"}
+    await _refused(teacher, "leave.decide", "mutation.forbidden", **decide)  # over 3 days
+    await _refused(olli_parent, "leave.decide", "mutation.forbidden", **decide)
+    await _refused(mother, "leave.decide", "mutation.forbidden", **decide)
+    await _refused(
+        principal, "leave.decide", "mutation.not_found", leave_id=2**31 - 1, decision="approved"
+    )
+    assert (await principal.do("leave.decide", **decide))["status"] == "applied"
+    # With the school's limit raised to ten days, the class teacher may decide it.
+    await SchoolSettings(school=c.school_a, leave_teacher_max_days=10).save()
+    assert (await teacher.do("leave.decide", **decide))["status"] == "applied"
+    # Approved leave makes the day's lessons expected absences.
+    assert await _status(c.aino, s.lesson_5b, s.today) == "expected_absent"
