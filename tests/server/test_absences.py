@@ -81,6 +81,7 @@ class RawDevice:
         return results
 
     async def do(self, name: str, at: dt.datetime | None = None, **args: Any) -> dict[str, Any]:
+        """Push one mutation made at ``at`` (a moment ago if None); its result."""
         (result,) = await self.push([self.mutation(name, at, **args)])
         return result
 
@@ -291,11 +292,11 @@ async def test_the_report_before_or_after_the_mark_gives_the_same_status(
     teacher = await RawDevice.log_in(fx_client, "teacher")
     olli_parent = await RawDevice.log_in(fx_client, "olli_parent")
     mother = await RawDevice.log_in(fx_client, "mother")
-    sick = {"from_date": s.today, "to_date": s.today, "reason": "illness"}
+    sick: dict[str, Any] = {"from_date": s.today, "to_date": s.today, "reason": "illness"}
     # Olli: the guardian's report arrives first, the teacher's mark an hour later.
     assert (await olli_parent.do("absence.report", pupil_id=c.olli, **sick))["status"] == "applied"
     assert await _status(c.olli, s.lesson_5a, s.today) == "expected_absent"
-    mark = {"on_date": s.today, "status": "absent"}
+    mark: dict[str, Any] = {"on_date": s.today, "status": "absent"}
     assert (await teacher.do("attendance.mark", lesson_id=s.lesson_5a, pupil_id=c.olli, **mark))[
         "status"
     ] == "applied"
@@ -441,7 +442,12 @@ async def test_roll_call_is_refused_to_anyone_but_the_lessons_teachers_and_subst
     fx_client: httpx.AsyncClient, fx_school: School
 ) -> None:
     s, c = fx_school, fx_school.city
-    mark = {"lesson_id": s.lesson_5a, "on_date": s.today, "pupil_id": c.olli, "status": "absent"}
+    mark: dict[str, Any] = {
+        "lesson_id": s.lesson_5a,
+        "on_date": s.today,
+        "pupil_id": c.olli,
+        "status": "absent",
+    }
     for who in ("principal", "substitute", "olli_parent", "olli", "admin"):
         await _refused(
             await RawDevice.log_in(fx_client, who), "attendance.mark", "mutation.forbidden", **mark
@@ -457,7 +463,7 @@ async def test_roll_call_rejects_what_does_not_fit(
 ) -> None:
     s, c = fx_school, fx_school.city
     teacher = await RawDevice.log_in(fx_client, "teacher")
-    mark = {"lesson_id": s.lesson_5a, "on_date": s.today}
+    mark: dict[str, Any] = {"lesson_id": s.lesson_5a, "on_date": s.today}
     invalid = "mutation.invalid_args"
     # Aino left 5A yesterday; Eero was never in it.
     await _refused(teacher, "attendance.mark", invalid, pupil_id=c.aino, status="absent", **mark)
@@ -502,7 +508,7 @@ async def test_roll_call_is_corrected_the_same_day_but_not_after(
     s, c = fx_school, fx_school.city
     last_week = s.today - dt.timedelta(days=7)
     teacher = await RawDevice.log_in(fx_client, "teacher")
-    mark = {"lesson_id": s.lesson_5a, "on_date": last_week, "pupil_id": c.olli}
+    mark: dict[str, Any] = {"lesson_id": s.lesson_5a, "on_date": last_week, "pupil_id": c.olli}
     # Marked now, for last week's lesson: too late.
     await _refused(teacher, "attendance.mark", "mutation.too_late", status="absent", **mark)
     # Marked on the day by a phone that was offline since: it counts.
@@ -529,14 +535,15 @@ async def test_roll_call_is_corrected_the_same_day_but_not_after(
         .where(RollMark.on_date == s.today)
         .first()
     )
-    assert kept is not None and kept["occurred_at"] == kept["received_at"]
+    assert kept is not None
+    assert kept["occurred_at"] == kept["received_at"]
 
 
 async def test_notices_are_refused_to_other_families_and_information_only_guardians(
     fx_client: httpx.AsyncClient, fx_school: School
 ) -> None:
     s, c = fx_school, fx_school.city
-    today = {"from_date": s.today, "to_date": s.today, "reason": "illness"}
+    today: dict[str, Any] = {"from_date": s.today, "to_date": s.today, "reason": "illness"}
     forbidden = "mutation.forbidden"
     mother = await RawDevice.log_in(fx_client, "mother")
     father = await RawDevice.log_in(fx_client, "father")
@@ -555,7 +562,7 @@ async def test_notice_spans_are_checked(fx_client: httpx.AsyncClient, fx_school:
     mother = await RawDevice.log_in(fx_client, "mother")
     invalid = "mutation.invalid_args"
     day = dt.timedelta(days=1)
-    base = {"pupil_id": c.aino, "reason": "illness"}
+    base: dict[str, Any] = {"pupil_id": c.aino, "reason": "illness"}
     await _refused(
         mother, "absence.report", invalid, from_date=s.today - day, to_date=s.today, **base
     )
@@ -634,7 +641,12 @@ async def test_pupils_explain_their_own_absences_only_where_the_school_allows_at
 ) -> None:
     s, c = fx_school, fx_school.city
     olli = await RawDevice.log_in(fx_client, "olli")
-    args = {"pupil_id": c.olli, "from_date": s.today, "to_date": s.today, "reason": "illness"}
+    args: dict[str, Any] = {
+        "pupil_id": c.olli,
+        "from_date": s.today,
+        "to_date": s.today,
+        "reason": "illness",
+    }
     await _refused(olli, "absence.explain", "mutation.forbidden", **args)
     await SchoolSettings(school=c.school_a, pupils_explain_from_age=15).save()
     await Person.update({Person.birth_date: s.today.replace(year=s.today.year - 14)}).where(
@@ -658,12 +670,12 @@ async def test_longer_leave_is_the_principals_to_decide(
     teacher = await RawDevice.log_in(fx_client, "teacher")
     principal = await RawDevice.log_in(fx_client, "principal")
     olli_parent = await RawDevice.log_in(fx_client, "olli_parent")
-    two_weeks = {"from_date": s.today, "to_date": s.today + dt.timedelta(days=13)}
+    two_weeks: dict[str, Any] = {"from_date": s.today, "to_date": s.today + dt.timedelta(days=13)}
     result = await mother.do("leave.request", pupil_id=c.aino, reason="family", **two_weeks)
     assert result["status"] == "applied", result
     leave = await AbsenceNotice.select(AbsenceNotice.id).first()
     assert leave is not None
-    decide = {"leave_id": leave["id"], "decision": "approved"}
+    decide: dict[str, Any] = {"leave_id": leave["id"], "decision": "approved"}
     await _refused(teacher, "leave.decide", "mutation.forbidden", **decide)  # over 3 days
     await _refused(olli_parent, "leave.decide", "mutation.forbidden", **decide)
     await _refused(mother, "leave.decide", "mutation.forbidden", **decide)
