@@ -197,3 +197,13 @@ class AbsenceEvent(msgspec.Struct, omit_defaults=True):
     on_date: dt.date | None = None
     status: str | None = None
     notice_id: int | None = None
+
+
+class SchoolRules(msgspec.Struct, forbid_unknown_fields=True):
+    """A school's own absence rules (``GET``/``PUT /schools/{id}/rules``)."""
+
+    pupils_explain_from_age: Annotated[int, msgspec.Meta(ge=10, le=30)] | None = None
+    """A pupil this old may explain their own absences; None: only guardians may."""
+    leave_teacher_max_days: Annotated[int, msgspec.Meta(ge=0, le=60)] = 3
+    """Leave of up to this many school days is decided by the class teacher; longer leave
+    by the principal."""

@@ -33,6 +33,7 @@ from server.errors import EXCEPTION_HANDLERS, ReppuError
 from server.identity import authenticate, token_digest
 from server.live import LiveHub
 from server.recent import RecentLookups
+from server.routes.absences import ABSENCE_ROUTES
 from server.routes.auth import login, logout
 from server.routes.health import health
 from server.routes.notifications import NOTIFICATION_ROUTES
@@ -131,6 +132,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             sync_push,
             sync_live,
             *NOTIFICATION_ROUTES,
+            *ABSENCE_ROUTES,
         ],
         lifespan=lifespan,
         dependencies={"app_state": Provide(provide_app_state, sync_to_thread=False)},

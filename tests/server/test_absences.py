@@ -688,3 +688,111 @@ async def test_longer_leave_is_the_principals_to_decide(
     assert (await teacher.do("leave.decide", **decide))["status"] == "applied"
     # Approved leave makes the day's lessons expected absences.
     assert await _status(c.aino, s.lesson_5b, s.today) == "expected_absent"
+
+
+# --- staff views ---------------------------------------------------------------------------
+
+
+async def _headers(http: httpx.AsyncClient, username: str) -> dict[str, str]:
+    return (await RawDevice.log_in(http, username)).headers
+
+
+async def test_staff_summaries_count_each_pupils_absences_and_refuse_others(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    parent = await RawDevice.log_in(fx_client, "parent_7c")
+    first, second, third = s.pupils_7c[:3]
+    mark = {"lesson_id": s.lesson_7c, "on_date": s.today}
+    for pupil, status in ((first, "absent"), (second, "absent"), (third, "late")):
+        extra = {"late_minutes": 5} if status == "late" else {}
+        result = await teacher.do("attendance.mark", pupil_id=pupil, status=status, **mark, **extra)
+        assert result["status"] == "applied", result
+    result = await parent.do(
+        "absence.explain", pupil_id=second, from_date=s.today, to_date=s.today, reason="illness"
+    )
+    assert result["status"] == "applied", result
+
+    for who, path in (
+        ("teacher", f"/groups/{s.class_7c}/absences"),
+        ("principal", f"/groups/{s.class_7c}/absences"),
+        ("principal", f"/schools/{c.school_a}/absences"),
+        ("admin", f"/schools/{c.school_a}/absences"),
+    ):
+        answer = await fx_client.get(path, headers=await _headers(fx_client, who))
+        assert answer.status_code == 200, (who, path, answer.text)
+        by_pupil = {p["pupil_id"]: p for p in answer.json()["pupils"]}
+        assert set(s.pupils_7c) <= set(by_pupil), (who, path)
+        assert (by_pupil[first]["unexplained"], by_pupil[first]["absent_lessons"]) == (1, 1)
+        assert (by_pupil[second]["unexplained"], by_pupil[second]["absent_lessons"]) == (0, 1)
+        assert (by_pupil[third]["late"], by_pupil[third]["lessons_marked"]) == (1, 1)
+        assert by_pupil[s.pupils_7c[3]]["lessons_marked"] == 0
+    refused = [
+        ("substitute", f"/groups/{s.class_7c}/absences"),
+        ("parent_7c", f"/groups/{s.class_7c}/absences"),
+        ("pupil", f"/groups/{s.class_7c}/absences"),
+        ("teacher", f"/schools/{c.school_a}/absences"),
+        ("principal", f"/schools/{c.school_b}/absences"),
+        ("mother", f"/schools/{c.school_a}/absences"),
+        ("principal", "/groups/2147483647/absences"),
+    ]
+    for who, path in refused:
+        if who == "pupil":
+            who = "olli"
+        answer = await fx_client.get(path, headers=await _headers(fx_client, who))
+        assert (answer.status_code, answer.json()["code"]) == (404, "not_found"), (who, path)
+    backwards = await fx_client.get(
+        f"/groups/{s.class_7c}/absences",
+        params={"from": s.today.isoformat(), "to": (s.today - dt.timedelta(days=1)).isoformat()},
+        headers=await _headers(fx_client, "teacher"),
+    )
+    assert (backwards.status_code, backwards.json()["code"]) == (422, "request.invalid")
+
+
+async def test_the_audit_trail_shows_every_act_to_the_principal_only(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    olli_parent = await RawDevice.log_in(fx_client, "olli_parent")
+    mark = {"lesson_id": s.lesson_5a, "on_date": s.today, "pupil_id": c.olli}
+    await teacher.do("attendance.mark", status="absent", **mark)
+    await teacher.do("attendance.mark", status="present", **mark)
+    await olli_parent.do(
+        "absence.report", pupil_id=c.olli, from_date=s.today, to_date=s.today, reason="illness"
+    )
+    path = f"/pupils/{c.olli}/absence-events"
+    answer = await fx_client.get(path, headers=await _headers(fx_client, "principal"))
+    assert answer.status_code == 200, answer.text
+    events = answer.json()
+    assert [(e["kind"], e.get("status"), e["device"]) for e in events] == [
+        ("mark", "absent", "teacher-phone"),
+        ("mark", "present", "teacher-phone"),
+        ("report", None, "olli_parent-phone"),
+    ]
+    for who in ("teacher", "olli_parent", "mother", "olli"):
+        refused = await fx_client.get(path, headers=await _headers(fx_client, who))
+        assert refused.status_code == 404, who
+
+
+async def test_a_school_sets_its_own_rules(fx_client: httpx.AsyncClient, fx_school: School) -> None:
+    c = fx_school.city
+    path = f"/schools/{c.school_a}/rules"
+    principal = await _headers(fx_client, "principal")
+    assert (await fx_client.get(path, headers=principal)).json() == {
+        "pupils_explain_from_age": None,
+        "leave_teacher_max_days": 3,
+    }
+    new = {"pupils_explain_from_age": 15, "leave_teacher_max_days": 5}
+    answer = await fx_client.put(path, json=new, headers=principal)
+    assert (answer.status_code, answer.json()) == (200, new)
+    assert (await fx_client.get(path, headers=principal)).json() == new
+    bad = await fx_client.put(path, json={"leave_teacher_max_days": -1}, headers=principal)
+    assert (bad.status_code, bad.json()["code"]) == (422, "request.invalid")
+    assert (await SchoolSettings.select().first())["leave_teacher_max_days"] == 5  # type: ignore[index]
+    for who in ("teacher", "mother"):
+        refused = await fx_client.put(path, json=new, headers=await _headers(fx_client, who))
+        assert refused.status_code == 404, who
+    other = await fx_client.get(f"/schools/{c.school_b}/rules", headers=principal)
+    assert other.status_code == 404
