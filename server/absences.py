@@ -37,14 +37,19 @@ from schemas.absences import (
 from schemas.core import GroupKind, MembershipRole, PartitionKind
 from schemas.sync import MutationCode
 from server.access import load_access_facts, school_today
-from server.db.absence_tables import AbsenceNotice, Attendance, LeaveDecisionRow, RollMark
+from server.db.absence_tables import (
+    AbsenceNotice,
+    Attendance,
+    LeaveDecisionRow,
+    RollMark,
+    SchoolSettings,
+)
 from server.db.tables import (
     Lesson,
     LessonChange,
     Membership,
     Person,
     SchoolGroup,
-    SchoolSettings,
 )
 from server.mutations import MutationContext, MutationRejectedError
 from server.sync_store import RecordWrite, write_records

@@ -51,6 +51,7 @@ from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, PushSubscription
 from server.fanout import EXPAND_BATCH, assemble_digests, delete_subscriptions, expand_next, kind_of
 from server.push_transport import AiohttpTransport, PushTransport, PushTransportError
+from server.rosters import roll_rosters
 from server.settings import Settings
 from server.timetable import roll_window
 
@@ -488,8 +489,10 @@ class Worker:
     async def expand_once(self) -> int:
         today = school_today()
         if self._rolled_on != today:
-            # Once a day: lesson changes entering this-and-next-week sync, past ones leave.
+            # Once a day: lesson changes entering this-and-next-week sync, past ones leave;
+            # rosters follow the memberships that start or end today.
             await to_the_end(roll_window(self.engine, today))
+            await to_the_end(roll_rosters(self.engine, today))
             self._rolled_on = today
         planned = await to_the_end(expand_next(self.engine, batch=self.expand_batch))
         planned += await to_the_end(assemble_digests(self.engine))

@@ -22,6 +22,7 @@ from schemas.sync import GroupRecord, LessonChangeRecord, LessonRecord
 from server.access import school_today
 from server.db.engine import write_transaction
 from server.db.tables import Lesson, LessonChange, SchoolGroup
+from server.rosters import roster_writes
 from server.sync_store import RecordWrite, write_records
 
 ROLL_BATCH = 500
@@ -193,5 +194,11 @@ async def roll_window(engine: Engine[Any], today: dt.date | None = None) -> int:
 
 
 async def all_timetable_writes() -> list[RecordWrite]:
-    """Every timetable record, for building the sync state of a freshly loaded database."""
-    return [*(await group_writes()), *(await lesson_writes()), *(await lesson_change_writes())]
+    """Every timetable record and every group's roster (``server/rosters.py``), for building
+    the sync state of a freshly loaded database."""
+    return [
+        *(await group_writes()),
+        *(await lesson_writes()),
+        *(await lesson_change_writes()),
+        *(await roster_writes()),
+    ]

@@ -20,7 +20,22 @@ from piccolo.columns import (
 )
 from piccolo.table import Table
 
-from server.db.tables import Lesson, Person, SchoolGroup
+from server.db.tables import Lesson, Organisation, Person, SchoolGroup
+
+
+class SchoolSettings(Table, tablename="school_settings"):
+    """A school's own absence rules; a school without a row follows the defaults below."""
+
+    id = Serial(primary_key=True)
+
+    school: ForeignKey[Organisation] = ForeignKey(
+        references=Organisation, null=False, on_delete=OnDelete.restrict, unique=True, index=True
+    )
+    pupils_explain_from_age = Integer(null=True, default=None)
+    """A pupil this old may explain their own absences; NULL: only guardians may."""
+    leave_teacher_max_days = Integer(default=3)
+    """Leave of up to this many school days is decided by the class teacher; longer leave by
+    the principal (who may decide any)."""
 
 
 def _fk(references: type[Table], *, null: bool = False, index: bool = True) -> ForeignKey[Table]:
@@ -104,6 +119,7 @@ class Attendance(Table, tablename="attendance"):
 
 
 ABSENCE_TABLES: tuple[type[Table], ...] = (
+    SchoolSettings,
     RollMark,
     AbsenceNotice,
     LeaveDecisionRow,

@@ -51,21 +51,6 @@ class Organisation(Table, tablename="organisation"):
     language = Varchar(length=8, default="fi")
 
 
-class SchoolSettings(Table, tablename="school_settings"):
-    """A school's own rules; a school without a row follows the defaults below."""
-
-    id = Serial(primary_key=True)
-
-    school: ForeignKey[Organisation] = ForeignKey(
-        references=Organisation, null=False, on_delete=OnDelete.restrict, unique=True, index=True
-    )
-    pupils_explain_from_age = Integer(null=True, default=None)
-    """A pupil this old may explain their own absences; NULL: only guardians may."""
-    leave_teacher_max_days = Integer(default=3)
-    """Leave of up to this many school days is decided by the class teacher; longer leave by
-    the principal (who may decide any)."""
-
-
 class Term(Table, tablename="term"):
     """A school year or term of an organisation."""
 
@@ -214,7 +199,6 @@ class LoginFailure(Table, tablename="login_failure"):
 
 ALL_TABLES: tuple[type[Table], ...] = (
     Organisation,
-    SchoolSettings,
     Term,
     Person,
     Account,

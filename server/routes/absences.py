@@ -24,8 +24,14 @@ from schemas.absences import (
 from schemas.core import Id, MembershipRole, OrganisationKind
 from schemas.errors import ErrorCode
 from server.access import load_access_facts, marks, school_today
-from server.db.absence_tables import AbsenceNotice, Attendance, LeaveDecisionRow, RollMark
-from server.db.tables import Membership, Organisation, Person, SchoolGroup, SchoolSettings, Term
+from server.db.absence_tables import (
+    AbsenceNotice,
+    Attendance,
+    LeaveDecisionRow,
+    RollMark,
+    SchoolSettings,
+)
+from server.db.tables import Membership, Organisation, Person, SchoolGroup, Term
 from server.errors import ReppuError
 from server.identity import Principal
 from sync.attendance import ABSENT_STATUSES

@@ -18,7 +18,13 @@ from piccolo.engine.base import Engine
 from schemas.core import GroupKind, GuardianshipKind, MembershipRole, StaffRoleKind
 from server.access import SCHOOL_TIMEZONE, school_today
 from server.app import create_app
-from server.db.absence_tables import AbsenceNotice, Attendance, LeaveDecisionRow, RollMark
+from server.db.absence_tables import (
+    AbsenceNotice,
+    Attendance,
+    LeaveDecisionRow,
+    RollMark,
+    SchoolSettings,
+)
 from server.db.tables import (
     Account,
     Guardianship,
@@ -27,9 +33,9 @@ from server.db.tables import (
     Membership,
     Person,
     SchoolGroup,
-    SchoolSettings,
     StaffRole,
 )
+from server.rosters import roll_rosters
 from server.settings import Settings
 from tests.city import PASSWORD, City
 from tests.devices import device, records
@@ -796,3 +802,23 @@ async def test_a_school_sets_its_own_rules(fx_client: httpx.AsyncClient, fx_scho
         assert refused.status_code == 404, who
     other = await fx_client.get(f"/schools/{c.school_b}/rules", headers=principal)
     assert other.status_code == 404
+
+
+async def test_rosters_reach_the_groups_teachers_for_roll_call_offline(
+    fx_client: httpx.AsyncClient, fx_school: School, fx_db: Engine[Any]
+) -> None:
+    s, c = fx_school, fx_school.city
+    # Every group lacks a roster at first; then only the groups whose pupils change today.
+    assert await roll_rosters(fx_db) == 5
+    assert await roll_rosters(fx_db) == 2  # Aino left 5A yesterday and joined 5B today
+    teacher = await device(fx_client, "teacher")
+    await teacher.sync()
+    rosters = {r["id"]: [p["id"] for p in r["pupils"]] for r in records(teacher, "roster").values()}
+    assert rosters[c.class_5a] == [c.olli]
+    assert rosters[c.class_5b] == [c.aino]
+    assert sorted(rosters[s.class_7c]) == sorted(s.pupils_7c)
+    assert c.class_3c not in rosters  # another school's group
+    for other in ("substitute", "principal", "mother", "olli_parent", "aino"):
+        someone = await device(fx_client, other)
+        await someone.sync()
+        assert records(someone, "roster") == {}, other
