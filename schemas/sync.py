@@ -17,6 +17,7 @@ import msgspec
 
 from schemas.absences import AttendanceRecord, NoticeRecord, RosterRecord
 from schemas.core import NO_NUL, GroupKind, Id
+from schemas.forms import FormRequestRecord, FormResponseRecord
 from schemas.messages import BulletinRecord, MessageRecord, ReceiptRecord, ThreadRecord
 
 SCHEMA_VERSION = 1
@@ -88,6 +89,8 @@ Record = (
     | AttendanceRecord
     | NoticeRecord
     | RosterRecord
+    | FormRequestRecord
+    | FormResponseRecord
 )
 RECORD_TYPES: tuple[str, ...] = (
     "group",
@@ -100,6 +103,8 @@ RECORD_TYPES: tuple[str, ...] = (
     "attendance",
     "absence_notice",
     "roster",
+    "form_request",
+    "form_response",
 )
 """Every record type, in the order snapshots send them."""
 
@@ -200,7 +205,8 @@ class MutationCode(StrEnum):
     OUT_OF_ORDER = "mutation.out_of_order"
     """An earlier id is missing; nothing was recorded, send the missing ones first."""
     TOO_LATE = "mutation.too_late"
-    """The time for this has passed: a roll-call mark made after its lesson's day."""
+    """The time for this has passed: a roll-call mark made after its lesson's day, a form
+    answered after its due date (by the device's clock)."""
     CONFLICT = "mutation.conflict"
     """It was made on a state that has changed since: a signature over answers that were
     changed after the signer saw them. Show the user the new state and ask again."""

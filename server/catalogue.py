@@ -8,6 +8,7 @@ permission through the access policy and writes through the one write path
 from __future__ import annotations
 
 from schemas.absences import LeaveDecideArgs, MarkArgs, NoticeArgs
+from schemas.forms import FormAnswerArgs, FormRequestArgs, FormSignArgs
 from schemas.messages import BulletinSendArgs, MessageSendArgs, ReadArgs
 from schemas.sync import LessonChangeArgs, LessonRestoreArgs
 from server.absences import (
@@ -17,6 +18,7 @@ from server.absences import (
     report_absence,
     request_leave,
 )
+from server.forms import save_form, send_form_request, sign_form, submit_form
 from server.messaging import read_bulletin, read_message, send_bulletin, send_message
 from server.mutations import MutationSpec, change_lesson, restore_lesson
 
@@ -34,5 +36,9 @@ CATALOGUE: dict[str, MutationSpec] = {
         MutationSpec("absence.explain", NoticeArgs, explain_absence),
         MutationSpec("leave.request", NoticeArgs, request_leave),
         MutationSpec("leave.decide", LeaveDecideArgs, decide_leave),
+        MutationSpec("form.request", FormRequestArgs, send_form_request),
+        MutationSpec("form.save", FormAnswerArgs, save_form),
+        MutationSpec("form.submit", FormAnswerArgs, submit_form),
+        MutationSpec("form.sign", FormSignArgs, sign_form),
     )
 }

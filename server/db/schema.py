@@ -5,6 +5,7 @@ from __future__ import annotations
 from piccolo.table import Table
 
 from server.db.absence_tables import ABSENCE_TABLES
+from server.db.form_tables import FORM_TABLES
 from server.db.message_tables import MESSAGE_TABLES
 from server.db.notify_tables import NOTIFY_TABLES
 from server.db.sync_tables import SYNC_TABLES
@@ -16,4 +17,5 @@ EVERY_TABLE: tuple[type[Table], ...] = (
     *MESSAGE_TABLES,
     *NOTIFY_TABLES,
     *ABSENCE_TABLES,
+    *FORM_TABLES,
 )

@@ -146,9 +146,11 @@ async def sync_push(
     body = await decode_body(request, PushRequest)
     _check_version(body.schema_version)
     viewer = await _viewer(request.user)
-    token = await AuthToken.select(AuthToken.device_name).where(
-        AuthToken.id == request.user.token_id
-    ).first()
+    token = (
+        await AuthToken.select(AuthToken.device_name)
+        .where(AuthToken.id == request.user.token_id)
+        .first()
+    )
     with collect_changes() as changed:
         answer = await apply_push(
             app_state.engine,
