@@ -58,6 +58,10 @@ TTL_SECONDS: dict[Kind, int] = {
     Kind.LESSON_CHANGE: 1 * DAY,
     # Tomorrow's digest replaces today's.
     Kind.DIGEST: 1 * DAY,
+    # "Absent without explanation today" is for today: by tomorrow the app shows it anyway.
+    Kind.ABSENCE: 12 * HOUR,
+    # A reminder of a form due tomorrow.
+    Kind.FORM_DUE: 1 * DAY,
 }
 """How long a push service keeps each kind for an offline device. Never 0."""
 
@@ -67,6 +71,8 @@ URGENCY: dict[Kind, str] = {
     Kind.LESSON_CHANGE: "normal",
     Kind.BULLETIN: "normal",
     Kind.DIGEST: "low",
+    Kind.ABSENCE: "normal",
+    Kind.FORM_DUE: "normal",
 }
 """RFC 8030 section 5.3 ``Urgency`` per kind."""
 

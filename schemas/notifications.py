@@ -21,6 +21,10 @@ class PushKind(StrEnum):
     MESSAGE = "message"
     LESSON_CHANGE = "lesson_change"
     DIGEST = "digest"
+    ABSENCE = "absence"
+    """A child was marked absent today and nothing explains it."""
+    FORM_DUE = "form_due"
+    """A form about a child is due tomorrow and still needs this guardian."""
 
 
 class PushPayload(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -25,6 +25,7 @@ from schemas.absences import (
     MAX_LEAVE_DAYS,
     MAX_NOTICE_DAYS,
     AttendanceRecord,
+    AttendanceStatus,
     LeaveDecideArgs,
     LeaveDecision,
     MarkArgs,
@@ -51,6 +52,7 @@ from server.db.tables import (
     Person,
     SchoolGroup,
 )
+from server.fanout import enqueue
 from server.mutations import MutationContext, MutationRejectedError
 from server.sync_store import RecordWrite, write_records
 from sync.attendance import (
@@ -494,7 +496,31 @@ async def mark_attendance(ctx: MutationContext, args: MarkArgs) -> None:
         starts, ends = change["starts_at"], change["ends_at"]
     slot = Slot(args.lesson_id, lesson["group"], on_date, starts, ends)
     writes = await _derive(args.pupil_id, [slot], (on_date, on_date), only_slots=True)
+    if on_date == ctx.day:
+        await _tell_guardians(args.pupil_id, on_date, writes)
     await write_records(ctx.engine, writes)
+
+
+async def _tell_guardians(pupil_id: int, on_date: dt.date, writes: list[RecordWrite]) -> None:
+    """Queue the guardians' notification of an unexplained absence today: once a day per
+    pupil, however many lessons are missed. The worker drops it if the mark is corrected or
+    explained before it is sent."""
+    unexplained = [
+        w.record_id
+        for w in writes
+        if isinstance(w.record, AttendanceRecord)
+        and w.record.status == AttendanceStatus.UNEXPLAINED
+    ]
+    if not unexplained:
+        return
+    told = await Attendance.raw(
+        "SELECT 1 FROM outbox o JOIN attendance a ON a.id = o.item_id "
+        "WHERE o.kind = 'absence' AND a.pupil = {} AND a.on_date = {} LIMIT 1",
+        pupil_id,
+        on_date,
+    )
+    if not told:
+        await enqueue("absence", unexplained[0], urgent=False)
 
 
 # --- notices and leave -------------------------------------------------------------------

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import apprise
+import msgspec
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
@@ -46,16 +47,25 @@ from notifications.webpush import (
     judge,
     origin_of,
 )
+from schemas.forms import FormDefinition
 from server.access import marks, school_today
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, PushSubscription
-from server.fanout import EXPAND_BATCH, assemble_digests, delete_subscriptions, expand_next, kind_of
+from server.fanout import (
+    EXPAND_BATCH,
+    assemble_digests,
+    delete_subscriptions,
+    expand_next,
+    kind_of,
+    remind_forms_due,
+)
 from server.push_transport import AiohttpTransport, PushTransport, PushTransportError
 from server.rosters import roll_rosters
 from server.settings import Settings
 from server.timetable import roll_window
 
 log = logging.getLogger("reppu.deliver")
+_form_definition = msgspec.json.Decoder(FormDefinition)
 T = TypeVar("T")
 # Their lines carry push endpoints, channel URLs, e-mail addresses and phone numbers (a
 # protected person's too): silenced. Each delivery's own status says what happened.
@@ -223,6 +233,10 @@ class Texts:
             return Text(
                 push_kind, item_id, r["subject"], f"New message from {sender}", f"t{r['thread']}"
             )
+        if kind == "absence":
+            return await _absence_text(push_kind, item_id)
+        if kind == "form_due":
+            return await _form_due_text(push_kind, item_id)
         rows = await Delivery.raw(
             "SELECT c.on_date, c.cancelled, l.subject FROM lesson_change c "
             "JOIN lesson l ON l.id = c.lesson WHERE c.id = {}",
@@ -239,6 +253,41 @@ class Texts:
             f"{r['subject']} on {r['on_date']}: {what}",
             f"l{item_id}",
         )
+
+
+async def _absence_text(kind: Kind, attendance_id: int) -> Text | None:
+    rows = await Delivery.raw(
+        "SELECT a.status, a.pupil, a.on_date, l.subject, l.starts_at, p.given_name "
+        "FROM attendance a JOIN lesson l ON l.id = a.lesson JOIN person p ON p.id = a.pupil "
+        "WHERE a.id = {}",
+        attendance_id,
+    )
+    # Corrected or explained since it was queued: nothing to tell.
+    if not rows or rows[0]["status"] != "unexplained":
+        return None
+    r = rows[0]
+    starts = str(r["starts_at"])[:5]
+    return Text(
+        kind,
+        attendance_id,
+        "Absence",
+        f"{r['given_name']} was marked absent today ({r['subject']} {starts}). "
+        "If you know why, explain it in Reppu.",
+        f"a{r['pupil']}-{r['on_date']}",
+    )
+
+
+async def _form_due_text(kind: Kind, request_id: int) -> Text | None:
+    rows = await Delivery.raw(
+        "SELECT d.body, r.due_on FROM form_request r "
+        "JOIN form_definition d ON d.id = r.definition WHERE r.id = {}",
+        request_id,
+    )
+    if not rows:
+        return None
+    definition = _form_definition.decode(rows[0]["body"])
+    title = definition.title.get(definition.languages[0]) or next(iter(definition.title.values()))
+    return Text(kind, request_id, "Form due tomorrow", title, f"f{request_id}")
 
 
 class PushSender:
@@ -486,6 +535,10 @@ class Worker:
             await asyncio.wait_for(event.wait(), self.idle_poll)
         event.clear()
 
+    async def _remind(self, today: dt.date) -> None:
+        async with write_transaction(self.engine):
+            await remind_forms_due(today)
+
     async def expand_once(self) -> int:
         today = school_today()
         if self._rolled_on != today:
@@ -493,6 +546,7 @@ class Worker:
             # rosters follow the memberships that start or end today.
             await to_the_end(roll_window(self.engine, today))
             await to_the_end(roll_rosters(self.engine, today))
+            await to_the_end(self._remind(today))
             self._rolled_on = today
         planned = await to_the_end(expand_next(self.engine, batch=self.expand_batch))
         planned += await to_the_end(assemble_digests(self.engine))

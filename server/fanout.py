@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
@@ -32,6 +33,7 @@ from notifications.schedule import Channel, Plan, Preferences, plan
 from notifications.schedule import Mode as PlanMode
 from notifications.webpush import TTL_SECONDS, Kind
 from schemas.core import PartitionKind
+from schemas.forms import FormDefinition, SigningRule
 from schemas.messages import Audience, AudienceRole
 from server.access import load_access_facts, marks, school_today
 from server.audiences import bulletin_partitions
@@ -40,6 +42,7 @@ from server.db.notify_tables import Delivery, Outbox, PushSubscription
 from sync.policy import readable_partitions
 
 log = logging.getLogger("reppu.fanout")
+_form_definition = msgspec.json.Decoder(FormDefinition)
 
 EXPAND_BATCH = 2000
 """People expanded per transaction."""
@@ -59,6 +62,8 @@ def kind_of(outbox_kind: str, urgent: bool) -> Kind:
         "bulletin": Kind.BULLETIN,
         "message": Kind.MESSAGE,
         "lesson_change": Kind.LESSON_CHANGE,
+        "absence": Kind.ABSENCE,
+        "form_due": Kind.FORM_DUE,
     }[outbox_kind]
 
 
@@ -166,6 +171,19 @@ async def audience_of(entry: dict[str, Any], day: dt.date) -> Audit | None:
             frozenset(),  # a participant reads the thread in their inbox
             exclude=sender,
         )
+    if kind == "absence":
+        rows = await Outbox.raw("SELECT pupil FROM attendance WHERE id = {}", item_id)
+        if not rows:
+            return None
+        pupil = int(rows[0]["pupil"])
+        guardians = Part(
+            f"SELECT guardian FROM guardianship WHERE pupil = {{}} AND {_VALID}",
+            "guardian",
+            (pupil, day, day),
+        )
+        return Audit((guardians,), frozenset({f"{PartitionKind.PERSON.value}:{pupil}"}))
+    if kind == "form_due":
+        return await form_due_audience(item_id, day)
     if kind == "lesson_change":
         rows = await Outbox.raw(
             'SELECT l."group" AS g FROM lesson_change c JOIN lesson l ON l.id = c.lesson '
@@ -216,6 +234,50 @@ async def audience_of(entry: dict[str, Any], day: dt.date) -> Audit | None:
     parts = _community_parts(groups, orgs, roles, day, key)
     # The policy must let each recipient read the bulletin where it lives.
     return Audit(parts, bulletin_partitions(b, []), exclude=b["author"])
+
+
+async def form_due_audience(request_id: int, day: dt.date) -> Audit | None:
+    """The custodial guardians whose signature a form request still needs: those who have
+    not signed, and (where one signature is enough) only for responses nobody has signed."""
+    rows = await Outbox.raw(
+        "SELECT d.body FROM form_request r JOIN form_definition d ON d.id = r.definition "
+        "WHERE r.id = {}",
+        request_id,
+    )
+    if not rows:
+        return None
+    rule = _form_definition.decode(rows[0]["body"]).signing
+    pupils = await Outbox.raw("SELECT pupil FROM form_response WHERE request = {}", request_id)
+    anyone_signed = (
+        "AND NOT EXISTS (SELECT 1 FROM form_signature s2 WHERE s2.response = r.id "
+        "AND s2.voided_at IS NULL) "
+        if rule == SigningRule.ANY_CUSTODIAN
+        else ""
+    )
+    unsigned = Part(
+        "SELECT g.guardian FROM guardianship g JOIN form_response r ON r.pupil = g.pupil "
+        "WHERE r.request = {} AND g.kind = 'custodial' AND g.valid_from <= {} "
+        "AND (g.valid_to IS NULL OR g.valid_to >= {}) "
+        "AND NOT EXISTS (SELECT 1 FROM form_signature s WHERE s.response = r.id "
+        f"AND s.signer = g.guardian AND s.voided_at IS NULL) {anyone_signed}",
+        "guardian",
+        (request_id, day, day),
+    )
+    partitions = frozenset(f"{PartitionKind.PERSON.value}:{r['pupil']}" for r in pupils)
+    return Audit((unsigned,), partitions)
+
+
+async def remind_forms_due(today: dt.date) -> int:
+    """Queue a reminder for each form request due tomorrow (once per request, however often
+    this runs); returns how many were queued. Call inside a write transaction."""
+    rows = await Outbox.raw(
+        "SELECT r.id FROM form_request r WHERE r.due_on = {} AND NOT EXISTS "
+        "(SELECT 1 FROM outbox o WHERE o.kind = 'form_due' AND o.item_id = r.id) ORDER BY r.id",
+        today + dt.timedelta(days=1),
+    )
+    for row in rows:
+        await enqueue("form_due", int(row["id"]), urgent=False)
+    return len(rows)
 
 
 async def candidates(audit: Audit, after: int, limit: int) -> list[int]:
