@@ -200,10 +200,13 @@ class AbsenceEvent(msgspec.Struct, omit_defaults=True):
 
 
 class SchoolRules(msgspec.Struct, forbid_unknown_fields=True):
-    """A school's own absence rules (``GET``/``PUT /schools/{id}/rules``)."""
+    """A school's own rules (``GET``/``PUT /schools/{id}/rules``)."""
 
     pupils_explain_from_age: Annotated[int, msgspec.Meta(ge=10, le=30)] | None = None
     """A pupil this old may explain their own absences; None: only guardians may."""
     leave_teacher_max_days: Annotated[int, msgspec.Meta(ge=0, le=60)] = 3
     """Leave of up to this many school days is decided by the class teacher; longer leave
     by the principal."""
+    pupils_start_conversations: bool = False
+    """Pupils may start conversations with the school's teachers and principals (they may
+    always reply to one a member of staff started)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from schemas.core import Role
+from schemas.core import MembershipRole, Role, StaffRoleKind
 from schemas.messages import (
     Audience,
     AudienceRole,
@@ -28,6 +28,7 @@ from schemas.messages import (
 from schemas.sync import MutationCode
 from server.access import load_access_facts
 from server.audiences import bulletin_partitions, inbox, staff_only
+from server.db.absence_tables import SchoolSettings
 from server.db.message_tables import (
     Bulletin,
     BulletinRecipient,
@@ -160,6 +161,18 @@ def _shared_organisation(viewer: AccessFacts, target: AccessFacts, day: dt.date)
     return min(cities) if cities else None
 
 
+async def _schools_letting_pupils_start(viewer: AccessFacts, day: dt.date) -> set[int]:
+    """The schools where ``viewer`` is a pupil today and whose rules let pupils start
+    conversations with staff."""
+    schools = sorted({g.school_id for g in viewer.groups_on(day, MembershipRole.PUPIL)})
+    if not schools:
+        return set()
+    rows = await SchoolSettings.select(SchoolSettings.school).where(
+        SchoolSettings.school.is_in(schools) & (SchoolSettings.pupils_start_conversations == True)  # noqa: E712
+    )
+    return {r["school"] for r in rows}
+
+
 async def _start_threads(ctx: MutationContext, args: MessageSendArgs) -> None:
     if not args.to:
         raise _refuse(
@@ -169,8 +182,14 @@ async def _start_threads(ctx: MutationContext, args: MessageSendArgs) -> None:
         raise _refuse(MutationCode.INVALID_ARGS, "A new conversation needs a subject.", "$.subject")
     viewer, day = ctx.viewer, ctx.day
     viewer_roles = roles_on(viewer, day)
-    if not viewer_roles & (STAFF_ROLES | {Role.GUARDIAN}):
-        raise _refuse(MutationCode.FORBIDDEN, "Only staff and guardians may start a conversation.")
+    # Pupils start conversations only where their school allows it, and only with its staff.
+    pupil_schools = await _schools_letting_pupils_start(viewer, day)
+    if not viewer_roles & (STAFF_ROLES | {Role.GUARDIAN}) and not pupil_schools:
+        raise _refuse(
+            MutationCode.FORBIDDEN,
+            "Only staff and guardians may start a conversation (and pupils, where their school"
+            " allows it).",
+        )
     recipients = sorted(set(args.to) - {viewer.person_id})
     facts = await load_access_facts(recipients)
     plans: list[tuple[int, int]] = []
@@ -178,6 +197,15 @@ async def _start_threads(ctx: MutationContext, args: MessageSendArgs) -> None:
         target = facts.get(person_id, AccessFacts(person_id))
         target_is_staff = bool(roles_on(target, day) & STAFF_ROLES)
         organisation = _shared_organisation(viewer, target, day)
+        if not viewer_roles & (STAFF_ROLES | {Role.GUARDIAN}):
+            # A pupil: the recipient must teach or lead at a school that lets its pupils.
+            staff_at = {
+                s.organisation_id
+                for s in target.staff_on(day)
+                if s.role in (StaffRoleKind.TEACHER, StaffRoleKind.PRINCIPAL)
+            }
+            shared = staff_at & pupil_schools
+            organisation = min(shared) if shared else None
         # One side must be staff (families do not message each other through the school),
         # and the policy must let the sender see the recipient at all.
         if (

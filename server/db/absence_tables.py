@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from piccolo.columns import (
     BigInt,
+    Boolean,
     Date,
     ForeignKey,
     Integer,
@@ -24,7 +25,8 @@ from server.db.tables import Lesson, Organisation, Person, SchoolGroup
 
 
 class SchoolSettings(Table, tablename="school_settings"):
-    """A school's own absence rules; a school without a row follows the defaults below."""
+    """A school's own rules (``GET``/``PUT /schools/{id}/rules``); a school without a row
+    follows the defaults below."""
 
     id = Serial(primary_key=True)
 
@@ -36,6 +38,8 @@ class SchoolSettings(Table, tablename="school_settings"):
     leave_teacher_max_days = Integer(default=3)
     """Leave of up to this many school days is decided by the class teacher; longer leave by
     the principal (who may decide any)."""
+    pupils_start_conversations = Boolean(default=False)
+    """Pupils may start conversations with the school's staff (they may always reply)."""
 
 
 def _fk(references: type[Table], *, null: bool = False, index: bool = True) -> ForeignKey[Table]:

@@ -306,6 +306,7 @@ async def _rules(school_id: int) -> SchoolRules:
     return SchoolRules(
         pupils_explain_from_age=row["pupils_explain_from_age"],
         leave_teacher_max_days=row["leave_teacher_max_days"],
+        pupils_start_conversations=bool(row["pupils_start_conversations"]),
     )
 
 
@@ -331,6 +332,7 @@ async def set_school_rules(
             {
                 SchoolSettings.pupils_explain_from_age: data.pupils_explain_from_age,
                 SchoolSettings.leave_teacher_max_days: data.leave_teacher_max_days,
+                SchoolSettings.pupils_start_conversations: data.pupils_start_conversations,
             }
         )
         .where(SchoolSettings.school == school_id)
@@ -341,6 +343,7 @@ async def set_school_rules(
             school=school_id,
             pupils_explain_from_age=data.pupils_explain_from_age,
             leave_teacher_max_days=data.leave_teacher_max_days,
+            pupils_start_conversations=data.pupils_start_conversations,
         ).save()
     return await _rules(school_id)
 

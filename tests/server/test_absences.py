@@ -789,8 +789,13 @@ async def test_a_school_sets_its_own_rules(fx_client: httpx.AsyncClient, fx_scho
     assert (await fx_client.get(path, headers=principal)).json() == {
         "pupils_explain_from_age": None,
         "leave_teacher_max_days": 3,
+        "pupils_start_conversations": False,
     }
-    new = {"pupils_explain_from_age": 15, "leave_teacher_max_days": 5}
+    new = {
+        "pupils_explain_from_age": 15,
+        "leave_teacher_max_days": 5,
+        "pupils_start_conversations": True,
+    }
     answer = await fx_client.put(path, json=new, headers=principal)
     assert (answer.status_code, answer.json()) == (200, new)
     assert (await fx_client.get(path, headers=principal)).json() == new

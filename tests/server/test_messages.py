@@ -441,3 +441,28 @@ async def test_a_conversation_ends_with_the_tie(
     refused = await change(teacher, "message.send", thread_id=thread["id"], body="Hei")
     assert (refused["status"], refused["code"]) == ("rejected", "mutation.forbidden")
     assert await Message.count() == 1
+
+
+async def test_pupils_start_conversations_with_staff_only_where_their_school_allows(
+    fx_client: httpx.AsyncClient, fx_city: City
+) -> None:
+    olli = await device(fx_client, "olli")
+    eero = await device(fx_client, "eero")
+    ask = {"subject": "Läksyt", "body": "Mitkä olivat läksyt?"}
+    refused = await change(olli, "message.send", to=[fx_city.teacher], **ask)
+    assert (refused["status"], refused["code"]) == ("rejected", "mutation.forbidden")
+    principal = await device(fx_client, "principal")
+    rules = {"pupils_explain_from_age": None, "pupils_start_conversations": True}
+    answer = await fx_client.put(
+        f"/schools/{fx_city.school_a}/rules", json=rules, headers=principal.headers
+    )
+    assert answer.status_code == 200, answer.text
+    allowed = await change(olli, "message.send", to=[fx_city.teacher], **ask)
+    assert allowed["status"] == "applied", allowed
+    teacher = await _synced(await device(fx_client, "teacher"))
+    assert "Mitkä olivat läksyt?" in {m["body"] for m in records(teacher, "message").values()}
+    # Never with another family, and not from a school whose rules do not allow it.
+    for pupil, to in ((olli, fx_city.mother), (olli, fx_city.aino), (eero, fx_city.teacher)):
+        result = await change(pupil, "message.send", to=[to], **ask)
+        assert (result["status"], result["code"]) == ("rejected", "mutation.forbidden"), to
+    assert await Thread.count() == 1
