@@ -70,59 +70,86 @@ def _placement(text: str) -> frozenset[str]:
     return frozenset(text.split()) if text else frozenset()
 
 
+CHUNK_ROWS = 2000
+"""Rows per multi-row statement: far below either engine's limit of bound parameters."""
+
+
+def _chunks(rows: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...]]]:
+    for first in range(0, len(rows), CHUNK_ROWS):
+        yield rows[first : first + CHUNK_ROWS]
+
+
+async def _insert_many(
+    head: str, row: str, rows: Sequence[tuple[Any, ...]], tail: str = ""
+) -> list[dict[str, Any]]:
+    """``head`` VALUES ``row``, ``row``, ... ``tail`` for every row of ``rows``, in chunks;
+    ``row`` is a tuple of bound-parameter placeholders (and constants)."""
+    answered: list[dict[str, Any]] = []
+    for chunk in _chunks(rows):
+        values = ", ".join(row for _ in chunk)
+        found = await SyncRecord.raw(
+            f"{head} VALUES {values} {tail}", *(value for r in chunk for value in r)
+        )
+        answered.extend(found or [])
+    return answered
+
+
 async def _lock_partitions(engine: Engine[Any], partitions: Sequence[str]) -> dict[str, Any]:
     """Create missing ``partition_state`` rows, lock them (PostgreSQL), return them by name."""
-    for partition in partitions:
-        await PartitionState.raw(
-            "INSERT INTO partition_state (partition, head, record_count, checksum, horizon) "
-            "VALUES ({}, 0, 0, '0000000000000000', 0) ON CONFLICT (partition) DO NOTHING",
-            partition,
-        )
-    lock = " ORDER BY partition FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
-    placeholders = ", ".join("{}" for _ in partitions)
-    rows = await PartitionState.raw(
-        f"SELECT id, partition, head, record_count, checksum FROM partition_state "
-        f"WHERE partition IN ({placeholders}){lock}",
-        *partitions,
+    await _insert_many(
+        "INSERT INTO partition_state (partition, head, record_count, checksum, horizon)",
+        "({}, 0, 0, '0000000000000000', 0)",
+        [(p,) for p in partitions],
+        "ON CONFLICT (partition) DO NOTHING",
     )
-    return {row["partition"]: row for row in rows}
+    lock = " ORDER BY partition FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
+    found: dict[str, Any] = {}
+    for chunk in _chunks([(p,) for p in partitions]):
+        rows = await PartitionState.raw(
+            f"SELECT id, partition, head, record_count, checksum FROM partition_state "
+            f"WHERE partition IN ({', '.join('{}' for _ in chunk)}){lock}",
+            *(p for (p,) in chunk),
+        )
+        found.update({row["partition"]: row for row in rows})
+    return found
 
 
 async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> set[str]:
     """Record ``writes`` in the sync tables; returns the partitions that changed.
 
     Call once per write transaction, after writing the domain rows the records reflect (one
-    call takes all its locks in a fixed order; two calls could take them crosswise).
+    call takes all its locks in a fixed order; two calls could take them crosswise). However
+    many records and partitions, it runs a fixed handful of statements, each over all rows.
     """
     # One write per record: the last one given wins.
     writes = list({(w.record_type, w.record_id): w for w in writes}.values())
     if not writes:
         return set()
-    keys = [(w.record_type, w.record_id) for w in writes]
+    keys = sorted({(w.record_type, w.record_id) for w in writes})
     existing: dict[tuple[str, int], dict[str, Any]] = {}
     # Each record's version and placement are read under a lock (PostgreSQL), records in key
     # order and then partitions in name order, so that two writers of one record take turns
-    # and never both build on the same old version.
+    # and never both build on the same old version. A record new to sync gets its row first
+    # (version 0, in no partition), so that it too can be locked: two first writes of one
+    # record then take turns as well.
+    await _insert_many(
+        "INSERT INTO sync_record (record_type, record_id, version, partitions)",
+        "({}, {}, 0, '')",
+        keys,
+        "ON CONFLICT (record_type, record_id) DO NOTHING",
+    )
     lock = " ORDER BY record_id FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
-    for record_type, record_id in sorted(set(keys)):
-        # A record new to sync gets its row first (version 0, in no partition), so that it
-        # too can be locked: two first writes of one record then take turns as well.
-        await SyncRecord.raw(
-            "INSERT INTO sync_record (record_type, record_id, version, partitions) "
-            "VALUES ({}, {}, 0, '') ON CONFLICT (record_type, record_id) DO NOTHING",
-            record_type,
-            record_id,
-        )
     for record_type in sorted({k[0] for k in keys}):
-        ids = sorted({k[1] for k in keys if k[0] == record_type})
-        marks = ", ".join("{}" for _ in ids)
-        rows = await SyncRecord.raw(
-            "SELECT id, record_type, record_id, version, partitions FROM sync_record "
-            f"WHERE record_type = {{}} AND record_id IN ({marks}){lock}",
-            record_type,
-            *ids,
-        )
-        existing.update({(r["record_type"], int(r["record_id"])): r for r in rows})
+        ids = [(k[1],) for k in keys if k[0] == record_type]
+        for chunk in _chunks(ids):
+            rows = await SyncRecord.raw(
+                "SELECT id, record_type, record_id, version, partitions FROM sync_record "
+                f"WHERE record_type = {{}} AND record_id IN ({', '.join('{}' for _ in chunk)})"
+                f"{lock}",
+                record_type,
+                *(i for (i,) in chunk),
+            )
+            existing.update({(r["record_type"], int(r["record_id"])): r for r in rows})
 
     touched = sorted(
         {
@@ -136,7 +163,8 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
     states = await _lock_partitions(engine, touched)
     tallies = {p: Tally.from_hex(s["record_count"], s["checksum"]) for p, s in states.items()}
 
-    log_rows: list[ChangeLog] = []
+    log_rows: list[tuple[Any, ...]] = []
+    placements: list[tuple[Any, ...]] = []
     for write in writes:
         before = existing[(write.record_type, write.record_id)]
         old_version = int(before["version"])
@@ -154,33 +182,50 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
             if partition in new_partitions:
                 tallies[partition] = tallies[partition].add(new_digest)
             log_rows.append(
-                ChangeLog(
-                    partition=partition,
-                    record_type=write.record_type,
-                    record_id=write.record_id,
-                    version=version,
-                    data=data if partition in new_partitions else None,
+                (
+                    partition,
+                    write.record_type,
+                    write.record_id,
+                    version,
+                    data if partition in new_partitions else None,
                 )
             )
-        placement = " ".join(sorted(new_partitions))
-        await SyncRecord.update(
-            {SyncRecord.version: version, SyncRecord.partitions: placement}
-        ).where(SyncRecord.id == before["id"])
-
-    inserted = await ChangeLog.insert(*log_rows).returning(ChangeLog.id, ChangeLog.partition)
+        placements.append(
+            (write.record_type, write.record_id, version, " ".join(sorted(new_partitions)))
+        )
+    # The rows are locked above: these upserts only update them.
+    await _insert_many(
+        "INSERT INTO sync_record (record_type, record_id, version, partitions)",
+        "({}, {}, {}, {})",
+        placements,
+        "ON CONFLICT (record_type, record_id) DO UPDATE SET version = excluded.version, "
+        "partitions = excluded.partitions",
+    )
+    inserted = await _insert_many(
+        "INSERT INTO change_log (partition, record_type, record_id, version, data)",
+        "({}, {}, {}, {}, {})",
+        log_rows,
+        "RETURNING id, partition",
+    )
     heads: dict[str, int] = {}
     for row in inserted:
         heads[row["partition"]] = max(heads.get(row["partition"], 0), int(row["id"]))
-    for partition in touched:
-        tally = tallies[partition]
-        await PartitionState.update(
-            {
+    await _insert_many(
+        "INSERT INTO partition_state (partition, head, record_count, checksum, horizon)",
+        "({}, {}, {}, {}, 0)",
+        [
+            (
+                partition,
                 # Positions only grow, but never trust that: a head never goes back.
-                PartitionState.head: max(int(states[partition]["head"]), heads.get(partition, 0)),
-                PartitionState.record_count: tally.count,
-                PartitionState.checksum: tally.hex,
-            }
-        ).where(PartitionState.id == states[partition]["id"])
+                max(int(states[partition]["head"]), heads.get(partition, 0)),
+                tallies[partition].count,
+                tallies[partition].hex,
+            )
+            for partition in touched
+        ],
+        "ON CONFLICT (partition) DO UPDATE SET head = excluded.head, "
+        "record_count = excluded.record_count, checksum = excluded.checksum",
+    )
     if isinstance(engine, PostgresEngine):
         # Delivered at commit, to every server process listening (the live stream).
         await PartitionState.raw("SELECT pg_notify('reppu_sync', {})", " ".join(touched))
