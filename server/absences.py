@@ -14,11 +14,9 @@ status, is what makes the outcome independent of the order in which phones sync.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from piccolo.columns import Column
 
 from schemas.absences import (
     EXPLAIN_DAYS_BACK,
@@ -37,7 +35,7 @@ from schemas.absences import (
 )
 from schemas.core import GroupKind, MembershipRole, PartitionKind
 from schemas.sync import MutationCode
-from server.access import load_access_facts, school_today
+from server.access import load_access_facts, marks, school_today
 from server.db.absence_tables import (
     AbsenceNotice,
     Attendance,
@@ -258,22 +256,23 @@ async def _pupil_slots(pupil_id: int, from_date: dt.date, to_date: dt.date) -> l
 
 
 async def _derive(
-    pupil_id: int,
-    slots: Sequence[Slot],
+    slots: Mapping[int, Sequence[Slot]],
     span: tuple[dt.date, dt.date],
     *,
     only_slots: bool = False,
 ) -> list[RecordWrite]:
-    """Bring the pupil's ``attendance`` rows from ``span[0]`` to ``span[1]`` in line with
-    every act about them: the ``slots`` held in that span, and any lesson that already has a
-    row or a mark there (a lesson cancelled after it was reported keeps its row only if
-    marked). With ``only_slots``, just the ``slots``: a mark touches its own lesson alone."""
+    """Bring each pupil's ``attendance`` rows from ``span[0]`` to ``span[1]`` in line with
+    every act about them: the pupil's ``slots`` held in that span, and any lesson that
+    already has a row or a mark there (a lesson cancelled after it was reported keeps its row
+    only if marked). With ``only_slots``, just the ``slots``: a mark touches its own lesson
+    alone. A handful of statements, however many pupils."""
     first, last = span
+    pupils = sorted(slots)
     mark_rows = await RollMark.select().where(
-        (RollMark.pupil == pupil_id) & (RollMark.on_date >= first) & (RollMark.on_date <= last)
+        RollMark.pupil.is_in(pupils) & (RollMark.on_date >= first) & (RollMark.on_date <= last)
     )
     notice_rows = await AbsenceNotice.select().where(
-        (AbsenceNotice.pupil == pupil_id)
+        AbsenceNotice.pupil.is_in(pupils)
         & (AbsenceNotice.from_date <= last)
         & (AbsenceNotice.to_date >= first)
     )
@@ -284,11 +283,15 @@ async def _derive(
             decisions.setdefault(d["notice"], []).append(
                 Decision(_act(d), LeaveDecision(d["decision"]))
             )
-    notices = [(_notice(n), last_decision(decisions.get(n["id"], []))) for n in notice_rows]
+    notices: dict[int, list[tuple[Notice, LeaveDecision | None]]] = {}
+    for n in notice_rows:
+        notices.setdefault(n["pupil"], []).append(
+            (_notice(n), last_decision(decisions.get(n["id"], [])))
+        )
     reasons = {n["id"]: n["reason"] for n in notice_rows}
-    marks: dict[tuple[int, dt.date], list[Mark]] = {}
+    marks: dict[tuple[int, int, dt.date], list[Mark]] = {}
     for m in mark_rows:
-        marks.setdefault((m["lesson"], m["on_date"]), []).append(
+        marks.setdefault((m["pupil"], m["lesson"], m["on_date"]), []).append(
             Mark(
                 act=_act(m),
                 status=MarkStatus(m["status"]),
@@ -298,14 +301,14 @@ async def _derive(
             )
         )
     existing = {
-        (a["lesson"], a["on_date"]): a
+        (a["pupil"], a["lesson"], a["on_date"]): a
         for a in await Attendance.select().where(
-            (Attendance.pupil == pupil_id)
+            Attendance.pupil.is_in(pupils)
             & (Attendance.on_date >= first)
             & (Attendance.on_date <= last)
         )
     }
-    by_key = {(s.lesson_id, s.on_date): s for s in slots}
+    by_key = {(pupil, s.lesson_id, s.on_date): s for pupil, held in slots.items() for s in held}
     if only_slots:
         existing = {k: v for k, v in existing.items() if k in by_key}
     missing = [] if only_slots else sorted({k for k in [*existing, *marks] if k not in by_key})
@@ -316,55 +319,68 @@ async def _derive(
             lesson["id"]: lesson
             for lesson in await Lesson.select(
                 Lesson.id, Lesson.group, Lesson.starts_at, Lesson.ends_at
-            ).where(Lesson.id.is_in(sorted({k[0] for k in missing})))
+            ).where(Lesson.id.is_in(sorted({k[1] for k in missing})))
         }
-        for lesson_id, on_date in missing:
+        for pupil, lesson_id, on_date in missing:
             lesson = plan[lesson_id]
-            by_key[(lesson_id, on_date)] = Slot(
+            by_key[(pupil, lesson_id, on_date)] = Slot(
                 lesson_id, lesson["group"], on_date, lesson["starts_at"], lesson["ends_at"]
             )
 
-    writes: list[RecordWrite] = []
+    rows: list[tuple[dict[str, Any], str | None]] = []
+    new: list[tuple[tuple[int, int, dt.date], Slot, dict[str, Any], str | None]] = []
+    deleted: list[int] = []
     for key, slot in sorted(by_key.items()):
+        pupil = key[0]
         found = effective_status(
-            marks.get(key, []), notices, slot.on_date, slot.starts_at, slot.ends_at
+            marks.get(key, []), notices.get(pupil, []), slot.on_date, slot.starts_at, slot.ends_at
         )
         row = existing.get(key)
         if found is None:
             if row is not None:
-                await Attendance.delete().where(Attendance.id == row["id"])
-                writes.append(RecordWrite("attendance", row["id"], None, frozenset()))
+                deleted.append(int(row["id"]))
             continue
         values = _values(found)
-        if row is not None and all(row[str(name)] == value for name, value in values.items()):
-            continue
+        reason = reasons.get(found.notice.id) if found.notice else None
         if row is None:
-            new = Attendance(
-                pupil=pupil_id,
-                lesson=slot.lesson_id,
-                group=slot.group_id,
-                on_date=slot.on_date,
-                **{str(name): value for name, value in values.items()},
+            new.append((key, slot, values, reason))
+        elif any(row[name] != value for name, value in values.items()):
+            await Attendance.update(
+                {getattr(Attendance, name): value for name, value in values.items()}
+            ).where(Attendance.id == row["id"])
+            rows.append(({**row, **values}, reason))
+    if deleted:
+        await Attendance.delete().where(Attendance.id.is_in(deleted))
+    if new:
+        inserted = await Attendance.insert(
+            *(
+                Attendance(
+                    pupil=key[0],
+                    lesson=slot.lesson_id,
+                    group=slot.group_id,
+                    on_date=slot.on_date,
+                    **values,
+                )
+                for key, slot, values, _ in new
             )
-            inserted = await Attendance.insert(new).returning(Attendance.id)
+        ).returning(Attendance.id, Attendance.pupil, Attendance.lesson, Attendance.on_date)
+        ids = {(r["pupil"], r["lesson"], str(r["on_date"])[:10]): r["id"] for r in inserted}
+        for key, slot, values, reason in new:
             row = {
-                "id": inserted[0]["id"],
-                "pupil": pupil_id,
+                "id": ids[(key[0], key[1], key[2].isoformat())],
+                "pupil": key[0],
                 "lesson": slot.lesson_id,
                 "group": slot.group_id,
                 "on_date": slot.on_date,
+                **values,
             }
-        else:
-            await Attendance.update(values).where(Attendance.id == row["id"])
-            row = dict(row)
-        row.update({str(name): value for name, value in values.items()})
-        writes.append(
-            _attendance_record(row, reasons.get(found.notice.id) if found.notice else None)
-        )
+            rows.append((row, reason))
+    writes = [RecordWrite("attendance", i, None, frozenset()) for i in deleted]
+    writes += [_attendance_record(row, reason) for row, reason in rows]
     return writes
 
 
-def _values(found: Effective) -> dict[Column | str, Any]:
+def _values(found: Effective) -> dict[str, Any]:
     mark = found.mark
     return {
         "status": found.status.value,
@@ -415,8 +431,27 @@ async def _group_pupils(ctx: MutationContext, group_id: int, day: dt.date) -> fr
     return pupils
 
 
-async def mark_attendance(ctx: MutationContext, args: MarkArgs) -> None:
-    """``attendance.mark``: one pupil's mark at one lesson occurrence's roll call."""
+async def _change(ctx: MutationContext, lesson_id: int, on_date: dt.date) -> dict[str, Any] | None:
+    """The occurrence's lesson change, if any (kept for the push; ``lesson.change`` and
+    ``lesson.restore`` drop what they rewrite)."""
+    key = ("change", lesson_id, on_date)
+    if key not in ctx.memo:
+        ctx.memo[key] = (
+            await LessonChange.select(
+                LessonChange.cancelled,
+                LessonChange.substitute_teacher,
+                LessonChange.starts_at,
+                LessonChange.ends_at,
+            )
+            .where((LessonChange.lesson == lesson_id) & (LessonChange.on_date == on_date))
+            .first()
+        )
+    change: dict[str, Any] | None = ctx.memo[key]
+    return change
+
+
+async def _check_mark(ctx: MutationContext, args: MarkArgs) -> Slot:
+    """The occurrence a mark is for, if the mark may be made; rejects otherwise."""
     lesson = await _lesson(ctx, args.lesson_id)
     if lesson is None:
         raise _refuse(MutationCode.NOT_FOUND, "That lesson does not exist.", "$.lesson_id")
@@ -428,16 +463,7 @@ async def mark_attendance(ctx: MutationContext, args: MarkArgs) -> None:
         raise _refuse(
             MutationCode.INVALID_ARGS, "The lesson does not take place on that date.", "$.on_date"
         )
-    change = (
-        await LessonChange.select(
-            LessonChange.cancelled,
-            LessonChange.substitute_teacher,
-            LessonChange.starts_at,
-            LessonChange.ends_at,
-        )
-        .where((LessonChange.lesson == args.lesson_id) & (LessonChange.on_date == on_date))
-        .first()
-    )
+    change = await _change(ctx, args.lesson_id, on_date)
     group = GroupRef(lesson["group"], lesson["school_id"], lesson["municipality_id"])
     target = OccurrenceRef(
         group, lesson["teacher"], change["substitute_teacher"] if change else None
@@ -475,52 +501,91 @@ async def mark_attendance(ctx: MutationContext, args: MarkArgs) -> None:
             "Late needs the minutes late, and only late has them.",
             "$.late_minutes",
         )
-    await RollMark.insert(
-        RollMark(
-            pupil=args.pupil_id,
-            lesson=args.lesson_id,
-            on_date=on_date,
-            status=args.status.value,
-            late_minutes=args.late_minutes,
-            note=args.note,
-            actor=ctx.viewer.person_id,
-            client_id=ctx.client_id,
-            mutation_id=ctx.mutation_id,
-            device=ctx.device[:100],
-            occurred_at=ctx.occurred_at,
-            received_at=ctx.received_at,
-        )
-    )
     starts, ends = lesson["starts_at"], lesson["ends_at"]
     if change is not None and change["starts_at"] is not None:
         starts, ends = change["starts_at"], change["ends_at"]
-    slot = Slot(args.lesson_id, lesson["group"], on_date, starts, ends)
-    writes = await _derive(args.pupil_id, [slot], (on_date, on_date), only_slots=True)
-    if on_date == ctx.day:
-        await _tell_guardians(args.pupil_id, on_date, writes)
-    await write_records(ctx.engine, writes)
+    return Slot(args.lesson_id, lesson["group"], on_date, starts, ends)
 
 
-async def _tell_guardians(pupil_id: int, on_date: dt.date, writes: list[RecordWrite]) -> None:
+async def mark_attendance_batch(
+    calls: Sequence[tuple[MutationContext, MarkArgs]],
+) -> list[MutationRejectedError | None]:
+    """``attendance.mark`` for a run of calls (a roll call): each checked alone, then all
+    the accepted marks written, derived and recorded together."""
+    outcomes: list[MutationRejectedError | None] = []
+    accepted: list[tuple[MutationContext, MarkArgs, Slot]] = []
+    for ctx, args in calls:
+        try:
+            slot = await _check_mark(ctx, args)
+        except MutationRejectedError as refused:
+            outcomes.append(refused)
+            continue
+        outcomes.append(None)
+        accepted.append((ctx, args, slot))
+    if not accepted:
+        return outcomes
+    await RollMark.insert(
+        *(
+            RollMark(
+                pupil=args.pupil_id,
+                lesson=args.lesson_id,
+                on_date=args.on_date,
+                status=args.status.value,
+                late_minutes=args.late_minutes,
+                note=args.note,
+                actor=ctx.viewer.person_id,
+                client_id=ctx.client_id,
+                mutation_id=ctx.mutation_id,
+                device=ctx.device[:100],
+                occurred_at=ctx.occurred_at,
+                received_at=ctx.received_at,
+            )
+            for ctx, args, _ in accepted
+        )
+    )
+    slots: dict[int, list[Slot]] = {}
+    for _, args, slot in accepted:
+        slots.setdefault(args.pupil_id, []).append(slot)
+    days = [slot.on_date for _, _, slot in accepted]
+    writes = await _derive(slots, (min(days), max(days)), only_slots=True)
+    today = accepted[0][0].day
+    await _tell_guardians(today, writes)
+    await write_records(accepted[0][0].engine, writes)
+    return outcomes
+
+
+async def mark_attendance(ctx: MutationContext, args: MarkArgs) -> None:
+    """``attendance.mark``: one pupil's mark at one lesson occurrence's roll call."""
+    (refused,) = await mark_attendance_batch([(ctx, args)])
+    if refused is not None:
+        raise refused
+
+
+_TOLD = (
+    "SELECT DISTINCT a.pupil FROM outbox o JOIN attendance a ON a.id = o.item_id "
+    "WHERE o.kind = 'absence' AND a.on_date = {{}} AND a.pupil IN ({pupils})"
+)
+"""Pupils whose guardians are already told of an absence that day (placeholders only)."""
+
+
+async def _tell_guardians(today: dt.date, writes: list[RecordWrite]) -> None:
     """Queue the guardians' notification of an unexplained absence today: once a day per
     pupil, however many lessons are missed. The worker drops it if the mark is corrected or
     explained before it is sent."""
-    unexplained = [
-        w.record_id
-        for w in writes
-        if isinstance(w.record, AttendanceRecord)
-        and w.record.status == AttendanceStatus.UNEXPLAINED
-    ]
-    if not unexplained:
+    first_of: dict[int, int] = {}
+    for w in writes:
+        record = w.record
+        if (
+            isinstance(record, AttendanceRecord)
+            and record.status == AttendanceStatus.UNEXPLAINED
+            and record.on_date == today
+        ):
+            first_of.setdefault(record.pupil_id, w.record_id)
+    if not first_of:
         return
-    told = await Attendance.raw(
-        "SELECT 1 FROM outbox o JOIN attendance a ON a.id = o.item_id "
-        "WHERE o.kind = 'absence' AND a.pupil = {} AND a.on_date = {} LIMIT 1",
-        pupil_id,
-        on_date,
-    )
-    if not told:
-        await enqueue("absence", unexplained[0], urgent=False)
+    told = await Attendance.raw(_TOLD.format(pupils=marks(len(first_of))), today, *first_of)
+    for pupil in sorted(set(first_of) - {r["pupil"] for r in told}):
+        await enqueue("absence", first_of[pupil], urgent=False)
 
 
 # --- notices and leave -------------------------------------------------------------------
@@ -598,7 +663,7 @@ async def _write_notice(
     ctx: MutationContext, notice_id: int, pupil_id: int, first: dt.date, last: dt.date
 ) -> None:
     slots = await _pupil_slots(pupil_id, first, last)
-    writes = await _derive(pupil_id, slots, (first, last))
+    writes = await _derive({pupil_id: slots}, (first, last))
     writes.append(await notice_write(notice_id, ctx.day))
     await write_records(ctx.engine, writes)
 

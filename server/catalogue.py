@@ -15,6 +15,7 @@ from server.absences import (
     decide_leave,
     explain_absence,
     mark_attendance,
+    mark_attendance_batch,
     report_absence,
     request_leave,
 )
@@ -31,7 +32,7 @@ CATALOGUE: dict[str, MutationSpec] = {
         MutationSpec("message.read", ReadArgs, read_message),
         MutationSpec("bulletin.send", BulletinSendArgs, send_bulletin),
         MutationSpec("bulletin.read", ReadArgs, read_bulletin),
-        MutationSpec("attendance.mark", MarkArgs, mark_attendance),
+        MutationSpec("attendance.mark", MarkArgs, mark_attendance, mark_attendance_batch),
         MutationSpec("absence.report", NoticeArgs, report_absence),
         MutationSpec("absence.explain", NoticeArgs, explain_absence),
         MutationSpec("leave.request", NoticeArgs, request_leave),

@@ -12,7 +12,7 @@ then rolls back whatever the handler wrote and records the rejection instead.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +72,10 @@ class MutationContext:
 
 
 Handler = Callable[[MutationContext, Any], Awaitable[None]]
+BatchHandler = Callable[
+    [Sequence[tuple[MutationContext, Any]]], Awaitable[list[MutationRejectedError | None]]
+]
+"""Applies a run of one mutation's consecutive calls at once; one rejection (or None) each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +83,21 @@ class MutationSpec:
     name: str
     args_type: type[Any]
     handler: Handler
+    batch: BatchHandler | None = None
+    """Optional: the same mutation applied to a run of calls in one go (a roll call is 25
+    marks). It must give each call the outcome the handler would give it alone, in order:
+    so only for mutations whose checks do not depend on what the calls before them wrote."""
 
 
 async def _lesson_for_change(ctx: MutationContext, lesson_id: int, on_date: dt.date) -> Any:
     """The lesson, if this person may change it on ``on_date``; rejects otherwise.
 
+    The occurrence's change is about to be written: what this push has kept of it goes.
+
     On PostgreSQL the lesson's row is locked until the push's transaction ends, so two
     people changing the same lesson at once take turns (SQLite has one writer anyway).
     """
+    ctx.memo.pop(("change", lesson_id, on_date), None)
     if isinstance(ctx.engine, PostgresEngine):
         await Lesson.raw("SELECT id FROM lesson WHERE id = {} FOR UPDATE", lesson_id)
     lesson = (

@@ -8,13 +8,20 @@ For each mutation, in the order sent:
   with ``mutation.out_of_order`` and *not* recorded, so the client can send the missing ones
   and then this one again;
 - otherwise the mutation is looked up in the catalogue, its args checked against its type,
-  and its handler run in one write transaction together with the record of its result. A
-  rejection rolls the handler's writes back and records the rejection instead. Either way
-  the client's position advances: one rejected mutation never blocks the ones behind it.
+  and its handler run; a rejection rolls the handler's writes back (to a savepoint) and
+  records the rejection instead. Either way the client's position advances: one rejected
+  mutation never blocks the ones behind it.
 
-Two pushes of the same mutation at once (a retry racing the original) cannot both apply it:
-the result row, unique per client and id, is written first in the transaction, so the second
-waits for the first and then finds the id taken, rolls back, and answers as a replay.
+The mutations of one push are applied in write transactions of up to :data:`PER_TRANSACTION`
+mutations each, together with their results and the client's new position: a crash loses a
+whole transaction's mutations or none, and the client, never having had the answer, sends
+them again. A run of consecutive calls of a mutation with a batch handler (``attendance.mark``:
+a roll call) is applied in one go, at the cost of one call.
+
+Two pushes from one installation at once (a retry racing the original) take turns: each
+transaction first locks the client's row (PostgreSQL; SQLite has one writer anyway) and reads
+the client's position under that lock, so the second finds the ids taken and answers them as
+replays.
 """
 
 from __future__ import annotations
@@ -22,14 +29,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import msgspec
 from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+from piccolo.engine.sqlite import SQLiteTransaction
 
 from schemas.errors import ErrorCode
 from schemas.sync import MutationCode, MutationIn, MutationResult, PushRequest, PushResponse
+from server.access import marks
 from server.catalogue import CATALOGUE
 from server.db.engine import DUPLICATE, write_transaction
 from server.db.sync_tables import SyncClient, SyncMutation
@@ -42,16 +53,47 @@ REJECTED = "rejected"
 _DUPLICATE = DUPLICATE
 _UNSTORABLE = (asyncpg.DataError, OverflowError, sqlite3.DataError)
 log = logging.getLogger("reppu.push")
+PER_TRANSACTION = 100
+"""Mutations applied per write transaction: a long push does not hold the writer for long."""
+# Filled with bound-parameter placeholders only.
+_STORED = (
+    "SELECT mutation_id, status, code, reason, field FROM sync_mutation "
+    "WHERE client = {{}} AND mutation_id IN ({ids})"
+)
+_POSITION = "SELECT last_mutation_id FROM sync_client WHERE id = {{}}{lock}"
+_RESULTS = (
+    "INSERT INTO sync_mutation (client, mutation_id, name, status, code, reason, field, "
+    "occurred_at, received_at) VALUES {values}"
+)
 
 
-class _ReplayedError(Exception):
-    """Another push recorded this mutation first."""
+async def _stored_results(client: int, ids: list[int]) -> dict[int, MutationResult]:
+    """The results recorded for ``ids``."""
+    found: dict[int, MutationResult] = {}
+    for first in range(0, len(ids), PER_TRANSACTION):
+        chunk = ids[first : first + PER_TRANSACTION]
+        rows = await SyncMutation.raw(_STORED.format(ids=marks(len(chunk))), client, *chunk)
+        for row in rows:
+            found[int(row["mutation_id"])] = MutationResult(
+                id=int(row["mutation_id"]),
+                status=row["status"],
+                code=MutationCode(row["code"]) if row["code"] else None,
+                reason=row["reason"],
+                field=row["field"],
+            )
+    # Not reached today: every result is written with its mutation. Should result rows ever
+    # be pruned, an id at or below the client's last was still applied once.
+    return {i: found.get(i, MutationResult(id=i, status=APPLIED)) for i in ids}
 
 
-async def _claim_client(client_id: str, person_id: int) -> tuple[int, int]:
-    """The client's row id and last applied mutation id, registering it on first use."""
+async def _register_client(client_id: str, person_id: int) -> int:
+    """The client's row id, registering it on first use."""
     for _ in range(2):
-        row = await SyncClient.select().where(SyncClient.client_id == client_id).first()
+        row = (
+            await SyncClient.select(SyncClient.id, SyncClient.person)
+            .where(SyncClient.client_id == client_id)
+            .first()
+        )
         if row is not None:
             if row["person"] != person_id:
                 raise ReppuError(
@@ -59,7 +101,7 @@ async def _claim_client(client_id: str, person_id: int) -> tuple[int, int]:
                     "This client id belongs to another person's installation; make a new one.",
                     field="$.client_id",
                 )
-            return int(row["id"]), int(row["last_mutation_id"])
+            return int(row["id"])
         try:
             await SyncClient.insert(
                 SyncClient(
@@ -74,45 +116,61 @@ async def _claim_client(client_id: str, person_id: int) -> tuple[int, int]:
     raise RuntimeError("could not register the client")  # pragma: no cover
 
 
-async def _stored_result(client: int, mutation_id: int) -> MutationResult:
-    row = (
-        await SyncMutation.select()
-        .where((SyncMutation.client == client) & (SyncMutation.mutation_id == mutation_id))
-        .first()
-    )
-    if row is None:
-        # Not reached today: every result is written with its mutation. Should result rows
-        # ever be pruned, an id at or below the client's last was still applied once.
-        return MutationResult(id=mutation_id, status=APPLIED)
-    return MutationResult(
-        id=mutation_id,
-        status=row["status"],
-        code=MutationCode(row["code"]) if row["code"] else None,
-        reason=row["reason"],
-        field=row["field"],
-    )
+async def _position(engine: Engine[Any], client: int) -> int:
+    """The client's last applied id, its row locked until the transaction ends (PostgreSQL)."""
+    lock = " FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
+    rows = await SyncClient.raw(_POSITION.format(lock=lock), client)
+    return int(rows[0]["last_mutation_id"])
 
 
-async def _record(client: int, mutation: MutationIn, result: MutationResult) -> None:
-    """Write the result first thing in the transaction: the unique key is the guard."""
-    try:
-        await SyncMutation.insert(
-            SyncMutation(
-                client=client,
-                mutation_id=mutation.id,
-                name=mutation.name[:60],
-                status=result.status,
-                code=result.code.value if result.code else None,
-                reason=result.reason,
-                field=result.field,
-                occurred_at=mutation.occurred_at,
-                received_at=dt.datetime.now(dt.UTC),
-            )
+async def _record(client: int, done: list[tuple[MutationIn, MutationResult]], last: int) -> None:
+    """Write the results of ``done`` and the client's new position, in two statements."""
+    received = dt.datetime.now(dt.UTC)
+    for first in range(0, len(done), PER_TRANSACTION):
+        chunk = done[first : first + PER_TRANSACTION]
+        values = ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, {})" for _ in chunk)
+        await SyncMutation.raw(
+            _RESULTS.format(values=values),
+            *(
+                value
+                for mutation, result in chunk
+                for value in (
+                    client,
+                    mutation.id,
+                    mutation.name[:60],
+                    result.status,
+                    result.code.value if result.code else None,
+                    result.reason,
+                    result.field,
+                    mutation.occurred_at,
+                    received,
+                )
+            ),
         )
-    except _DUPLICATE as exc:
-        raise _ReplayedError from exc
-    await SyncClient.update({SyncClient.last_mutation_id: mutation.id}).where(
-        (SyncClient.id == client) & (SyncClient.last_mutation_id < mutation.id)
+    await SyncClient.update({SyncClient.last_mutation_id: last}).where(
+        (SyncClient.id == client) & (SyncClient.last_mutation_id < last)
+    )
+
+
+def _rejected(mutation: MutationIn, refused: MutationRejectedError) -> MutationResult:
+    return MutationResult(
+        id=mutation.id,
+        status=REJECTED,
+        code=refused.code,
+        reason=refused.reason,
+        field=refused.field,
+    )
+
+
+def _unstorable(mutation: MutationIn, exc: Exception) -> MutationResult:
+    # A value the database refuses (the args types should have caught it): the mutation is
+    # rejected and recorded, so the ones behind it are not blocked.
+    log.warning("mutation %s: the database refused a value: %s", mutation.name, type(exc).__name__)
+    return MutationResult(
+        id=mutation.id,
+        status=REJECTED,
+        code=MutationCode.INVALID_ARGS,
+        reason="A value of this change cannot be stored.",
     )
 
 
@@ -140,45 +198,95 @@ def _precheck(mutation: MutationIn) -> tuple[Any, MutationResult | None]:
         )
 
 
-async def _apply(
-    engine: Engine[Any], client: int, mutation: MutationIn, ctx: MutationContext
+Transaction = SQLiteTransaction | PostgresTransaction
+
+
+async def _apply_one(
+    transaction: Transaction, mutation: MutationIn, args: Any, ctx: MutationContext
 ) -> MutationResult:
-    args, rejection = _precheck(mutation)
+    savepoint = await transaction.savepoint()
     try:
-        if rejection is None:
-            applied = MutationResult(id=mutation.id, status=APPLIED)
-            try:
-                async with write_transaction(engine):
-                    await _record(client, mutation, applied)
-                    await CATALOGUE[mutation.name].handler(ctx, args)
-                return applied
-            except MutationRejectedError as refused:
-                rejection = MutationResult(
+        await CATALOGUE[mutation.name].handler(ctx, args)
+    except MutationRejectedError as refused:
+        await savepoint.rollback_to()  # type: ignore[no-untyped-call]
+        return _rejected(mutation, refused)
+    except _UNSTORABLE as exc:
+        await savepoint.rollback_to()  # type: ignore[no-untyped-call]
+        return _unstorable(mutation, exc)
+    await savepoint.release()  # type: ignore[no-untyped-call]
+    return MutationResult(id=mutation.id, status=APPLIED)
+
+
+async def _apply_run(
+    transaction: Transaction, run: list[tuple[MutationIn, Any, MutationContext]]
+) -> list[MutationResult]:
+    """A run of one batched mutation's calls at once; one by one if the batch fails."""
+    batch = CATALOGUE[run[0][0].name].batch
+    assert batch is not None
+    savepoint = await transaction.savepoint()
+    try:
+        outcomes = await batch([(ctx, args) for _, args, ctx in run])
+    except _UNSTORABLE:
+        await savepoint.rollback_to()  # type: ignore[no-untyped-call]
+        return [await _apply_one(transaction, m, args, ctx) for m, args, ctx in run]
+    await savepoint.release()  # type: ignore[no-untyped-call]
+    return [
+        MutationResult(id=m.id, status=APPLIED) if refused is None else _rejected(m, refused)
+        for (m, _, _), refused in zip(run, outcomes, strict=True)
+    ]
+
+
+async def _apply(
+    engine: Engine[Any],
+    client: int,
+    mutations: list[MutationIn],
+    context: Callable[[MutationIn], MutationContext],
+) -> dict[int, MutationResult]:
+    """Apply ``mutations`` in one write transaction; their results by id."""
+    results: dict[int, MutationResult] = {}
+    async with write_transaction(engine) as transaction:
+        last = await _position(engine, client)
+        replays = [m.id for m in mutations if m.id <= last]
+        results.update(await _stored_results(client, replays))
+        done: list[tuple[MutationIn, MutationResult]] = []
+        pending = [m for m in mutations if m.id > last]
+        index = 0
+        while index < len(pending):
+            mutation = pending[index]
+            if mutation.id != last + 1:
+                results[mutation.id] = MutationResult(
                     id=mutation.id,
                     status=REJECTED,
-                    code=refused.code,
-                    reason=refused.reason,
-                    field=refused.field,
+                    code=MutationCode.OUT_OF_ORDER,
+                    reason=f"Mutation {last + 1} has not arrived; send it first.",
                 )
-            except _UNSTORABLE as exc:
-                # A value the database refuses (the args types should have caught it): the
-                # mutation is rejected and recorded, so the ones behind it are not blocked.
-                log.warning(
-                    "mutation %s: the database refused a value: %s",
-                    mutation.name,
-                    type(exc).__name__,
-                )
-                rejection = MutationResult(
-                    id=mutation.id,
-                    status=REJECTED,
-                    code=MutationCode.INVALID_ARGS,
-                    reason="A value of this change cannot be stored.",
-                )
-        async with write_transaction(engine):
-            await _record(client, mutation, rejection)
-        return rejection
-    except _ReplayedError:
-        return await _stored_result(client, mutation.id)
+                index += 1
+                continue
+            args, rejection = _precheck(mutation)
+            spec = CATALOGUE.get(mutation.name)
+            if rejection is not None:
+                outcome = [rejection]
+            elif spec is not None and spec.batch is not None:
+                run = [(mutation, args, context(mutation))]
+                while index + len(run) < len(pending):
+                    following = pending[index + len(run)]
+                    if following.name != mutation.name or following.id != run[-1][0].id + 1:
+                        break
+                    more, refused = _precheck(following)
+                    if refused is not None:
+                        break
+                    run.append((following, more, context(following)))
+                outcome = await _apply_run(transaction, run)
+            else:
+                outcome = [await _apply_one(transaction, mutation, args, context(mutation))]
+            for applied, result in zip(pending[index : index + len(outcome)], outcome, strict=True):
+                results[applied.id] = result
+                done.append((applied, result))
+            index += len(outcome)
+            last = done[-1][0].id
+        if done:
+            await _record(client, done, last)
+    return results
 
 
 async def push(
@@ -190,25 +298,12 @@ async def push(
     device: str = "",
 ) -> PushResponse:
     """Apply ``request``'s mutations for ``viewer`` as described in the module's docstring."""
-    client, last = await _claim_client(request.client_id, viewer.person_id)
-    results: list[MutationResult] = []
+    client = await _register_client(request.client_id, viewer.person_id)
     memo: dict[object, Any] = {}
-    for mutation in request.mutations:
-        if mutation.id <= last:
-            results.append(await _stored_result(client, mutation.id))
-            continue
-        if mutation.id != last + 1:
-            results.append(
-                MutationResult(
-                    id=mutation.id,
-                    status=REJECTED,
-                    code=MutationCode.OUT_OF_ORDER,
-                    reason=f"Mutation {last + 1} has not arrived; send it first.",
-                )
-            )
-            continue
+
+    def context(mutation: MutationIn) -> MutationContext:
         received_at = dt.datetime.now(dt.UTC)
-        ctx = MutationContext(
+        return MutationContext(
             engine=engine,
             viewer=viewer,
             day=day,
@@ -219,6 +314,12 @@ async def push(
             device=device,
             memo=memo,
         )
-        results.append(await _apply(engine, client, mutation, ctx))
-        last = mutation.id
-    return PushResponse(results=results)
+
+    results: dict[int, MutationResult] = {}
+    mutations = request.mutations
+    for first in range(0, len(mutations), PER_TRANSACTION):
+        chunk = mutations[first : first + PER_TRANSACTION]
+        # An id sent twice in one push: the first is applied, the second is its replay.
+        unique = list({m.id: m for m in reversed(chunk)}.values())[::-1]
+        results.update(await _apply(engine, client, unique, context))
+    return PushResponse(results=[results[m.id] for m in mutations])
