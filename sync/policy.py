@@ -359,8 +359,8 @@ def decide(viewer: AccessFacts, action: Action, target: Target, day: dt.date) ->
     if isinstance(target, AccessFacts):
         return _decide_about_person(viewer, action, target, day)
     if isinstance(target, GroupRef):
-        partitions = readable_partitions(viewer, day)
         if action == Action.READ_GROUP:
+            partitions = readable_partitions(viewer, day)
             if Partition(PartitionKind.GROUP, target.group_id) in partitions:
                 return _grant("member of the group or guardian of one")
             if target.school_id in _staff_schools(viewer, day, StaffRoleKind.PRINCIPAL):

@@ -14,17 +14,19 @@ differences that matter are kept here, and nowhere else:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import asyncpg
 from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
-from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 from piccolo.table import Table
 
 from server.db.schema import EVERY_TABLE
@@ -46,12 +48,35 @@ class _SQLiteConnection(sqlite3.Connection):
         self.execute("PRAGMA foreign_keys = ON")
 
 
+class _SQLiteEngine(SQLiteEngine):
+    """Piccolo's SQLite engine without the ``PRAGMA foreign_keys = 1`` it sends before every
+    statement of a transaction. Inside a transaction that pragma does nothing (SQLite's own
+    documentation), our connections turn foreign keys on as they open, and it cost a thread
+    hop per statement: 18 of the 38 statements of a roll-call mark (docs/benchmarks.md)."""
+
+    async def _run_in_existing_connection(
+        self,
+        connection: Any,
+        query: str,
+        args: list[Any] | None = None,
+        query_type: str = "generic",
+        table: type[Table] | None = None,
+    ) -> Any:
+        if sqlite3.sqlite_version_info < (3, 35):  # no RETURNING: Piccolo's own way
+            return await super()._run_in_existing_connection(
+                connection, query, args, query_type, table
+            )
+        connection.row_factory = dict_factory
+        async with connection.execute(query, args or []) as cursor:
+            return await cursor.fetchall()
+
+
 def build_engine(settings: Settings) -> Engine[Any]:
     """The Piccolo engine for ``settings.database_url``; no connection is opened yet."""
     if settings.is_sqlite:
         path = settings.sqlite_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteEngine(
+        return _SQLiteEngine(
             path=str(path), timeout=SQLITE_BUSY_TIMEOUT_SECONDS, factory=_SQLiteConnection
         )
     # No extensions: Piccolo would otherwise CREATE EXTENSION uuid-ossp, which needs rights a
@@ -76,10 +101,58 @@ def bind_engine(engine: Engine[Any]) -> None:
         table._meta.db = engine
 
 
-def write_transaction(engine: Engine[Any]) -> SQLiteTransaction | PostgresTransaction:
-    """A transaction for work that writes: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL."""
+_writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer_lock(engine: SQLiteEngine) -> asyncio.Lock:
+    """This process's queue for ``engine``'s one writer (per event loop)."""
+    locks = _writer_locks.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(id(engine), asyncio.Lock())
+
+
+class _SQLiteWriter:
+    """``BEGIN IMMEDIATE``, after waiting in this process's queue for the writer.
+
+    SQLite has one writer. Without the queue, a process's concurrent write transactions
+    (200 roll calls at once) each wait in SQLite's busy handler, which sleeps and retries
+    rather than waiting in line: most time out (measured: docs/benchmarks.md). With it they
+    take turns in order, and only other processes meet the busy handler. A transaction
+    opened inside another (Piccolo nests them) does not queue again.
+    """
+
+    def __init__(self, engine: SQLiteEngine) -> None:
+        self._engine = engine
+        self._transaction = engine.transaction(transaction_type=TransactionType.immediate)
+        self._lock: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> SQLiteTransaction:
+        if self._engine.current_transaction.get() is None:
+            self._lock = _writer_lock(self._engine)
+            await self._lock.acquire()
+        try:
+            return await self._transaction.__aenter__()
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        try:
+            return bool(await self._transaction.__aexit__(*exc_info))
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+
+def write_transaction(
+    engine: Engine[Any],
+) -> AbstractAsyncContextManager[SQLiteTransaction | PostgresTransaction]:
+    """A transaction for work that writes: ``BEGIN IMMEDIATE`` (queued in the process) on
+    SQLite, plain on PostgreSQL."""
     if isinstance(engine, SQLiteEngine):
-        return engine.transaction(transaction_type=TransactionType.immediate)
+        return _SQLiteWriter(engine)
     assert isinstance(engine, PostgresEngine)
     return engine.transaction()
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import sqlite3
 from typing import Any
 
+import asyncpg
+import pytest
 from piccolo.engine.base import Engine
 
+from server.db.engine import write_transaction
 from server.db.migrate import migrate, pending_migrations, schema_version, unmigrate
 from server.db.schema import EVERY_TABLE
+from server.db.tables import Membership
 
 POLICY_INDEXES = {
     "membership_person_valid",
@@ -50,3 +56,16 @@ async def test_backwards_then_forwards(fx_db: Engine[Any], fx_backend: str) -> N
         await migrate(quiet=True)
     assert await schema_version() == version
     assert await pending_migrations() == []
+
+
+async def test_foreign_keys_hold_inside_a_write_transaction(fx_db: Engine[Any]) -> None:
+    # server/db/engine.py drops Piccolo's per-statement foreign-keys pragma on SQLite: the
+    # connections must still refuse a row pointing nowhere, inside a transaction as outside.
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.ForeignKeyViolationError)):
+        async with write_transaction(fx_db):
+            await Membership.insert(
+                Membership(
+                    group=2**31 - 1, person=2**31 - 1, role="pupil", valid_from=dt.date.today()
+                )
+            )
+    assert await Membership.count() == 0
