@@ -43,6 +43,7 @@ from server.db.absence_tables import (
     RollMark,
     SchoolSettings,
 )
+from server.db.bulk import insert_values
 from server.db.tables import (
     Lesson,
     LessonChange,
@@ -268,14 +269,14 @@ async def _derive(
     alone. A handful of statements, however many pupils."""
     first, last = span
     pupils = sorted(slots)
-    mark_rows = await RollMark.select().where(
-        RollMark.pupil.is_in(pupils) & (RollMark.on_date >= first) & (RollMark.on_date <= last)
+    people = marks(len(pupils))
+    # A mark touches its own lessons only: the pupils' other marks that day are not read.
+    lessons = sorted({s.lesson_id for held in slots.values() for s in held}) if only_slots else []
+    only = f" AND lesson IN ({marks(len(lessons))})" if lessons else ""
+    mark_rows = await RollMark.raw(
+        _MARKS.format(pupils=people, lessons=only), *pupils, first, last, *lessons
     )
-    notice_rows = await AbsenceNotice.select().where(
-        AbsenceNotice.pupil.is_in(pupils)
-        & (AbsenceNotice.from_date <= last)
-        & (AbsenceNotice.to_date >= first)
-    )
+    notice_rows = await AbsenceNotice.raw(_NOTICES.format(pupils=people), *pupils, last, first)
     leave_ids = [n["id"] for n in notice_rows if n["kind"] == NoticeKind.LEAVE]
     decisions: dict[int, list[Decision]] = {}
     if leave_ids:
@@ -289,9 +290,9 @@ async def _derive(
             (_notice(n), last_decision(decisions.get(n["id"], [])))
         )
     reasons = {n["id"]: n["reason"] for n in notice_rows}
-    marks: dict[tuple[int, int, dt.date], list[Mark]] = {}
+    marks_of: dict[tuple[int, int, dt.date], list[Mark]] = {}
     for m in mark_rows:
-        marks.setdefault((m["pupil"], m["lesson"], m["on_date"]), []).append(
+        marks_of.setdefault((m["pupil"], m["lesson"], m["on_date"]), []).append(
             Mark(
                 act=_act(m),
                 status=MarkStatus(m["status"]),
@@ -302,16 +303,14 @@ async def _derive(
         )
     existing = {
         (a["pupil"], a["lesson"], a["on_date"]): a
-        for a in await Attendance.select().where(
-            Attendance.pupil.is_in(pupils)
-            & (Attendance.on_date >= first)
-            & (Attendance.on_date <= last)
+        for a in await Attendance.raw(
+            _ATTENDANCE.format(pupils=people, lessons=only), *pupils, first, last, *lessons
         )
     }
     by_key = {(pupil, s.lesson_id, s.on_date): s for pupil, held in slots.items() for s in held}
     if only_slots:
         existing = {k: v for k, v in existing.items() if k in by_key}
-    missing = [] if only_slots else sorted({k for k in [*existing, *marks] if k not in by_key})
+    missing = [] if only_slots else sorted({k for k in [*existing, *marks_of] if k not in by_key})
     if missing:
         # Marked or recorded lessons the timetable no longer holds on that day (cancelled or
         # ended since): judged at their weekly plan's times.
@@ -333,7 +332,11 @@ async def _derive(
     for key, slot in sorted(by_key.items()):
         pupil = key[0]
         found = effective_status(
-            marks.get(key, []), notices.get(pupil, []), slot.on_date, slot.starts_at, slot.ends_at
+            marks_of.get(key, []),
+            notices.get(pupil, []),
+            slot.on_date,
+            slot.starts_at,
+            slot.ends_at,
         )
         row = existing.get(key)
         if found is None:
@@ -352,18 +355,15 @@ async def _derive(
     if deleted:
         await Attendance.delete().where(Attendance.id.is_in(deleted))
     if new:
-        inserted = await Attendance.insert(
-            *(
-                Attendance(
-                    pupil=key[0],
-                    lesson=slot.lesson_id,
-                    group=slot.group_id,
-                    on_date=slot.on_date,
-                    **values,
-                )
+        inserted = await insert_values(
+            "attendance",
+            ("pupil", "lesson", "group", "on_date", *_VALUE_COLUMNS),
+            [
+                (key[0], slot.lesson_id, slot.group_id, slot.on_date, *values.values())
                 for key, slot, values, _ in new
-            )
-        ).returning(Attendance.id, Attendance.pupil, Attendance.lesson, Attendance.on_date)
+            ],
+            tail="RETURNING id, pupil, lesson, on_date",
+        )
         ids = {(r["pupil"], r["lesson"], str(r["on_date"])[:10]): r["id"] for r in inserted}
         for key, slot, values, reason in new:
             row = {
@@ -380,7 +380,27 @@ async def _derive(
     return writes
 
 
+_VALUE_COLUMNS = ("status", "late_minutes", "note", "notice", "marked_by")
+# Filled with bound-parameter placeholders only.
+_MARKS = (
+    "SELECT pupil, lesson, on_date, status, late_minutes, note, actor, client_id, mutation_id, "
+    "occurred_at FROM roll_mark WHERE pupil IN ({pupils}) AND on_date >= {{}} AND on_date <= {{}}"
+    "{lessons}"
+)
+_NOTICES = (
+    "SELECT id, pupil, kind, reason, from_date, to_date, from_time, to_time, client_id, "
+    "mutation_id, occurred_at FROM absence_notice WHERE pupil IN ({pupils}) "
+    "AND from_date <= {{}} AND to_date >= {{}}"
+)
+_ATTENDANCE = (
+    'SELECT id, pupil, lesson, "group", on_date, status, late_minutes, note, notice, marked_by '
+    "FROM attendance WHERE pupil IN ({pupils}) AND on_date >= {{}} AND on_date <= {{}}"
+    "{lessons}"
+)
+
+
 def _values(found: Effective) -> dict[str, Any]:
+    """The derived columns of an ``attendance`` row, in the order of ``_VALUE_COLUMNS``."""
     mark = found.mark
     return {
         "status": found.status.value,
@@ -524,24 +544,39 @@ async def mark_attendance_batch(
         accepted.append((ctx, args, slot))
     if not accepted:
         return outcomes
-    await RollMark.insert(
-        *(
-            RollMark(
-                pupil=args.pupil_id,
-                lesson=args.lesson_id,
-                on_date=args.on_date,
-                status=args.status.value,
-                late_minutes=args.late_minutes,
-                note=args.note,
-                actor=ctx.viewer.person_id,
-                client_id=ctx.client_id,
-                mutation_id=ctx.mutation_id,
-                device=ctx.device[:100],
-                occurred_at=ctx.occurred_at,
-                received_at=ctx.received_at,
+    await insert_values(
+        "roll_mark",
+        (
+            "pupil",
+            "lesson",
+            "on_date",
+            "status",
+            "late_minutes",
+            "note",
+            "actor",
+            "client_id",
+            "mutation_id",
+            "device",
+            "occurred_at",
+            "received_at",
+        ),
+        [
+            (
+                args.pupil_id,
+                args.lesson_id,
+                args.on_date,
+                args.status.value,
+                args.late_minutes,
+                args.note,
+                ctx.viewer.person_id,
+                ctx.client_id,
+                ctx.mutation_id,
+                ctx.device[:100],
+                ctx.occurred_at,
+                ctx.received_at,
             )
             for ctx, args, _ in accepted
-        )
+        ],
     )
     slots: dict[int, list[Slot]] = {}
     for _, args, slot in accepted:

@@ -34,7 +34,7 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
 from schemas.sync import Record
-from server.db.bulk import Rows, bulk_insert
+from server.db.bulk import Rows, bulk_insert, insert_values
 from server.db.sync_tables import ChangeLog, PartitionState, SyncRecord
 from sync.checksum import Tally, record_digest
 from sync.pull import LogEntry, PartitionHead
@@ -71,7 +71,8 @@ def _placement(text: str) -> frozenset[str]:
 
 
 CHUNK_ROWS = 2000
-"""Rows per multi-row statement: far below either engine's limit of bound parameters."""
+"""Rows per statement where a statement lists rows: far below either engine's limit of bound
+parameters."""
 
 
 def _chunks(rows: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...]]]:
@@ -79,28 +80,18 @@ def _chunks(rows: Sequence[tuple[Any, ...]]) -> Iterator[Sequence[tuple[Any, ...
         yield rows[first : first + CHUNK_ROWS]
 
 
-async def _insert_many(
-    head: str, row: str, rows: Sequence[tuple[Any, ...]], tail: str = ""
-) -> list[dict[str, Any]]:
-    """``head`` VALUES ``row``, ``row``, ... ``tail`` for every row of ``rows``, in chunks;
-    ``row`` is a tuple of bound-parameter placeholders (and constants)."""
-    answered: list[dict[str, Any]] = []
-    for chunk in _chunks(rows):
-        values = ", ".join(row for _ in chunk)
-        found = await SyncRecord.raw(
-            f"{head} VALUES {values} {tail}", *(value for r in chunk for value in r)
-        )
-        answered.extend(found or [])
-    return answered
+_STATE_COLUMNS = ("partition", "head", "record_count", "checksum", "horizon")
+_RECORD_COLUMNS = ("record_type", "record_id", "version", "partitions")
+_EMPTY_CHECKSUM = "0000000000000000"
 
 
 async def _lock_partitions(engine: Engine[Any], partitions: Sequence[str]) -> dict[str, Any]:
     """Create missing ``partition_state`` rows, lock them (PostgreSQL), return them by name."""
-    await _insert_many(
-        "INSERT INTO partition_state (partition, head, record_count, checksum, horizon)",
-        "({}, 0, 0, '0000000000000000', 0)",
-        [(p,) for p in partitions],
-        "ON CONFLICT (partition) DO NOTHING",
+    await insert_values(
+        "partition_state",
+        _STATE_COLUMNS,
+        [(p, 0, 0, _EMPTY_CHECKSUM, 0) for p in partitions],
+        tail="ON CONFLICT (partition) DO NOTHING",
     )
     lock = " ORDER BY partition FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
     found: dict[str, Any] = {}
@@ -132,11 +123,11 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
     # and never both build on the same old version. A record new to sync gets its row first
     # (version 0, in no partition), so that it too can be locked: two first writes of one
     # record then take turns as well.
-    await _insert_many(
-        "INSERT INTO sync_record (record_type, record_id, version, partitions)",
-        "({}, {}, 0, '')",
-        keys,
-        "ON CONFLICT (record_type, record_id) DO NOTHING",
+    await insert_values(
+        "sync_record",
+        _RECORD_COLUMNS,
+        [(record_type, record_id, 0, "") for record_type, record_id in keys],
+        tail="ON CONFLICT (record_type, record_id) DO NOTHING",
     )
     lock = " ORDER BY record_id FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
     for record_type in sorted({k[0] for k in keys}):
@@ -194,25 +185,25 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
             (write.record_type, write.record_id, version, " ".join(sorted(new_partitions)))
         )
     # The rows are locked above: these upserts only update them.
-    await _insert_many(
-        "INSERT INTO sync_record (record_type, record_id, version, partitions)",
-        "({}, {}, {}, {})",
+    await insert_values(
+        "sync_record",
+        _RECORD_COLUMNS,
         placements,
-        "ON CONFLICT (record_type, record_id) DO UPDATE SET version = excluded.version, "
+        tail="ON CONFLICT (record_type, record_id) DO UPDATE SET version = excluded.version, "
         "partitions = excluded.partitions",
     )
-    inserted = await _insert_many(
-        "INSERT INTO change_log (partition, record_type, record_id, version, data)",
-        "({}, {}, {}, {}, {})",
+    inserted = await insert_values(
+        "change_log",
+        ("partition", "record_type", "record_id", "version", "data"),
         log_rows,
-        "RETURNING id, partition",
+        tail="RETURNING id, partition",
     )
     heads: dict[str, int] = {}
     for row in inserted:
         heads[row["partition"]] = max(heads.get(row["partition"], 0), int(row["id"]))
-    await _insert_many(
-        "INSERT INTO partition_state (partition, head, record_count, checksum, horizon)",
-        "({}, {}, {}, {}, 0)",
+    await insert_values(
+        "partition_state",
+        _STATE_COLUMNS,
         [
             (
                 partition,
@@ -220,10 +211,11 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
                 max(int(states[partition]["head"]), heads.get(partition, 0)),
                 tallies[partition].count,
                 tallies[partition].hex,
+                0,  # not updated: only new rows take it
             )
             for partition in touched
         ],
-        "ON CONFLICT (partition) DO UPDATE SET head = excluded.head, "
+        tail="ON CONFLICT (partition) DO UPDATE SET head = excluded.head, "
         "record_count = excluded.record_count, checksum = excluded.checksum",
     )
     if isinstance(engine, PostgresEngine):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
+from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
@@ -87,3 +88,32 @@ async def bulk_insert(
             await pool.release(connection)
         else:
             await connection.close()
+
+
+VALUES_CHUNK = 2000
+"""Rows per multi-row ``INSERT``: far below either engine's limit of bound parameters."""
+
+
+async def insert_values(
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    tail: str = "",
+) -> list[dict[str, Any]]:
+    """``INSERT INTO table (columns) VALUES (...), (...) tail`` over the bound engine, in the
+    current transaction if there is one, a chunk of rows per statement; the rows ``tail``
+    returns (``RETURNING ...``). For hot write paths: Piccolo builds an object and converts
+    every value of every row in Python first, which cost more than the statement itself.
+    Values are bound as Piccolo's raw queries bind them."""
+    head = f"INSERT INTO {_quote(table)} ({', '.join(_quote(c) for c in columns)}) VALUES "
+    row = "(" + ", ".join("{}" for _ in columns) + ")"
+    answered: list[dict[str, Any]] = []
+    for start in range(0, len(rows), VALUES_CHUNK):
+        chunk = rows[start : start + VALUES_CHUNK]
+        found = await Migration.raw(
+            head + ", ".join(row for _ in chunk) + (f" {tail}" if tail else ""),
+            *(value for r in chunk for value in r),
+        )
+        answered.extend(found or [])
+    return answered
