@@ -40,10 +40,9 @@ from server.db.absence_tables import (
     AbsenceNotice,
     Attendance,
     LeaveDecisionRow,
-    RollMark,
     SchoolSettings,
 )
-from server.db.bulk import insert_values
+from server.db.bulk import insert_values, run_sql
 from server.db.tables import (
     Lesson,
     LessonChange,
@@ -273,10 +272,10 @@ async def _derive(
     # A mark touches its own lessons only: the pupils' other marks that day are not read.
     lessons = sorted({s.lesson_id for held in slots.values() for s in held}) if only_slots else []
     only = f" AND lesson IN ({marks(len(lessons))})" if lessons else ""
-    mark_rows = await RollMark.raw(
+    mark_rows = await run_sql(
         _MARKS.format(pupils=people, lessons=only), *pupils, first, last, *lessons
     )
-    notice_rows = await AbsenceNotice.raw(_NOTICES.format(pupils=people), *pupils, last, first)
+    notice_rows = await run_sql(_NOTICES.format(pupils=people), *pupils, last, first)
     leave_ids = [n["id"] for n in notice_rows if n["kind"] == NoticeKind.LEAVE]
     decisions: dict[int, list[Decision]] = {}
     if leave_ids:
@@ -303,7 +302,7 @@ async def _derive(
         )
     existing = {
         (a["pupil"], a["lesson"], a["on_date"]): a
-        for a in await Attendance.raw(
+        for a in await run_sql(
             _ATTENDANCE.format(pupils=people, lessons=only), *pupils, first, last, *lessons
         )
     }
@@ -618,7 +617,7 @@ async def _tell_guardians(today: dt.date, writes: list[RecordWrite]) -> None:
             first_of.setdefault(record.pupil_id, w.record_id)
     if not first_of:
         return
-    told = await Attendance.raw(_TOLD.format(pupils=marks(len(first_of))), today, *first_of)
+    told = await run_sql(_TOLD.format(pupils=marks(len(first_of))), today, *first_of)
     for pupil in sorted(set(first_of) - {r["pupil"] for r in told}):
         await enqueue("absence", first_of[pupil], urgent=False)
 

@@ -42,8 +42,9 @@ from schemas.errors import ErrorCode
 from schemas.sync import MutationCode, MutationIn, MutationResult, PushRequest, PushResponse
 from server.access import marks
 from server.catalogue import CATALOGUE
+from server.db.bulk import run_sql
 from server.db.engine import DUPLICATE, write_transaction
-from server.db.sync_tables import SyncClient, SyncMutation
+from server.db.sync_tables import SyncClient
 from server.errors import ReppuError
 from server.mutations import MutationContext, MutationRejectedError, clamp_device_time
 from sync.policy import AccessFacts
@@ -72,7 +73,7 @@ async def _stored_results(client: int, ids: list[int]) -> dict[int, MutationResu
     found: dict[int, MutationResult] = {}
     for first in range(0, len(ids), PER_TRANSACTION):
         chunk = ids[first : first + PER_TRANSACTION]
-        rows = await SyncMutation.raw(_STORED.format(ids=marks(len(chunk))), client, *chunk)
+        rows = await run_sql(_STORED.format(ids=marks(len(chunk))), client, *chunk)
         for row in rows:
             found[int(row["mutation_id"])] = MutationResult(
                 id=int(row["mutation_id"]),
@@ -119,7 +120,7 @@ async def _register_client(client_id: str, person_id: int) -> int:
 async def _position(engine: Engine[Any], client: int) -> int:
     """The client's last applied id, its row locked until the transaction ends (PostgreSQL)."""
     lock = " FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
-    rows = await SyncClient.raw(_POSITION.format(lock=lock), client)
+    rows = await run_sql(_POSITION.format(lock=lock), client)
     return int(rows[0]["last_mutation_id"])
 
 
@@ -129,7 +130,7 @@ async def _record(client: int, done: list[tuple[MutationIn, MutationResult]], la
     for first in range(0, len(done), PER_TRANSACTION):
         chunk = done[first : first + PER_TRANSACTION]
         values = ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, {})" for _ in chunk)
-        await SyncMutation.raw(
+        await run_sql(
             _RESULTS.format(values=values),
             *(
                 value

@@ -34,8 +34,8 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
 from schemas.sync import Record
-from server.db.bulk import Rows, bulk_insert, insert_values
-from server.db.sync_tables import ChangeLog, PartitionState, SyncRecord
+from server.db.bulk import Rows, bulk_insert, insert_values, run_sql
+from server.db.sync_tables import ChangeLog, PartitionState
 from sync.checksum import Tally, record_digest
 from sync.pull import LogEntry, PartitionHead
 
@@ -96,7 +96,7 @@ async def _lock_partitions(engine: Engine[Any], partitions: Sequence[str]) -> di
     lock = " ORDER BY partition FOR UPDATE" if isinstance(engine, PostgresEngine) else ""
     found: dict[str, Any] = {}
     for chunk in _chunks([(p,) for p in partitions]):
-        rows = await PartitionState.raw(
+        rows = await run_sql(
             f"SELECT id, partition, head, record_count, checksum FROM partition_state "
             f"WHERE partition IN ({', '.join('{}' for _ in chunk)}){lock}",
             *(p for (p,) in chunk),
@@ -133,7 +133,7 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
     for record_type in sorted({k[0] for k in keys}):
         ids = [(k[1],) for k in keys if k[0] == record_type]
         for chunk in _chunks(ids):
-            rows = await SyncRecord.raw(
+            rows = await run_sql(
                 "SELECT id, record_type, record_id, version, partitions FROM sync_record "
                 f"WHERE record_type = {{}} AND record_id IN ({', '.join('{}' for _ in chunk)})"
                 f"{lock}",
@@ -220,7 +220,7 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
     )
     if isinstance(engine, PostgresEngine):
         # Delivered at commit, to every server process listening (the live stream).
-        await PartitionState.raw("SELECT pg_notify('reppu_sync', {})", " ".join(touched))
+        await run_sql("SELECT pg_notify('reppu_sync', {})", " ".join(touched))
     collector = _changed.get()
     if collector is not None:
         collector.update(touched)
