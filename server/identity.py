@@ -63,6 +63,8 @@ class Principal:
     person_id: int
     account_id: int
     token_id: int
+    device_name: str = ""
+    """The name the device logged in with (audit trails of what it pushes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +196,8 @@ async def log_in(
 # Prebuilt: this runs on every authenticated request.
 _PRINCIPAL_QUERY = (
     "SELECT t.id, a.id AS account_id, a.person AS person_id, t.expires_at, t.revoked_at, "
-    "a.disabled FROM auth_token t JOIN account a ON a.id = t.account WHERE t.token_hash = {}"
+    "t.device_name, a.disabled FROM auth_token t JOIN account a ON a.id = t.account "
+    "WHERE t.token_hash = {}"
 )
 
 
@@ -207,7 +210,10 @@ async def authenticate(settings: Settings, token: str) -> Principal | None:
     if row["expires_at"] <= _now():
         return None
     return Principal(
-        person_id=int(row["person_id"]), account_id=int(row["account_id"]), token_id=int(row["id"])
+        person_id=int(row["person_id"]),
+        account_id=int(row["account_id"]),
+        token_id=int(row["id"]),
+        device_name=row["device_name"],
     )
 
 

@@ -131,8 +131,8 @@ async def run_sql(sql: str, *args: Any) -> list[dict[str, Any]]:
     if transaction is None:
         return list(await Migration.raw(sql, *args))
     if isinstance(engine, SQLiteEngine):
-        async with transaction.connection.execute(sql.replace("{}", "?"), args) as cursor:
-            return list(await cursor.fetchall())
+        # One trip to aiosqlite's thread, not three (execute, fetch, close).
+        return list(await transaction.connection.execute_fetchall(sql.replace("{}", "?"), args))
     parts = sql.split("{}")
     numbered = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
     return [dict(row) for row in await transaction.connection.fetch(numbered, *args)]

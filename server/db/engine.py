@@ -15,6 +15,7 @@ differences that matter are kept here, and nowhere else:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import sqlite3
 import weakref
@@ -49,10 +50,12 @@ class _SQLiteConnection(sqlite3.Connection):
 
 
 class _SQLiteEngine(SQLiteEngine):
-    """Piccolo's SQLite engine without the ``PRAGMA foreign_keys = 1`` it sends before every
-    statement of a transaction. Inside a transaction that pragma does nothing (SQLite's own
-    documentation), our connections turn foreign keys on as they open, and it cost a thread
-    hop per statement: 18 of the 38 statements of a roll-call mark (docs/benchmarks.md)."""
+    """Piccolo's SQLite engine, with statements inside a transaction run in one trip to
+    aiosqlite's thread each (``execute_fetchall``), and without the ``PRAGMA foreign_keys =
+    1`` Piccolo sends before every one of them. Inside a transaction that pragma does nothing
+    (SQLite's own documentation), our connections turn foreign keys on as they open, and it
+    cost a thread trip per statement: 18 of the 38 statements of a roll-call mark
+    (docs/benchmarks.md). Each trip costs a thread wake-up, more than most statements."""
 
     async def _run_in_existing_connection(
         self,
@@ -67,8 +70,8 @@ class _SQLiteEngine(SQLiteEngine):
                 connection, query, args, query_type, table
             )
         connection.row_factory = dict_factory
-        async with connection.execute(query, args or []) as cursor:
-            return await cursor.fetchall()
+        # One trip to aiosqlite's thread, not three (execute, fetch, close).
+        return await connection.execute_fetchall(query, args or [])
 
 
 def build_engine(settings: Settings) -> Engine[Any]:
@@ -104,6 +107,7 @@ def bind_engine(engine: Engine[Any]) -> None:
 _writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
+_writer_files: dict[str, int] = {}
 
 
 def _writer_lock(engine: SQLiteEngine) -> asyncio.Lock:
@@ -112,38 +116,74 @@ def _writer_lock(engine: SQLiteEngine) -> asyncio.Lock:
     return locks.setdefault(id(engine), asyncio.Lock())
 
 
-class _SQLiteWriter:
-    """``BEGIN IMMEDIATE``, after waiting in this process's queue for the writer.
+def _writer_file(engine: SQLiteEngine) -> int:
+    """The descriptor of the database's writer lock file (``<file>-writer``), kept open."""
+    path = f"{engine.connection_kwargs['database']}-writer"
+    if path not in _writer_files:
+        _writer_files[path] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    return _writer_files[path]
 
-    SQLite has one writer. Without the queue, a process's concurrent write transactions
-    (200 roll calls at once) each wait in SQLite's busy handler, which sleeps and retries
-    rather than waiting in line: most time out (measured: docs/benchmarks.md). With it they
-    take turns in order, and only other processes meet the busy handler. A transaction
-    opened inside another (Piccolo nests them) does not queue again.
+
+async def _take_writer_file(descriptor: int) -> None:
+    """Wait, in a thread, for the lock file that queues the writers of every process.
+
+    A cancelled wait still takes the lock in its thread: it is let go at once when it does,
+    so it is never left held.
+    """
+    taking = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX))
+    try:
+        await asyncio.shield(taking)
+    except asyncio.CancelledError:
+        taking.add_done_callback(lambda _: fcntl.flock(descriptor, fcntl.LOCK_UN))
+        raise
+
+
+class _SQLiteWriter:
+    """``BEGIN IMMEDIATE``, after waiting in line for the writer.
+
+    SQLite has one writer. Left to themselves, concurrent write transactions wait in
+    SQLite's busy handler, which sleeps and retries (up to 100 ms a sleep) rather than
+    waiting in line: at 200 roll calls at once most timed out, and between two processes
+    the writer sat idle during the sleeps (measured: docs/benchmarks.md). So a writer first
+    queues on this process's lock, then on an exclusive ``flock`` of a lock file beside the
+    database, which the kernel hands over the moment it is let go; only then does it
+    ``BEGIN IMMEDIATE``. Other programs writing the file (none of ours) still meet the busy
+    handler. A transaction opened inside another (Piccolo nests them) does not queue again.
     """
 
     def __init__(self, engine: SQLiteEngine) -> None:
         self._engine = engine
         self._transaction = engine.transaction(transaction_type=TransactionType.immediate)
         self._lock: asyncio.Lock | None = None
+        self._file: int | None = None
 
     async def __aenter__(self) -> SQLiteTransaction:
-        if self._engine.current_transaction.get() is None:
-            self._lock = _writer_lock(self._engine)
-            await self._lock.acquire()
+        if self._engine.current_transaction.get() is not None:
+            return await self._transaction.__aenter__()
+        self._lock = _writer_lock(self._engine)
+        await self._lock.acquire()
         try:
+            descriptor = _writer_file(self._engine)
+            await _take_writer_file(descriptor)
+            self._file = descriptor
             return await self._transaction.__aenter__()
         except BaseException:
-            if self._lock is not None:
-                self._lock.release()
+            self._release()
             raise
 
     async def __aexit__(self, *exc_info: Any) -> bool:
         try:
             return bool(await self._transaction.__aexit__(*exc_info))
         finally:
-            if self._lock is not None:
-                self._lock.release()
+            self._release()
+
+    def _release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 def write_transaction(
