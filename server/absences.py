@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from piccolo.engine.postgres import PostgresEngine
+
 from schemas.absences import (
     EXPLAIN_DAYS_BACK,
     MAX_LEAVE_DAYS,
@@ -269,6 +271,11 @@ async def _derive(
     first, last = span
     pupils = sorted(slots)
     people = marks(len(pupils))
+    if isinstance(Person._meta.db, PostgresEngine):
+        # Two transactions deriving one pupil take turns, the second reading the first's
+        # acts once committed; else each would derive from its own act alone. (NO KEY: the
+        # acts' foreign keys to the pupil only share-lock the key, and must not wait.)
+        await run_sql(_LOCK_PUPILS.format(pupils=people), *pupils)
     # A mark touches its own lessons only: the pupils' other marks that day are not read.
     lessons = sorted({s.lesson_id for held in slots.values() for s in held}) if only_slots else []
     only = f" AND lesson IN ({marks(len(lessons))})" if lessons else ""
@@ -379,6 +386,7 @@ async def _derive(
     return writes
 
 
+_LOCK_PUPILS = "SELECT id FROM person WHERE id IN ({pupils}) ORDER BY id FOR NO KEY UPDATE"
 _VALUE_COLUMNS = ("status", "late_minutes", "note", "notice", "marked_by")
 # Filled with bound-parameter placeholders only.
 _MARKS = (
@@ -597,9 +605,11 @@ async def mark_attendance(ctx: MutationContext, args: MarkArgs) -> None:
 
 _TOLD = (
     "SELECT DISTINCT a.pupil FROM outbox o JOIN attendance a ON a.id = o.item_id "
-    "WHERE o.kind = 'absence' AND a.on_date = {{}} AND a.pupil IN ({pupils})"
+    "WHERE o.kind = 'absence' AND a.on_date = {{}} AND a.pupil IN ({pupils}) "
+    "AND a.status = 'unexplained'"
 )
-"""Pupils whose guardians are already told of an absence that day (placeholders only)."""
+"""Pupils whose guardians are already told of an absence that day that still stands (one
+corrected since was dropped unsent); placeholders only."""
 
 
 async def _tell_guardians(today: dt.date, writes: list[RecordWrite]) -> None:

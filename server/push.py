@@ -54,8 +54,11 @@ REJECTED = "rejected"
 _DUPLICATE = DUPLICATE
 _UNSTORABLE = (asyncpg.DataError, OverflowError, sqlite3.DataError)
 log = logging.getLogger("reppu.push")
-PER_TRANSACTION = 100
-"""Mutations applied per write transaction: a long push does not hold the writer for long."""
+PER_TRANSACTION = 50
+"""Mutations applied per write transaction: a long push does not hold the writer for long, and
+PostgreSQL keeps a transaction's subtransactions (a savepoint each) in its fast cache of 64."""
+RETRIES = 3
+_CONFLICTING = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # Filled with bound-parameter placeholders only.
 _STORED = (
     "SELECT mutation_id, status, code, reason, field FROM sync_mutation "
@@ -320,7 +323,21 @@ async def push(
     mutations = request.mutations
     for first in range(0, len(mutations), PER_TRANSACTION):
         chunk = mutations[first : first + PER_TRANSACTION]
-        # An id sent twice in one push: the first is applied, the second is its replay.
-        unique = list({m.id: m for m in reversed(chunk)}.values())[::-1]
-        results.update(await _apply(engine, client, unique, context))
+        # An id sent twice in one push: the first, in its place, is applied; the second is
+        # answered as the first was.
+        unique: list[MutationIn] = []
+        for mutation in chunk:
+            if all(m.id != mutation.id for m in unique):
+                unique.append(mutation)
+        for attempt in range(1, RETRIES + 1):
+            try:
+                results.update(await _apply(engine, client, unique, context))
+                break
+            except _CONFLICTING as exc:
+                # Two transactions took the same rows' locks in opposite orders (PostgreSQL
+                # chose this one to fail): nothing of it was applied, so apply it again.
+                if attempt == RETRIES:
+                    raise
+                log.info("push: %s; trying again (%d)", type(exc).__name__, attempt)
+                memo.clear()
     return PushResponse(results=[results[m.id] for m in mutations])

@@ -124,17 +124,23 @@ def _writer_file(engine: SQLiteEngine) -> int:
     return _writer_files[path]
 
 
-async def _take_writer_file(descriptor: int) -> None:
+async def _take_writer_file(descriptor: int, queue: asyncio.Lock) -> None:
     """Wait, in a thread, for the lock file that queues the writers of every process.
 
-    A cancelled wait still takes the lock in its thread: it is let go at once when it does,
-    so it is never left held.
+    A cancelled wait still takes the lock in its thread: the lock and this process's
+    ``queue`` (held by the caller) are let go when it does, in that order, so the next writer
+    of the process never finds the file held by a writer that is gone.
     """
     taking = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX))
     try:
         await asyncio.shield(taking)
     except asyncio.CancelledError:
-        taking.add_done_callback(lambda _: fcntl.flock(descriptor, fcntl.LOCK_UN))
+
+        def let_go(_: object) -> None:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            queue.release()
+
+        taking.add_done_callback(let_go)
         raise
 
 
@@ -160,12 +166,18 @@ class _SQLiteWriter:
     async def __aenter__(self) -> SQLiteTransaction:
         if self._engine.current_transaction.get() is not None:
             return await self._transaction.__aenter__()
-        self._lock = _writer_lock(self._engine)
-        await self._lock.acquire()
+        queue = _writer_lock(self._engine)
+        await queue.acquire()
+        descriptor = _writer_file(self._engine)
         try:
-            descriptor = _writer_file(self._engine)
-            await _take_writer_file(descriptor)
-            self._file = descriptor
+            await _take_writer_file(descriptor, queue)
+        except asyncio.CancelledError:
+            raise  # the queue is let go with the file, once its thread has it
+        except BaseException:
+            queue.release()
+            raise
+        self._lock, self._file = queue, descriptor
+        try:
             return await self._transaction.__aenter__()
         except BaseException:
             self._release()

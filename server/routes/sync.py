@@ -149,16 +149,19 @@ async def sync_push(
     async with read_snapshot(app_state.engine):
         viewer = await _viewer(request.user)
     with collect_changes() as changed:
-        answer = await apply_push(
-            app_state.engine,
-            viewer=viewer,
-            day=school_today(),
-            request=body,
-            device=request.user.device_name,
-        )
-    # This process knows at once; the others hear of it through the database.
-    app_state.live.publish(changed)
-    app_state.wake_worker()
+        try:
+            answer = await apply_push(
+                app_state.engine,
+                viewer=viewer,
+                day=school_today(),
+                request=body,
+                device=request.user.device_name,
+            )
+        finally:
+            # This process knows at once (also of what committed before a later part of
+            # the push failed); the others hear of it through the database.
+            app_state.live.publish(changed)
+            app_state.wake_worker()
     return encode_answer(request, answer)
 
 

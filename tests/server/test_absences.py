@@ -4,6 +4,7 @@ policy does not allow (with nothing written)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import secrets
@@ -827,3 +828,50 @@ async def test_rosters_reach_the_groups_teachers_for_roll_call_offline(
         someone = await device(fx_client, other)
         await someone.sync()
         assert records(someone, "roster") == {}, other
+
+
+async def test_an_id_sent_twice_in_one_push_is_applied_once_in_its_place(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s = fx_school
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    mark = {"lesson_id": s.lesson_7c, "on_date": s.today, "status": "present"}
+    first = teacher.mutation("attendance.mark", pupil_id=s.pupils_7c[0], **mark)
+    second = teacher.mutation("attendance.mark", pupil_id=s.pupils_7c[1], **mark)
+    results = await teacher.push([first, second, first])
+    assert [(r["id"], r["status"]) for r in results] == [
+        (first["id"], "applied"),
+        (second["id"], "applied"),
+        (first["id"], "applied"),
+    ]
+    assert await RollMark.count() == 2
+
+
+async def test_two_devices_marking_one_pupil_at_once_agree_on_the_last_mark(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    # On PostgreSQL the two pushes run in parallel transactions: each must derive from both
+    # marks, not from its own alone (nor trip over the other's new attendance row).
+    s = fx_school
+    await LessonChange(lesson=s.lesson_7c, on_date=s.today, substitute_teacher=s.substitute).save()
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    substitute = await RawDevice.log_in(fx_client, "substitute")
+    base = moment()
+    pushes = []
+    for n, pupil in enumerate(s.pupils_7c[:8]):
+        mark = {"lesson_id": s.lesson_7c, "on_date": s.today, "pupil_id": pupil}
+        later = "absent" if n % 2 else "present"
+        earlier = "present" if n % 2 else "absent"
+        # Each push from an installation of its own: one installation's pushes take turns.
+        phone = RawDevice(fx_client, teacher.headers)
+        tablet = RawDevice(fx_client, substitute.headers)
+        pushes.append(phone.push([phone.mutation("attendance.mark", base, status=earlier, **mark)]))
+        later_at = base + dt.timedelta(seconds=1)
+        pushes.append(
+            tablet.push([tablet.mutation("attendance.mark", later_at, status=later, **mark)])
+        )
+    for results in await asyncio.gather(*pushes):
+        assert [r["status"] for r in results] == ["applied"], results
+    for n, pupil in enumerate(s.pupils_7c[:8]):
+        expected = "unexplained" if n % 2 else "present"
+        assert await _status(pupil, s.lesson_7c, s.today) == expected, n

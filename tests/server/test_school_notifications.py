@@ -120,3 +120,24 @@ async def test_a_form_due_tomorrow_reminds_the_custodians_who_have_not_signed(
     await _deliver(fx_db, fx_settings, fx_push)
     assert len(pushes(fx_push, mother)) == 1
     assert await Outbox.count().where(Outbox.kind == "form_due") == 1
+
+
+async def test_a_real_absence_after_a_corrected_one_is_still_told(
+    fx_client: httpx.AsyncClient,
+    fx_school: School,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    s, c = fx_school, fx_school.city
+    _, mother = await subscribed_device(fx_client, fx_push, "mother")
+    second_lesson = await _lesson(c.class_5b, c.teacher, s.today.isoweekday(), s.today)
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    first = {"lesson_id": s.lesson_5b, "on_date": s.today, "pupil_id": c.aino}
+    await teacher.do("attendance.mark", status="absent", **first)
+    await teacher.do("attendance.mark", status="present", **first)  # a slip of the finger
+    later = {"lesson_id": second_lesson, "on_date": s.today, "pupil_id": c.aino}
+    assert (await teacher.do("attendance.mark", status="absent", **later))["status"] == "applied"
+    await _deliver(fx_db, fx_settings, fx_push)
+    (payload,) = pushes(fx_push, mother)
+    assert payload["kind"] == "absence"
