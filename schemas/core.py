@@ -62,7 +62,7 @@ class PartitionKind(StrEnum):
     GROUP = "group"
     """What every member of a group may see: its timetable and its teachers."""
     GROUP_STAFF = "group-staff"
-    """A group's staff-only data (roll calls): its teachers and the school's principals."""
+    """A group's staff-only data (roll calls, rosters, absence notices): its teachers."""
     SCHOOL = "school"
     """A school's community data (bulletins): its pupils, their guardians, its staff."""
     SCHOOL_STAFF = "school-staff"
