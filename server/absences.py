@@ -14,7 +14,7 @@ status, is what makes the outcome independent of the order in which phones sync.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ from server.db.tables import (
     SchoolGroup,
 )
 from server.fanout import enqueue
+from server.messaging import names
 from server.mutations import MutationContext, MutationRejectedError
 from server.sync_store import RecordWrite, write_records
 from sync.attendance import (
@@ -122,16 +123,6 @@ def _attendance_record(row: dict[str, Any], reason: str | None) -> RecordWrite:
     return RecordWrite("attendance", row["id"], record, partitions)
 
 
-async def _names(person_ids: Iterable[int]) -> dict[int, str]:
-    ids = sorted(set(person_ids))
-    if not ids:
-        return {}
-    rows = await Person.select(Person.id, Person.given_name, Person.family_name).where(
-        Person.id.is_in(ids)
-    )
-    return {r["id"]: f"{r['given_name']} {r['family_name']}" for r in rows}
-
-
 async def _pupil_group_ids(pupil_id: int, day: dt.date) -> list[int]:
     rows = await Membership.select(Membership.group).where(
         (Membership.person == pupil_id)
@@ -147,7 +138,7 @@ async def notice_write(notice_id: int, day: dt.date) -> RecordWrite:
     pupil's groups on ``day`` (so the teachers see it at roll call)."""
     n = await AbsenceNotice.select().where(AbsenceNotice.id == notice_id).first()
     assert n is not None
-    who = await _names([n["author"], *([n["decided_by"]] if n["decided_by"] else [])])
+    who = await names([n["author"], *([n["decided_by"]] if n["decided_by"] else [])])
     record = NoticeRecord(
         id=n["id"],
         v=0,

@@ -21,7 +21,7 @@ from piccolo.columns import (
 )
 from piccolo.table import Table
 
-from server.db.tables import Lesson, Organisation, Person, SchoolGroup
+from server.db.tables import Lesson, Organisation, Person, SchoolGroup, _fk
 
 
 class SchoolSettings(Table, tablename="school_settings"):
@@ -40,10 +40,6 @@ class SchoolSettings(Table, tablename="school_settings"):
     the principal (who may decide any)."""
     pupils_start_conversations = Boolean(default=False)
     """Pupils may start conversations with the school's staff (they may always reply)."""
-
-
-def _fk(references: type[Table], *, null: bool = False, index: bool = True) -> ForeignKey[Table]:
-    return ForeignKey(references=references, null=null, on_delete=OnDelete.restrict, index=index)
 
 
 class RollMark(Table, tablename="roll_mark"):
