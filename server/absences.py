@@ -123,17 +123,7 @@ def _attendance_record(row: dict[str, Any], reason: str | None) -> RecordWrite:
     return RecordWrite("attendance", row["id"], record, partitions)
 
 
-async def _pupil_group_ids(pupil_id: int, day: dt.date) -> list[int]:
-    rows = await Membership.select(Membership.group).where(
-        (Membership.person == pupil_id)
-        & (Membership.role == MembershipRole.PUPIL)
-        & (Membership.valid_from <= day)
-        & (Membership.valid_to.is_null() | (Membership.valid_to >= day))
-    )
-    return sorted({r["group"] for r in rows})
-
-
-async def notice_write(notice_id: int, day: dt.date) -> RecordWrite:
+async def notice_write(notice_id: int, pupil: AccessFacts, day: dt.date) -> RecordWrite:
     """The notice's record, held by the pupil's partition and the staff partitions of the
     pupil's groups on ``day`` (so the teachers see it at roll call)."""
     n = await AbsenceNotice.select().where(AbsenceNotice.id == notice_id).first()
@@ -158,7 +148,9 @@ async def notice_write(notice_id: int, day: dt.date) -> RecordWrite:
         decision_note=n["decision_note"],
     )
     partitions = {_pupil_partition(n["pupil"])}
-    partitions.update(_staff_partition(g) for g in await _pupil_group_ids(n["pupil"], day))
+    partitions.update(
+        _staff_partition(g.group_id) for g in pupil.groups_on(day, MembershipRole.PUPIL)
+    )
     return RecordWrite("absence_notice", n["id"], record, frozenset(partitions))
 
 
@@ -182,16 +174,15 @@ def _notice(row: dict[str, Any]) -> Notice:
     )
 
 
-async def _pupil_slots(pupil_id: int, from_date: dt.date, to_date: dt.date) -> list[Slot]:
+async def _pupil_slots(pupil: AccessFacts, from_date: dt.date, to_date: dt.date) -> list[Slot]:
     """The lessons the pupil's groups hold from ``from_date`` to ``to_date``, as changed."""
-    memberships = await Membership.select(
-        Membership.group, Membership.valid_from, Membership.valid_to
-    ).where(
-        (Membership.person == pupil_id)
-        & (Membership.role == MembershipRole.PUPIL)
-        & (Membership.valid_from <= to_date)
-        & (Membership.valid_to.is_null() | (Membership.valid_to >= from_date))
-    )
+    memberships = [
+        g
+        for g in pupil.groups
+        if g.role == MembershipRole.PUPIL
+        and g.validity.valid_from <= to_date
+        and (g.validity.valid_to is None or g.validity.valid_to >= from_date)
+    ]
     if not memberships:
         return []
     lessons = await Lesson.select(
@@ -203,7 +194,7 @@ async def _pupil_slots(pupil_id: int, from_date: dt.date, to_date: dt.date) -> l
         Lesson.valid_from,
         Lesson.valid_to,
     ).where(
-        Lesson.group.is_in(sorted({m["group"] for m in memberships}))
+        Lesson.group.is_in(sorted({m.group_id for m in memberships}))
         & (Lesson.valid_from <= to_date)
         & (Lesson.valid_to.is_null() | (Lesson.valid_to >= from_date))
     )
@@ -235,7 +226,9 @@ async def _pupil_slots(pupil_id: int, from_date: dt.date, to_date: dt.date) -> l
         for lesson in lessons:
             if lesson["weekday"] != day.isoweekday() or not holds(lesson, day):
                 continue
-            if not any(m["group"] == lesson["group"] and holds(m, day) for m in memberships):
+            if not any(
+                m.group_id == lesson["group"] and m.validity.holds_on(day) for m in memberships
+            ):
                 continue
             change = changes.get((lesson["id"], day))
             if change is not None and change["cancelled"]:
@@ -672,7 +665,9 @@ async def _age_rule_allows(ctx: MutationContext, pupil: AccessFacts) -> bool:
     return bool(age >= min(ages))
 
 
-async def _store_notice(ctx: MutationContext, args: NoticeArgs, kind: NoticeKind) -> None:
+async def _store_notice(
+    ctx: MutationContext, args: NoticeArgs, kind: NoticeKind, pupil: AccessFacts
+) -> None:
     inserted = await AbsenceNotice.insert(
         AbsenceNotice(
             pupil=args.pupil_id,
@@ -691,15 +686,15 @@ async def _store_notice(ctx: MutationContext, args: NoticeArgs, kind: NoticeKind
             received_at=ctx.received_at,
         )
     ).returning(AbsenceNotice.id)
-    await _write_notice(ctx, int(inserted[0]["id"]), args.pupil_id, args.from_date, args.to_date)
+    await _write_notice(ctx, int(inserted[0]["id"]), pupil, args.from_date, args.to_date)
 
 
 async def _write_notice(
-    ctx: MutationContext, notice_id: int, pupil_id: int, first: dt.date, last: dt.date
+    ctx: MutationContext, notice_id: int, pupil: AccessFacts, first: dt.date, last: dt.date
 ) -> None:
-    slots = await _pupil_slots(pupil_id, first, last)
-    writes = await _derive({pupil_id: slots}, (first, last))
-    writes.append(await notice_write(notice_id, ctx.day))
+    slots = await _pupil_slots(pupil, first, last)
+    writes = await _derive({pupil.person_id: slots}, (first, last))
+    writes.append(await notice_write(notice_id, pupil, ctx.day))
     await write_records(ctx.engine, writes)
 
 
@@ -717,7 +712,7 @@ async def report_absence(ctx: MutationContext, args: NoticeArgs) -> None:
             "A report is made ahead, from today on; explain past days with absence.explain.",
             "$.from_date",
         )
-    await _store_notice(ctx, args, NoticeKind.REPORT)
+    await _store_notice(ctx, args, NoticeKind.REPORT, pupil)
 
 
 async def explain_absence(ctx: MutationContext, args: NoticeArgs) -> None:
@@ -746,7 +741,7 @@ async def explain_absence(ctx: MutationContext, args: NoticeArgs) -> None:
             f"Absences can be explained for {EXPLAIN_DAYS_BACK} days; ask the school.",
             "$.from_date",
         )
-    await _store_notice(ctx, args, NoticeKind.EXPLANATION)
+    await _store_notice(ctx, args, NoticeKind.EXPLANATION, pupil)
 
 
 async def request_leave(ctx: MutationContext, args: NoticeArgs) -> None:
@@ -761,7 +756,7 @@ async def request_leave(ctx: MutationContext, args: NoticeArgs) -> None:
         raise _refuse(
             MutationCode.INVALID_ARGS, "Leave is asked ahead, from today on.", "$.from_date"
         )
-    await _store_notice(ctx, args, NoticeKind.LEAVE)
+    await _store_notice(ctx, args, NoticeKind.LEAVE, pupil)
 
 
 async def _may_decide(ctx: MutationContext, pupil: AccessFacts, school_day_count: int) -> bool:
@@ -841,4 +836,4 @@ async def decide_leave(ctx: MutationContext, args: LeaveDecideArgs) -> None:
             AbsenceNotice.decision_note: winner["note"],
         }
     ).where(AbsenceNotice.id == args.leave_id)
-    await _write_notice(ctx, args.leave_id, notice["pupil"], notice["from_date"], notice["to_date"])
+    await _write_notice(ctx, args.leave_id, pupil, notice["from_date"], notice["to_date"])

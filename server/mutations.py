@@ -58,17 +58,19 @@ class MutationContext:
     """Today in Europe/Helsinki, for the policy."""
     occurred_at: dt.datetime
     """When it happened, by the device's clock, clamped (:func:`clamp_device_time`)."""
-    received_at: dt.datetime = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    received_at: dt.datetime
     """When the server received the push."""
-    client_id: str = ""
+    client_id: str
     """The installation that sent it (``PushRequest.client_id``)."""
-    mutation_id: int = 0
+    mutation_id: int
     """Its id in that installation's sequence: with ``client_id``, it names the act."""
-    device: str = ""
+    device: str
     """The name the device logged in with, for audit trails."""
     memo: dict[object, Any] = field(default_factory=dict)
-    """Shared by the mutations of one push, for what they cannot change (a lesson's weekly
-    plan, a group's pupils on a day): a roll call of 25 pupils looks them up once."""
+    """Shared by the mutations of one push, for look-ups a roll call of 25 would otherwise
+    repeat (a lesson's weekly plan, the day's lesson change, a group's pupils on a day).
+    ``lesson.change`` and ``lesson.restore`` drop the change they rewrite; another user's
+    write committed during the push is seen from the next push on."""
 
 
 Handler = Callable[[MutationContext, Any], Awaitable[None]]

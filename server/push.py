@@ -299,7 +299,7 @@ async def push(
     viewer: AccessFacts,
     day: dt.date,
     request: PushRequest,
-    device: str = "",
+    device: str,
 ) -> PushResponse:
     """Apply ``request``'s mutations for ``viewer`` as described in the module's docstring."""
     client = await _register_client(request.client_id, viewer.person_id)
