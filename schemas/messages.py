@@ -30,7 +30,9 @@ MAX_RECIPIENTS = 1_000
 
 
 class Audience(StrEnum):
-    """Where a bulletin lives (which partition), and so who may read it."""
+    """Where a bulletin lives (which partition), and so who may read it. A community bulletin
+    whose ``roles`` leave out pupils lives in the community's ``*-guardians`` partition (its
+    guardians and staff read it, its pupils do not); one for staff alone in its staff one."""
 
     GROUP = "group"
     """A group's community: its pupils, their guardians and its teachers."""

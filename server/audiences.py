@@ -22,17 +22,36 @@ def staff_only(roles: Iterable[str]) -> bool:
     return set(roles) == {AudienceRole.STAFF.value}
 
 
+_KINDS = {
+    # audience: (for everyone, for its adults: guardians and staff, for its staff alone)
+    Audience.GROUP: (PartitionKind.GROUP, PartitionKind.GROUP_GUARDIANS, PartitionKind.GROUP_STAFF),
+    Audience.SCHOOL: (
+        PartitionKind.SCHOOL,
+        PartitionKind.SCHOOL_GUARDIANS,
+        PartitionKind.SCHOOL_STAFF,
+    ),
+    Audience.MUNICIPALITY: (
+        PartitionKind.MUNICIPALITY,
+        PartitionKind.MUNICIPALITY_GUARDIANS,
+        None,  # refused when sent (docs/messages.md)
+    ),
+}
+
+
 def bulletin_partitions(row: dict[str, Any], people: Iterable[int]) -> frozenset[str]:
-    """Where a bulletin lives: its community's partition (its staff partition when it is for
-    staff only), or the named people's inboxes and the author's."""
+    """Where a bulletin lives: the named people's inboxes and the author's; or its community's
+    partition, narrowed to the community's guardians and staff when it is not for pupils, and
+    to its staff when it is for staff alone."""
     audience = Audience(row["audience"])
-    for_staff = staff_only(row["roles"].split())
-    if audience == Audience.GROUP:
-        kind = PartitionKind.GROUP_STAFF if for_staff else PartitionKind.GROUP
-        return frozenset({f"{kind.value}:{row['group']}"})
-    if audience == Audience.SCHOOL:
-        kind = PartitionKind.SCHOOL_STAFF if for_staff else PartitionKind.SCHOOL
-        return frozenset({f"{kind.value}:{row['organisation']}"})
-    if audience == Audience.MUNICIPALITY:
-        return frozenset({f"{PartitionKind.MUNICIPALITY.value}:{row['organisation']}"})
-    return frozenset({inbox(p) for p in people} | {inbox(row["author"])})
+    if audience == Audience.PEOPLE:
+        return frozenset({inbox(p) for p in people} | {inbox(row["author"])})
+    roles = set(row["roles"].split())
+    everyone, adults, staff = _KINDS[audience]
+    if staff is not None and staff_only(roles):
+        kind = staff
+    elif AudienceRole.PUPILS.value in roles:
+        kind = everyone
+    else:
+        kind = adults
+    key = row["group"] if audience == Audience.GROUP else row["organisation"]
+    return frozenset({f"{kind.value}:{key}"})

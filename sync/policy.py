@@ -14,11 +14,16 @@ who                         partitions
 ==========================  ===============================================================
 anyone                      ``inbox:<self>``
 a pupil                     ``person:<self>``, each current group, its school and city
-a guardian (either kind)    ``person:<child>``, the child's current groups, school and city
-a teacher of a group        ``group:<g>`` and ``group-staff:<g>``
-staff of a school           ``school:<s>``, ``school-staff:<s>`` and the city
-an admin of a municipality  ``municipality:<m>``
+a guardian (either kind)    ``person:<child>``, the child's current groups, school and city,
+                            and the ``*-guardians`` partition of each
+a teacher of a group        ``group:<g>``, ``group-staff:<g>`` and ``group-guardians:<g>``
+staff of a school           ``school:<s>``, ``school-staff:<s>``, ``school-guardians:<s>``,
+                            the city and ``municipality-guardians:<m>``
+an admin of a municipality  ``municipality:<m>`` and ``municipality-guardians:<m>``
 ==========================  ===============================================================
+
+The ``*-guardians`` partitions hold what is for the guardians and not for the pupils (a
+bulletin to a class's guardians): a pupil never reads them.
 
 A right-to-information-only guardian reads what a custodial one reads but may not act for the
 child. An ended guardianship or membership grants nothing from the day after its last day.
@@ -170,14 +175,19 @@ def readable_partitions(facts: AccessFacts, day: dt.date) -> frozenset[Partition
     kind = PartitionKind
     found: set[Partition] = {Partition(kind.INBOX, facts.person_id)}
 
-    def add_community(tie: GroupTie) -> None:
+    def add_community(tie: GroupTie, *, adult: bool) -> None:
         found.add(Partition(kind.GROUP, tie.group_id))
         found.add(Partition(kind.SCHOOL, tie.school_id))
         found.add(Partition(kind.MUNICIPALITY, tie.municipality_id))
+        if adult:
+            found.add(Partition(kind.GROUP_GUARDIANS, tie.group_id))
+            found.add(Partition(kind.SCHOOL_GUARDIANS, tie.school_id))
+            found.add(Partition(kind.MUNICIPALITY_GUARDIANS, tie.municipality_id))
 
     for tie in facts.groups_on(day):
-        add_community(tie)
-        if tie.role == MembershipRole.PUPIL:
+        pupil = tie.role == MembershipRole.PUPIL
+        add_community(tie, adult=not pupil)
+        if pupil:
             found.add(Partition(kind.PERSON, facts.person_id))
         else:
             found.add(Partition(kind.GROUP_STAFF, tie.group_id))
@@ -186,12 +196,14 @@ def readable_partitions(facts: AccessFacts, day: dt.date) -> frozenset[Partition
         found.add(Partition(kind.PERSON, ward.pupil_id))
         for tie in ward.pupil_groups:
             if tie.validity.holds_on(day):
-                add_community(tie)
+                add_community(tie, adult=True)
     for staff in facts.staff_on(day):
         found.add(Partition(kind.MUNICIPALITY, staff.municipality_id))
+        found.add(Partition(kind.MUNICIPALITY_GUARDIANS, staff.municipality_id))
         if staff.role != StaffRoleKind.ADMIN:
             found.add(Partition(kind.SCHOOL, staff.organisation_id))
             found.add(Partition(kind.SCHOOL_STAFF, staff.organisation_id))
+            found.add(Partition(kind.SCHOOL_GUARDIANS, staff.organisation_id))
     return frozenset(found)
 
 

@@ -33,17 +33,20 @@ async def test_partitions_from_stored_rows(fx_city: City) -> None:
     mother = names(readable_partitions(facts[c.mother], today))
     assert {f"person:{c.aino}", f"person:{c.eero}", f"school:{c.school_a}"} <= mother
     assert {f"school:{c.school_b}", f"group:{c.class_3c}"} <= mother
+    assert {f"group-guardians:{c.class_5b}", f"school-guardians:{c.school_b}"} <= mother
     assert f"person:{c.olli}" not in mother
     assert names(readable_partitions(facts[c.former_guardian], today)) == {
         f"inbox:{c.former_guardian}"
     }
     assert names(readable_partitions(facts[c.principal], today)) == {
         f"inbox:{c.principal}", f"school:{c.school_a}", f"school-staff:{c.school_a}",
-        f"municipality:{c.city}",
+        f"municipality:{c.city}", f"school-guardians:{c.school_a}",
+        f"municipality-guardians:{c.city}",
     }  # fmt: skip
     assert names(readable_partitions(facts[c.admin], today)) == {
         f"inbox:{c.admin}",
         f"municipality:{c.city}",
+        f"municipality-guardians:{c.city}",
     }
     teacher = readable_partitions(facts[c.teacher], today)
     assert {f"group-staff:{g}" for g in (c.class_5a, c.class_5b, c.math_a)} <= names(teacher)

@@ -424,6 +424,52 @@ async def test_a_staff_bulletin_stays_with_the_staff(
     )
 
 
+async def test_a_bulletin_for_guardians_is_not_read_by_the_pupils(
+    fx_client: httpx.AsyncClient, fx_city: City
+) -> None:
+    """A bulletin whose roles leave out pupils (the default: guardians) lives where the
+    community's guardians and staff read it and its pupils do not, at every level."""
+    c = fx_city
+    sent = [
+        ("teacher", "group", c.class_5b, None, "5B guardians"),
+        ("teacher", "group", c.class_5b, ["guardians", "pupils"], "5B everyone"),
+        ("principal", "school", c.school_a, ["guardians", "staff"], "School A guardians"),
+        ("admin", "municipality", c.city, None, "City guardians"),
+    ]
+    for who, audience, audience_id, roles, title in sent:
+        sender = await device(fx_client, who)
+        extra = {} if roles is None else {"roles": roles}
+        result = await change(
+            sender,
+            "bulletin.send",
+            audience=audience,
+            audience_id=audience_id,
+            title=title,
+            body="b",
+            **extra,
+        )
+        assert result["status"] == "applied", result
+    everything = {title for *_, title in sent}
+    seen = {}
+    for who in ("aino", "mother", "teacher", "principal", "olli_parent"):
+        reader = await _synced(await device(fx_client, who))
+        seen[who] = {b["title"] for b in records(reader, "bulletin").values()}
+    assert seen["aino"] == {"5B everyone"}
+    assert seen["mother"] == everything
+    assert seen["teacher"] == everything  # teaches 5B, on school A's staff
+    # A principal does not read a group's partitions; the school's and the city's, yes.
+    assert seen["principal"] == {"School A guardians", "City guardians"}
+    # Olli's class is 5A: the school's and the city's guardians' bulletins, not 5B's.
+    assert seen["olli_parent"] == {"School A guardians", "City guardians"}
+    # The pupil cannot mark what she may not read.
+    (for_guardians,) = [
+        r["id"] for r in await Bulletin.select(Bulletin.id).where(Bulletin.title == "5B guardians")
+    ]
+    aino = await device(fx_client, "aino")
+    refused = await change(aino, "bulletin.read", id=for_guardians)
+    assert (refused["status"], refused["code"]) == ("rejected", "mutation.not_found")
+
+
 async def test_a_conversation_ends_with_the_tie(
     fx_client: httpx.AsyncClient, fx_city: City
 ) -> None:

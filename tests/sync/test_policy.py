@@ -93,25 +93,35 @@ PARTITION_CASES = [
         "inbox:100", "person:100", "group:11", "group:12", "school:2", "municipality:1")),
     ("pupil before moving class", AINO, BEFORE, parts(
         "inbox:100", "person:100", "group:10", "group:12", "school:2", "municipality:1")),
-    # A guardian of two children in two schools sees both, and both schools.
+    # A guardian of two children in two schools sees both, and both schools, and what is for
+    # their guardians alone (the pupils above read no *-guardians partition).
     ("guardian of children in two schools", MOTHER, D, parts(
         "inbox:200", "person:100", "person:101", "group:11", "group:12", "group:13",
-        "school:2", "school:3", "municipality:1")),
+        "school:2", "school:3", "municipality:1", "group-guardians:11", "group-guardians:12",
+        "group-guardians:13", "school-guardians:2", "school-guardians:3",
+        "municipality-guardians:1")),
     # Right to information only: reads the child's data; nothing of the half-sibling.
     ("information-only guardian", FATHER, D, parts(
-        "inbox:201", "person:100", "group:11", "group:12", "school:2", "municipality:1")),
+        "inbox:201", "person:100", "group:11", "group:12", "school:2", "municipality:1",
+        "group-guardians:11", "group-guardians:12", "school-guardians:2",
+        "municipality-guardians:1")),
     ("turvakielto guardian", OLLI_PARENT, D, parts(
-        "inbox:202", "person:102", "group:10", "school:2", "municipality:1")),
+        "inbox:202", "person:102", "group:10", "school:2", "municipality:1",
+        "group-guardians:10", "school-guardians:2", "municipality-guardians:1")),
     # A guardianship that ended yesterday grants nothing today, everything yesterday.
     ("ended guardianship, today", FORMER, D, parts("inbox:203")),
     ("ended guardianship, last day", FORMER, BEFORE, parts(
-        "inbox:203", "person:102", "group:10", "school:2", "municipality:1")),
+        "inbox:203", "person:102", "group:10", "school:2", "municipality:1",
+        "group-guardians:10", "school-guardians:2", "municipality-guardians:1")),
     ("teacher of three groups", TEACHER, D, parts(
         "inbox:204", "group:10", "group:11", "group:12", "group-staff:10", "group-staff:11",
-        "group-staff:12", "school:2", "school-staff:2", "municipality:1")),
+        "group-staff:12", "school:2", "school-staff:2", "municipality:1",
+        "group-guardians:10", "group-guardians:11", "group-guardians:12",
+        "school-guardians:2", "municipality-guardians:1")),
     ("principal", PRINCIPAL, D, parts(
-        "inbox:205", "school:2", "school-staff:2", "municipality:1")),
-    ("admin", ADMIN, D, parts("inbox:206", "municipality:1")),
+        "inbox:205", "school:2", "school-staff:2", "municipality:1", "school-guardians:2",
+        "municipality-guardians:1")),
+    ("admin", ADMIN, D, parts("inbox:206", "municipality:1", "municipality-guardians:1")),
     ("nobody in particular", STRANGER, D, parts("inbox:207")),
 ]  # fmt: skip
 
