@@ -163,6 +163,8 @@ _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.TooManyConnectionsError,
     asyncpg.CannotConnectNowError,
+    asyncpg.DeadlockDetectedError,  # still losing after server.push's retries
+    asyncpg.SerializationError,
     ConnectionError,
     TimeoutError,
 )
