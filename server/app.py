@@ -35,6 +35,7 @@ from server.live import LiveHub
 from server.recent import RecentLookups
 from server.routes.absences import ABSENCE_ROUTES
 from server.routes.auth import login, logout
+from server.routes.calendar import CALENDAR_ROUTES
 from server.routes.forms import FORM_ROUTES
 from server.routes.health import health
 from server.routes.notifications import NOTIFICATION_ROUTES
@@ -135,6 +136,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             *NOTIFICATION_ROUTES,
             *ABSENCE_ROUTES,
             *FORM_ROUTES,
+            *CALENDAR_ROUTES,
         ],
         lifespan=lifespan,
         dependencies={"app_state": Provide(provide_app_state, sync_to_thread=False)},

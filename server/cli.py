@@ -104,6 +104,8 @@ async def _worker(settings: Settings, *, once: bool) -> int:
 def _serve(settings: Settings, host: str, port: int, workers: int, access_log: bool) -> int:
     import uvicorn
 
+    from server.calendar import uvicorn_log_config
+
     pending = asyncio.run(_pending(settings))
     if pending:
         return _fail(
@@ -121,6 +123,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, access_log: b
         forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         log_level="info",
         access_log=access_log,
+        # The access log without calendar feeds' secret tokens (they are in the path).
+        log_config=uvicorn_log_config(),
     )
     return 0
 

@@ -28,6 +28,7 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from schemas.errors import ErrorBody, ErrorCode
+from sync.calendar import redact_feed_paths
 
 log = logging.getLogger("reppu.errors")
 
@@ -170,13 +171,18 @@ _UNAVAILABLE = (
 )
 
 
+def _path(request: Request[Any, Any, Any]) -> str:
+    """The request's path for a log line: a calendar feed's secret token left out."""
+    return redact_feed_paths(request.url.path)
+
+
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     # The path and method only: a body or header could hold a password or a token.
     if isinstance(exc, _UNAVAILABLE):
         log.warning(
             "database unavailable on %s %s: %s",
             request.method,
-            request.url.path,
+            _path(request),
             type(exc).__name__,
         )
         return error_response(
@@ -184,7 +190,7 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
             "The database is busy or out of reach; try again in a moment.",
             headers={"Retry-After": "5"},
         )
-    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unexpected error on %s %s", request.method, _path(request), exc_info=exc)
     return error_response(ErrorCode.SERVER_ERROR, "Something went wrong on our side.")
 
 

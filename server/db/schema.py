@@ -5,6 +5,7 @@ from __future__ import annotations
 from piccolo.table import Table
 
 from server.db.absence_tables import ABSENCE_TABLES
+from server.db.calendar_tables import CALENDAR_TABLES
 from server.db.form_tables import FORM_TABLES
 from server.db.message_tables import MESSAGE_TABLES
 from server.db.notify_tables import NOTIFY_TABLES
@@ -18,4 +19,5 @@ EVERY_TABLE: tuple[type[Table], ...] = (
     *NOTIFY_TABLES,
     *ABSENCE_TABLES,
     *FORM_TABLES,
+    *CALENDAR_TABLES,
 )
