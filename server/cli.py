@@ -1,4 +1,5 @@
-"""The ``reppu`` command: ``serve``, ``worker``, ``migrate``, ``demo`` and ``compact``.
+"""The ``reppu`` command: ``serve``, ``worker``, ``migrate``, ``demo``, ``compact``, and
+``import``/``export oneroster``.
 
 Each command reads the settings from the environment once, and a setting that cannot be
 used ends the command with its name in the message and exit code 2.
@@ -68,6 +69,47 @@ def _print_logins(logins: dict[str, str], password: str) -> None:
     width = max(len(name) for name in logins)
     for username, description in logins.items():
         print(f"  {username:<{width}}  {description}")
+
+
+async def _import_oneroster(settings: Settings, path: str) -> int:
+    from pathlib import Path
+
+    from server.db.engine import open_database
+    from server.demo.progress import TextProgress
+    from server.oneroster import ImportRefused, import_oneroster, parse_files, read_files
+
+    source = Path(path)
+    if not source.exists():
+        return _fail(f"{path}: no such folder or zip")
+    if await _pending(settings):
+        return _fail("the database has migrations to apply: run `reppu migrate` first")
+    try:
+        progress = TextProgress()
+        batch = parse_files(read_files(source), progress)
+        async with open_database(settings) as engine:
+            summary = await import_oneroster(engine, batch, progress=progress)
+    except ImportRefused as refused:
+        print(f"The import was refused; nothing was changed. {len(refused.problems)} problem(s):")
+        for problem in refused.problems:
+            print(f"  {problem}")
+        return 1
+    print(summary.describe())
+    return 0
+
+
+async def _export_oneroster(settings: Settings, path: str) -> int:
+    from pathlib import Path
+
+    from server.db.engine import open_database
+    from server.demo.progress import TextProgress
+    from server.oneroster import export_oneroster
+
+    async with open_database(settings) as engine:
+        counts = await export_oneroster(engine, Path(path), progress=TextProgress())
+    print(f"OneRoster 1.2 bulk set written to {path}:")
+    for name, count in counts.items():
+        print(f"  {name:<18} {count:>10,}")
+    return 0
 
 
 async def _compact(settings: Settings, keep_positions: int) -> None:
@@ -158,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep deletions among this many newest changes (default 1000000)",
     )
 
+    for verb, helptext in (
+        ("import", "import a OneRoster 1.2 CSV set (a folder or a zip) in one transaction"),
+        ("export", "export the database as a OneRoster 1.2 CSV bulk set (a folder or a .zip)"),
+    ):
+        command = commands.add_parser(verb, help=helptext)
+        formats = command.add_subparsers(dest="format", required=True)
+        oneroster = formats.add_parser("oneroster", help=helptext)
+        oneroster.add_argument("path", help="folder, or zip file (docs/oneroster.md)")
+
     demo = commands.add_parser("demo", help="load a generated demo city into an empty database")
     demo.add_argument("--pupils", type=int, default=2000, help="pupils (full city: 160000)")
     demo.add_argument("--seed", type=int, default=1, help="random seed (same seed, same city)")
@@ -185,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_worker(settings, once=args.once))
         except KeyboardInterrupt:
             return 0
+    if args.command == "import":
+        return asyncio.run(_import_oneroster(settings, args.path))
+    if args.command == "export":
+        return asyncio.run(_export_oneroster(settings, args.path))
     if args.command == "demo":
         if args.pupils < 500:
             return _fail("--pupils must be at least 500 (a school of classes of 18 to 25)")

@@ -105,6 +105,23 @@ async def _lock_partitions(engine: Engine[Any], partitions: Sequence[str]) -> di
     return found
 
 
+NOTIFY_BYTES = 7900
+"""PostgreSQL refuses a notification payload of 8000 bytes or more."""
+
+
+def _notify_payloads(partitions: Sequence[str]) -> Iterator[str]:
+    """Space-separated partition names in payloads under ``NOTIFY_BYTES`` each (a large
+    write, such as an import, touches thousands of partitions)."""
+    payload = ""
+    for name in partitions:
+        if payload and len(payload) + 1 + len(name.encode()) > NOTIFY_BYTES:
+            yield payload
+            payload = ""
+        payload = f"{payload} {name}" if payload else name
+    if payload:
+        yield payload
+
+
 async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> set[str]:
     """Record ``writes`` in the sync tables; returns the partitions that changed.
 
@@ -220,7 +237,8 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
     )
     if isinstance(engine, PostgresEngine):
         # Delivered at commit, to every server process listening (the live stream).
-        await run_sql("SELECT pg_notify('reppu_sync', {})", " ".join(touched))
+        for payload in _notify_payloads(touched):
+            await run_sql("SELECT pg_notify('reppu_sync', {})", payload)
     collector = _changed.get()
     if collector is not None:
         collector.update(touched)

@@ -9,6 +9,7 @@ from server.db.calendar_tables import CALENDAR_TABLES
 from server.db.form_tables import FORM_TABLES
 from server.db.message_tables import MESSAGE_TABLES
 from server.db.notify_tables import NOTIFY_TABLES
+from server.db.oneroster_tables import ONEROSTER_TABLES
 from server.db.sync_tables import SYNC_TABLES
 from server.db.tables import ALL_TABLES
 
@@ -20,4 +21,5 @@ EVERY_TABLE: tuple[type[Table], ...] = (
     *ABSENCE_TABLES,
     *FORM_TABLES,
     *CALENDAR_TABLES,
+    *ONEROSTER_TABLES,
 )

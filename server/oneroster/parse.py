@@ -1,0 +1,751 @@
+"""OneRoster 1.2 CSV to typed rows, with every problem named by file, line and column.
+
+Pure: no database, no network. :func:`read_files` reads a folder or a zip into texts;
+:func:`parse_files` turns those texts into a :class:`Batch` or raises :class:`ImportRefused`
+with the problems found (all of them, up to :data:`MAX_PROBLEMS`). References between files
+are checked later, by ``server/oneroster/apply.py``, against this batch and what earlier
+imports stored; they are reported in the same form. ``docs/oneroster.md`` is the reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import re
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+MAX_PROBLEMS = 200
+"""Parsing stops collecting problems here: the first ones are enough to mend a file."""
+
+FILES = (
+    "orgs",
+    "academicSessions",
+    "courses",
+    "classes",
+    "users",
+    "roles",
+    "enrollments",
+    "demographics",
+)
+"""The files Reppu reads, in the order they are applied (a file's references come first)."""
+
+HEADERS: dict[str, tuple[str, ...]] = {
+    name: tuple(columns.split())
+    for name, columns in (
+        ("orgs", "sourcedId status dateLastModified name type identifier parentSourcedId"),
+        (
+            "academicSessions",
+            "sourcedId status dateLastModified title type startDate endDate parentSourcedId "
+            "schoolYear",
+        ),
+        (
+            "courses",
+            "sourcedId status dateLastModified schoolYearSourcedId title courseCode grades "
+            "orgSourcedId subjects subjectCodes",
+        ),
+        (
+            "classes",
+            "sourcedId status dateLastModified title grades courseSourcedId classCode classType "
+            "location schoolSourcedId termSourcedIds subjects subjectCodes periods",
+        ),
+        (
+            "users",
+            "sourcedId status dateLastModified enabledUser username userIds givenName familyName "
+            "middleName identifier email sms phone agentSourcedIds grades password "
+            "userMasterIdentifier resourceSourcedIds preferredGivenName preferredMiddleName "
+            "preferredFamilyName primaryOrgSourcedId pronouns",
+        ),
+        (
+            "roles",
+            "sourcedId status dateLastModified userSourcedId roleType role beginDate endDate "
+            "orgSourcedId userProfileSourcedId",
+        ),
+        (
+            "enrollments",
+            "sourcedId status dateLastModified classSourcedId schoolSourcedId userSourcedId role "
+            "primary beginDate endDate",
+        ),
+        (
+            "demographics",
+            "sourcedId status dateLastModified birthDate sex americanIndianOrAlaskaNative asian "
+            "blackOrAfricanAmerican nativeHawaiianOrOtherPacificIslander white "
+            "demographicRaceTwoOrMoreRaces hispanicOrLatinoEthnicity countryOfBirthCode "
+            "stateOfBirthAbbreviation cityOfBirth publicSchoolResidenceStatus",
+        ),
+    )
+}
+"""Each file's standard columns (OneRoster 1.2 CSV binding). All must be in the header."""
+
+FINNISH: dict[str, tuple[str, ...]] = {
+    "orgs": ("metadata.fi.language",),
+    "academicSessions": ("metadata.fi.orgSourcedId",),
+    "users": (
+        "metadata.fi.language",
+        "metadata.fi.turvakielto",
+        "metadata.fi.oppijanumero",
+        "metadata.fi.custody",
+    ),
+}
+"""The Finnish profile's columns per file; another ``metadata.fi.*`` column is refused (a
+typo would otherwise drop, say, a turvakielto silently). Other ``metadata.*`` columns are
+OneRoster's extension point and are ignored."""
+
+RACE_COLUMNS = (
+    "americanIndianOrAlaskaNative",
+    "asian",
+    "blackOrAfricanAmerican",
+    "nativeHawaiianOrOtherPacificIslander",
+    "white",
+    "demographicRaceTwoOrMoreRaces",
+    "hispanicOrLatinoEthnicity",
+)
+"""US race and ethnicity columns: the header may name them, a value in them is refused."""
+
+LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+"""A language is an ISO 639 code in lower case: ``fi``, ``sv``, ``se``, ``smn``, ``so``."""
+
+OPPIJANUMERO = re.compile(r"^1\.2\.246\.562\.24\.\d{11}$")
+"""The national learner number (oppijanumero) is an OID of the Finnish National Agency."""
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class Mode(StrEnum):
+    """How the manifest delivers a file."""
+
+    BULK = "bulk"
+    """The whole set: what an earlier import had and this file lacks is ended."""
+    DELTA = "delta"
+    """Changes only, each row with ``status`` and ``dateLastModified``."""
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the input, where it is."""
+
+    file: str
+    line: int
+    """1 is the header; 0 means the file as a whole."""
+    column: str
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}.csv" if self.file != "manifest" else "manifest.csv"
+        if self.line:
+            where += f" line {self.line}"
+        if self.column:
+            where += f", column {self.column}"
+        return f"{where}: {self.problem}"
+
+
+class ImportRefused(Exception):  # noqa: N818 (a refusal, not a bug)
+    """The import is refused whole; nothing was written."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Row:
+    """What every OneRoster row has."""
+
+    sid: str
+    """The sourcedId."""
+    active: bool
+    """``status`` is ``active`` (or blank in a bulk file), not ``tobedeleted``."""
+    modified: dt.datetime | None
+    line: int
+    digest: str = ""
+    """A hash of the row's content (not its status or date): equal digests, nothing to do."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrgRow(Row):
+    name: str
+    kind: str
+    """``municipality`` or ``school`` (``schemas.core.OrganisationKind``)."""
+    parent: str | None
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRow(Row):
+    title: str
+    starts_on: dt.date
+    ends_on: dt.date
+    org: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CourseRow(Row):
+    title: str
+    org: str
+    grade: int | None
+    subject: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClassRow(Row):
+    title: str
+    kind: str
+    """``home_class`` (classType homeroom) or ``teaching_group`` (scheduled)."""
+    course: str
+    school: str
+    terms: tuple[str, ...]
+    grade: int | None
+    subject: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserRow(Row):
+    enabled: bool
+    username: str
+    given_name: str
+    family_name: str
+    email: str | None
+    phone: str | None
+    agents: tuple[tuple[str, str], ...]
+    """(agent sourcedId, custody): ``custodial``, ``information_only`` or ``none``."""
+    language: str | None
+    turvakielto: bool
+    oppijanumero: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleRow(Row):
+    user: str
+    role: str
+    """OneRoster's role (``teacher``, ``student``, ``guardian``, ...)."""
+    org: str
+    begins: dt.date | None
+    ends: dt.date | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnrollmentRow(Row):
+    klass: str
+    school: str
+    user: str
+    role: str
+    begins: dt.date | None
+    ends: dt.date | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemographicRow(Row):
+    birth_date: dt.date | None
+
+
+@dataclass(slots=True)
+class Batch:
+    """A parsed import: each file's mode and rows (files the manifest leaves out: absent)."""
+
+    source: str = "oneroster"
+    """The sending system (``source.systemCode``): sourcedIds are unique within it."""
+    modes: dict[str, Mode] = field(default_factory=dict)
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+
+    def mode(self, name: str) -> Mode:
+        return self.modes.get(name, Mode.ABSENT)
+
+    def of(self, name: str) -> list[Row]:
+        return self.rows.get(name, [])
+
+
+ORG_KINDS = {"district": "municipality", "local": "municipality", "school": "school"}
+CLASS_KINDS = {"homeroom": "home_class", "scheduled": "teaching_group"}
+ROLES = frozenset(
+    {
+        "administrator",
+        "aide",
+        "counselor",
+        "districtAdministrator",
+        "guardian",
+        "parent",
+        "principal",
+        "proctor",
+        "relativeOf",
+        "siteAdministrator",
+        "student",
+        "systemAdministrator",
+        "teacher",
+    }
+)
+CUSTODY = frozenset({"custodial", "information_only", "none"})
+
+T = TypeVar("T")
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``, as ``server/demo/progress.py`` draws it."""
+
+
+class _Cells:
+    """One data line's cells, with typed getters that note problems instead of raising."""
+
+    def __init__(self, file: str, line: int, cells: Mapping[str, str], problems: list[Problem]):
+        self.file, self.line, self.cells, self.problems = file, line, cells, problems
+        self.bad = False
+
+    def fail(self, column: str, problem: str) -> None:
+        self.bad = True
+        self.problems.append(Problem(self.file, self.line, column, problem))
+
+    def text(self, column: str, *, required: bool = False, limit: int = 200) -> str | None:
+        value = self.cells.get(column, "").strip()
+        if not value:
+            if required:
+                self.fail(column, "a value is required")
+            return None
+        if "\x00" in value:
+            self.fail(column, "NUL is not allowed")
+            return None
+        if len(value) > limit:
+            self.fail(column, f"longer than {limit} characters")
+            return None
+        return value
+
+    def required(self, column: str, *, limit: int = 200) -> str:
+        return self.text(column, required=True, limit=limit) or ""
+
+    def date(self, column: str, *, required: bool = False) -> dt.date | None:
+        value = self.text(column, required=required)
+        if value is None:
+            return None
+        try:
+            if not _DATE.match(value):
+                raise ValueError
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            self.fail(column, f"{value!r} is not a date (YYYY-MM-DD)")
+            return None
+
+    def choice(self, column: str, allowed: Mapping[str, T], *, required: bool = True) -> T | None:
+        value = self.text(column, required=required)
+        if value is None:
+            return None
+        if value not in allowed:
+            self.fail(column, f"{value!r} is not one of {', '.join(sorted(allowed))}")
+            return None
+        return allowed[value]
+
+    def boolean(self, column: str, *, default: bool) -> bool:
+        value = self.text(column)
+        if value is None:
+            return default
+        if value.lower() not in ("true", "false"):
+            self.fail(column, f"{value!r} is not true or false")
+            return default
+        return value.lower() == "true"
+
+    def language(self, column: str = "metadata.fi.language") -> str | None:
+        value = self.text(column, limit=8)
+        if value is not None and not LANGUAGE.match(value):
+            self.fail(column, f"{value!r} is not an ISO 639 language code (fi, sv, ...)")
+            return None
+        return value
+
+    def listed(self, column: str) -> tuple[str, ...]:
+        value = self.text(column, limit=100_000) or ""
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+
+    def grade(self, column: str) -> int | None:
+        """The first grade listed, as a number (``05`` is 5); other codes (KG) carry none."""
+        for grade in self.listed(column):
+            if grade.isdigit():
+                return int(grade)
+        return None
+
+
+def _digest(values: tuple[object, ...]) -> str:
+    return hashlib.blake2b(repr(values).encode(), digest_size=8).hexdigest()
+
+
+def _head(cells: _Cells, mode: Mode) -> dict[str, object] | None:
+    """The common columns, or None if they are wrong."""
+    sid = cells.required("sourcedId", limit=255)
+    status = cells.text("status")
+    active = True
+    if status is not None and status not in ("active", "tobedeleted"):
+        cells.fail("status", f"{status!r} is not active or tobedeleted")
+    elif status == "tobedeleted":
+        active = False
+    elif status is None and mode is Mode.DELTA:
+        cells.fail("status", "a delta file needs a status on every line")
+    modified_text = cells.text("dateLastModified")
+    modified = None
+    if modified_text is not None:
+        try:
+            modified = dt.datetime.fromisoformat(modified_text)
+            if modified.tzinfo is None:
+                modified = modified.replace(tzinfo=dt.UTC)
+        except ValueError:
+            cells.fail("dateLastModified", f"{modified_text!r} is not an ISO 8601 date and time")
+    elif mode is Mode.DELTA:
+        cells.fail("dateLastModified", "a delta file needs dateLastModified on every line")
+    return {"sid": sid, "active": active, "modified": modified, "line": cells.line}
+
+
+def _org(c: _Cells, head: dict[str, object]) -> Row:
+    values = (
+        c.required("name"),
+        c.choice("type", ORG_KINDS) or "",
+        c.text("parentSourcedId", limit=255),
+        c.language(),
+    )
+    return OrgRow(
+        **head,  # type: ignore[arg-type]
+        digest=_digest(values),
+        name=values[0],
+        kind=values[1],
+        parent=values[2],
+        language=values[3],
+    )
+
+
+def _session(c: _Cells, head: dict[str, object]) -> Row:
+    title = c.required("title", limit=100)
+    starts, ends = c.date("startDate", required=True), c.date("endDate", required=True)
+    if starts and ends and ends < starts:
+        c.fail("endDate", "ends before startDate")
+    org = c.text("metadata.fi.orgSourcedId", limit=255)
+    values = (title, starts, ends, org)
+    return SessionRow(
+        **head,  # type: ignore[arg-type]
+        digest=_digest(values),
+        title=title,
+        starts_on=starts or dt.date.min,
+        ends_on=ends or dt.date.min,
+        org=org,
+    )
+
+
+def _course(c: _Cells, head: dict[str, object]) -> Row:
+    subjects = c.listed("subjects")
+    values = (
+        c.required("title", limit=100),
+        c.required("orgSourcedId", limit=255),
+        c.grade("grades"),
+        subjects[0][:100] if subjects else None,
+    )
+    return CourseRow(
+        **head,  # type: ignore[arg-type]
+        digest=_digest(values),
+        title=values[0],
+        org=values[1],
+        grade=values[2],
+        subject=values[3],
+    )
+
+
+def _class(c: _Cells, head: dict[str, object]) -> Row:
+    subjects = c.listed("subjects")
+    terms = c.listed("termSourcedIds")
+    if not terms:
+        c.fail("termSourcedIds", "a value is required")
+    values = (
+        c.required("title", limit=100),
+        c.choice("classType", CLASS_KINDS) or "",
+        c.required("courseSourcedId", limit=255),
+        c.required("schoolSourcedId", limit=255),
+        terms,
+        c.grade("grades"),
+        subjects[0][:100] if subjects else None,
+    )
+    return ClassRow(
+        **head,  # type: ignore[arg-type]
+        digest=_digest(values),
+        title=values[0],
+        kind=values[1],
+        course=values[2],
+        school=values[3],
+        terms=values[4],
+        grade=values[5],
+        subject=values[6],
+    )
+
+
+def _user(c: _Cells, head: dict[str, object]) -> Row:
+    agents = c.listed("agentSourcedIds")
+    custody = c.listed("metadata.fi.custody")
+    if custody and len(custody) != len(agents):
+        c.fail(
+            "metadata.fi.custody",
+            f"lists {len(custody)} custody kinds for {len(agents)} agentSourcedIds",
+        )
+        custody = ()
+    for kind in custody:
+        if kind not in CUSTODY:
+            c.fail("metadata.fi.custody", f"{kind!r} is not one of {', '.join(sorted(CUSTODY))}")
+            custody = ()
+            break
+    if len(set(agents)) != len(agents):
+        c.fail("agentSourcedIds", "lists an agent twice")
+    oppijanumero = c.text("metadata.fi.oppijanumero", limit=40)
+    if oppijanumero is not None and not OPPIJANUMERO.match(oppijanumero):
+        c.fail("metadata.fi.oppijanumero", f"{oppijanumero!r} is not an oppijanumero")
+        oppijanumero = None
+    values = (
+        c.boolean("enabledUser", default=True),
+        c.text("username", limit=100) or "",
+        c.required("givenName", limit=100),
+        c.required("familyName", limit=100),
+        c.text("email", limit=200),
+        c.text("phone", limit=40) or c.text("sms", limit=40),
+        tuple(zip(agents, custody or ("custodial",) * len(agents), strict=True)),
+        c.language(),
+        c.boolean("metadata.fi.turvakielto", default=False),
+        oppijanumero,
+    )
+    return UserRow(
+        **head,  # type: ignore[arg-type]
+        digest=_digest(values),
+        enabled=values[0],
+        username=values[1],
+        given_name=values[2],
+        family_name=values[3],
+        email=values[4],
+        phone=values[5],
+        agents=values[6],
+        language=values[7],
+        turvakielto=values[8],
+        oppijanumero=values[9],
+    )
+
+
+def _dates(c: _Cells) -> tuple[dt.date | None, dt.date | None]:
+    begins, ends = c.date("beginDate"), c.date("endDate")
+    if begins and ends and ends < begins:
+        c.fail("endDate", "ends before beginDate")
+    return begins, ends
+
+
+def _role(c: _Cells, head: dict[str, object]) -> Row:
+    c.choice("roleType", {"primary": "primary", "secondary": "secondary"})
+    values = (
+        c.required("userSourcedId", limit=255),
+        c.choice("role", {r: r for r in ROLES}) or "",
+        c.required("orgSourcedId", limit=255),
+        *_dates(c),
+    )
+    return RoleRow(
+        **head,  # type: ignore[arg-type]
+        digest=_digest(values),
+        user=values[0],
+        role=values[1],
+        org=values[2],
+        begins=values[3],
+        ends=values[4],
+    )
+
+
+def _enrollment(c: _Cells, head: dict[str, object]) -> Row:
+    values = (
+        c.required("classSourcedId", limit=255),
+        c.required("schoolSourcedId", limit=255),
+        c.required("userSourcedId", limit=255),
+        c.choice("role", {r: r for r in ROLES}) or "",
+        *_dates(c),
+    )
+    return EnrollmentRow(
+        **head,  # type: ignore[arg-type]
+        digest=_digest(values),
+        klass=values[0],
+        school=values[1],
+        user=values[2],
+        role=values[3],
+        begins=values[4],
+        ends=values[5],
+    )
+
+
+def _demographic(c: _Cells, head: dict[str, object]) -> Row:
+    for column in RACE_COLUMNS:
+        if c.text(column) is not None:
+            c.fail(column, "race and ethnicity are not taken: leave the column empty")
+    birth = c.date("birthDate")
+    return DemographicRow(
+        **head,  # type: ignore[arg-type]
+        digest=_digest((birth,)),
+        birth_date=birth,
+    )
+
+
+_BUILDERS: dict[str, Callable[[_Cells, dict[str, object]], Row]] = {
+    "orgs": _org,
+    "academicSessions": _session,
+    "courses": _course,
+    "classes": _class,
+    "users": _user,
+    "roles": _role,
+    "enrollments": _enrollment,
+    "demographics": _demographic,
+}
+
+
+def _csv_lines(text: str) -> Iterator[tuple[int, list[str]]]:
+    """Each record with the line it starts on (a quoted value may span lines)."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+    line = 1
+    for cells in reader:
+        yield line, cells
+        line = reader.line_num + 1
+
+
+def _check_header(name: str, header: list[str], problems: list[Problem]) -> bool:
+    found = [h.strip() for h in header]
+    ok = True
+    for column in HEADERS[name]:
+        if column not in found:
+            problems.append(Problem(name, 1, column, "the header lacks this column"))
+            ok = False
+    seen: set[str] = set()
+    for column in found:
+        if column in seen:
+            problems.append(Problem(name, 1, column, "the header names this column twice"))
+            ok = False
+        seen.add(column)
+        if column in HEADERS[name]:
+            continue
+        if column.startswith("metadata.fi.") and column not in FINNISH.get(name, ()):
+            problems.append(Problem(name, 1, column, "not a column of the Finnish profile"))
+            ok = False
+        elif not column.startswith("metadata."):
+            problems.append(Problem(name, 1, column, "not a OneRoster 1.2 column of this file"))
+            ok = False
+    return ok
+
+
+def parse_file(
+    name: str,
+    text: str,
+    mode: Mode,
+    problems: list[Problem],
+    progress: Progress | None = None,
+) -> list[Row]:
+    """One file's rows; problems are appended to ``problems``."""
+    lines = _csv_lines(text)
+    try:
+        first = next(lines, None)
+        if first is None:
+            problems.append(Problem(name, 0, "", "the file is empty (it needs a header)"))
+            return []
+        header = [h.strip() for h in first[1]]
+        if not _check_header(name, header, problems):
+            return []
+        build = _BUILDERS[name]
+        rows: list[Row] = []
+        seen: dict[str, int] = {}
+        total = text.count("\n")
+        for line, values in lines:
+            if progress is not None and line % 20_000 == 0:
+                progress(f"read {name}", line, total)
+            if len(problems) >= MAX_PROBLEMS:
+                break
+            if not values or (len(values) == 1 and not values[0].strip()):
+                continue  # a blank line
+            if len(values) != len(header):
+                problems.append(
+                    Problem(name, line, "", f"{len(values)} cells, the header has {len(header)}")
+                )
+                continue
+            cells = _Cells(name, line, dict(zip(header, values, strict=True)), problems)
+            head = _head(cells, mode)
+            row = build(cells, head) if head is not None else None
+            if cells.bad or row is None:
+                continue
+            if row.sid in seen:
+                problems.append(
+                    Problem(name, line, "sourcedId", f"{row.sid!r} is also on line {seen[row.sid]}")
+                )
+                continue
+            seen[row.sid] = line
+            rows.append(row)
+        if progress is not None:
+            progress(f"read {name}", total, total)
+        return rows
+    except csv.Error as exc:
+        problems.append(Problem(name, 0, "", f"not valid CSV: {exc}"))
+        return []
+
+
+def parse_manifest(text: str, problems: list[Problem]) -> tuple[str, dict[str, Mode]]:
+    """The sending system and each file's mode."""
+    properties: dict[str, str] = {}
+    try:
+        lines = list(_csv_lines(text))
+    except csv.Error as exc:
+        problems.append(Problem("manifest", 0, "", f"not valid CSV: {exc}"))
+        return "", {}
+    if not lines or [h.strip() for h in lines[0][1]] != ["propertyName", "value"]:
+        problems.append(Problem("manifest", 1, "", "the header must be propertyName,value"))
+        return "", {}
+    for line, cells in lines[1:]:
+        if len(cells) != 2:
+            problems.append(Problem("manifest", line, "", "a line needs two cells"))
+            continue
+        properties[cells[0].strip()] = cells[1].strip()
+    version = properties.get("oneroster.version")
+    if version not in ("1.2", "1.2.0"):
+        problems.append(
+            Problem("manifest", 0, "oneroster.version", f"{version!r}: only 1.2 is read")
+        )
+    modes: dict[str, Mode] = {}
+    for name in FILES:
+        value = properties.get(f"file.{name}", "absent")
+        try:
+            modes[name] = Mode(value)
+        except ValueError:
+            problems.append(
+                Problem("manifest", 0, f"file.{name}", f"{value!r} is not bulk, delta or absent")
+            )
+    source = properties.get("source.systemCode") or "oneroster"
+    return source[:64], modes
+
+
+def parse_files(texts: Mapping[str, str], progress: Progress | None = None) -> Batch:
+    """Parse ``manifest.csv`` and the files it names (``texts`` keyed by file name without
+    ``.csv``); raises :class:`ImportRefused` with every problem found."""
+    problems: list[Problem] = []
+    if "manifest" not in texts:
+        raise ImportRefused([Problem("manifest", 0, "", "there is no manifest.csv")])
+    source, modes = parse_manifest(texts["manifest"], problems)
+    batch = Batch(source=source, modes=modes)
+    for name in FILES:
+        mode = batch.mode(name)
+        if mode is Mode.ABSENT:
+            continue
+        if name not in texts:
+            problems.append(
+                Problem(name, 0, "", f"the manifest says {mode.value}, the file is missing")
+            )
+            continue
+        batch.rows[name] = parse_file(name, texts[name], mode, problems, progress)
+    if problems:
+        raise ImportRefused(problems[:MAX_PROBLEMS])
+    return batch
+
+
+def read_files(path: Path) -> dict[str, str]:
+    """The CSV files of a folder or a zip, as texts keyed by name without ``.csv``."""
+    texts: dict[str, str] = {}
+    wanted = {"manifest", *FILES}
+    if path.is_dir():
+        for name in wanted:
+            file = path / f"{name}.csv"
+            if file.is_file():
+                texts[name] = file.read_text(encoding="utf-8-sig")
+        return texts
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            stem = member.rsplit("/", 1)[-1].removesuffix(".csv")
+            if member.endswith(".csv") and stem in wanted:
+                texts[stem] = archive.read(member).decode("utf-8-sig")
+    return texts
