@@ -25,7 +25,7 @@ from schemas.sync import LessonChangeArgs, LessonRestoreArgs, MutationCode
 from server.db.tables import Lesson, LessonChange, StaffRole
 from server.fanout import enqueue
 from server.sync_store import RecordWrite, write_records
-from server.timetable import lesson_change_writes
+from server.timetable import lesson_change_writes, substitute_writes
 from sync.policy import AccessFacts, Action, GroupRef, SchoolRef, decide
 
 
@@ -170,7 +170,7 @@ async def change_lesson(ctx: MutationContext, args: LessonChangeArgs) -> None:
         LessonChange.note: args.note,
     }
     existing = (
-        await LessonChange.select(LessonChange.id)
+        await LessonChange.select(LessonChange.id, LessonChange.substitute_teacher)
         .where((LessonChange.lesson == args.lesson_id) & (LessonChange.on_date == args.on_date))
         .first()
     )
@@ -187,20 +187,27 @@ async def change_lesson(ctx: MutationContext, args: LessonChangeArgs) -> None:
     if 0 <= (args.on_date - ctx.day).days <= 1:
         # Today's and tomorrow's changes are news for the group's pupils and guardians.
         await enqueue("lesson_change", change_id, urgent=False)
-    await write_records(ctx.engine, await lesson_change_writes([change_id]))
+    writes = await lesson_change_writes([change_id])
+    if args.substitute_teacher_id is not None or (
+        existing is not None and existing["substitute_teacher"] is not None
+    ):
+        # A substitute came, went or changed: the lesson and roster follow them.
+        writes += await substitute_writes([args.lesson_id], [lesson["group"]])
+    await write_records(ctx.engine, writes)
 
 
 async def restore_lesson(ctx: MutationContext, args: LessonRestoreArgs) -> None:
     """``lesson.restore``: the occurrence follows the weekly plan again."""
-    await _lesson_for_change(ctx, args.lesson_id, args.on_date)
+    lesson = await _lesson_for_change(ctx, args.lesson_id, args.on_date)
     existing = (
-        await LessonChange.select(LessonChange.id)
+        await LessonChange.select(LessonChange.id, LessonChange.substitute_teacher)
         .where((LessonChange.lesson == args.lesson_id) & (LessonChange.on_date == args.on_date))
         .first()
     )
     if existing is None:
         return  # Already as planned: restoring again changes nothing.
     await LessonChange.delete().where(LessonChange.id == existing["id"])
-    await write_records(
-        ctx.engine, [RecordWrite("lesson_change", int(existing["id"]), None, frozenset())]
-    )
+    writes = [RecordWrite("lesson_change", int(existing["id"]), None, frozenset())]
+    if existing["substitute_teacher"] is not None:
+        writes += await substitute_writes([args.lesson_id], [lesson["group"]])
+    await write_records(ctx.engine, writes)

@@ -7,6 +7,9 @@ start or end: :func:`roll_rosters` rewrites those (and any group that has no ros
 the delivery worker runs it once a day, beside the lesson changes' window. Whoever writes
 memberships (the demo loader, an import) should call :func:`roster_writes` for the groups
 it touched, in the same transaction.
+
+A roster also goes to the inboxes of the group's substitutes named by lesson changes in the
+sync window (``server/timetable.py``), so a substitute takes the roll call offline too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from server.access import marks, school_today
 from server.db.engine import write_transaction
 from server.db.tables import Membership, SchoolGroup
 from server.sync_store import RecordWrite, write_records
+from server.timetable import inboxes, substitutes
 
 ROLL_BATCH = 200
 _PUPILS = (
@@ -58,12 +62,14 @@ async def roster_writes(
     groups = wanted
     if groups is None:
         groups = [int(g["id"]) for g in await SchoolGroup.select(SchoolGroup.id)]
+    _, subs = await substitutes(today, group_ids=wanted)
     return [
         RecordWrite(
             "roster",
             group,
             RosterRecord(id=group, v=0, pupils=pupils.get(group, [])),
-            frozenset({f"{PartitionKind.GROUP_STAFF.value}:{group}"}),
+            frozenset({f"{PartitionKind.GROUP_STAFF.value}:{group}"})
+            | inboxes(subs.get(group, set())),
         )
         for group in groups
     ]

@@ -7,6 +7,12 @@ waits, a past week's leaves the devices. :func:`roll_window` moves changes in an
 weeks turn; the delivery worker runs it once a day. The functions here read
 domain rows and turn them into :class:`RecordWrite` s for the one write path
 (``server/sync_store.py``); the mutations that change lessons are in ``server/mutations.py``.
+
+A substitute named by a lesson change in the window is not one of the group's teachers, so
+the change, its lesson and the group's roster (``server/rosters.py``) also go to the
+substitute's own inbox partition (``inbox:<person>``) while the change is in the window: the
+substitute's phone shows the lesson to cover and can take its roll call offline. Whatever
+writes or removes a change rewrites those three (:func:`substitute_writes`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ from schemas.sync import GroupRecord, LessonChangeRecord, LessonRecord
 from server.access import school_today
 from server.db.engine import write_transaction
 from server.db.tables import Lesson, LessonChange, SchoolGroup
-from server.rosters import roster_writes
 from server.sync_store import RecordWrite, write_records
 
 ROLL_BATCH = 500
@@ -36,6 +41,40 @@ def sync_window(today: dt.date) -> tuple[dt.date, dt.date]:
 
 def group_partition(group_id: int) -> frozenset[str]:
     return frozenset({f"{PartitionKind.GROUP.value}:{group_id}"})
+
+
+def inboxes(people: Iterable[int]) -> frozenset[str]:
+    return frozenset(f"{PartitionKind.INBOX.value}:{p}" for p in people)
+
+
+async def substitutes(
+    today: dt.date | None = None,
+    *,
+    lesson_ids: Iterable[int] | None = None,
+    group_ids: Iterable[int] | None = None,
+) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+    """The substitutes named by lesson changes in the sync window of ``today``, by lesson and
+    by group (of the given lessons or groups; all if neither is given)."""
+    start, end = sync_window(today or school_today())
+    query = LessonChange.select(
+        LessonChange.lesson,
+        LessonChange.lesson._.group.as_alias("group_id"),
+        LessonChange.substitute_teacher,
+    ).where(
+        LessonChange.substitute_teacher.is_not_null()
+        & (LessonChange.on_date >= start)
+        & (LessonChange.on_date <= end)
+    )
+    if lesson_ids is not None:
+        query = query.where(LessonChange.lesson.is_in(list(lesson_ids) or [-1]))
+    if group_ids is not None:
+        query = query.where(LessonChange.lesson._.group.is_in(list(group_ids) or [-1]))
+    by_lesson: dict[int, set[int]] = {}
+    by_group: dict[int, set[int]] = {}
+    for r in await query:
+        by_lesson.setdefault(r["lesson"], set()).add(r["substitute_teacher"])
+        by_group.setdefault(r["group_id"], set()).add(r["substitute_teacher"])
+    return by_lesson, by_group
 
 
 def _name(given: str | None, family: str | None) -> str | None:
@@ -75,7 +114,7 @@ async def group_writes(group_ids: Iterable[int] | None = None) -> list[RecordWri
     ]
 
 
-def _lesson_write(r: dict[str, Any]) -> RecordWrite:
+def _lesson_write(r: dict[str, Any], subs: set[int]) -> RecordWrite:
     return RecordWrite(
         "lesson",
         r["id"],
@@ -93,12 +132,15 @@ def _lesson_write(r: dict[str, Any]) -> RecordWrite:
             teacher_name=_name(r["teacher_given"], r["teacher_family"]),
             room=r["room"],
         ),
-        group_partition(r["group"]),
+        group_partition(r["group"]) | inboxes(subs),
     )
 
 
-async def lesson_writes(lesson_ids: Iterable[int] | None = None) -> list[RecordWrite]:
-    """The lesson records of ``lesson_ids`` (all lessons if None)."""
+async def lesson_writes(
+    lesson_ids: Iterable[int] | None = None, *, today: dt.date | None = None
+) -> list[RecordWrite]:
+    """The lesson records of ``lesson_ids`` (all lessons if None), each also in the inboxes
+    of its substitutes in the sync window of ``today``."""
     query = Lesson.select(
         Lesson.id,
         Lesson.group,
@@ -114,8 +156,10 @@ async def lesson_writes(lesson_ids: Iterable[int] | None = None) -> list[RecordW
         Lesson.room,
     )
     if lesson_ids is not None:
-        query = query.where(Lesson.id.is_in(list(lesson_ids) or [-1]))
-    return [_lesson_write(r) for r in await query]
+        lesson_ids = list(lesson_ids)
+        query = query.where(Lesson.id.is_in(lesson_ids or [-1]))
+    subs, _ = await substitutes(today, lesson_ids=lesson_ids)
+    return [_lesson_write(r, subs.get(r["id"], set())) for r in await query]
 
 
 def _change_write(r: dict[str, Any], window: tuple[dt.date, dt.date]) -> RecordWrite:
@@ -137,7 +181,10 @@ def _change_write(r: dict[str, Any], window: tuple[dt.date, dt.date]) -> RecordW
             ends_at=r["ends_at"],
             note=r["note"],
         ),
-        group_partition(r["group_id"]) if synced else frozenset(),
+        group_partition(r["group_id"])
+        | inboxes([r["substitute_teacher"]] if r["substitute_teacher"] is not None else [])
+        if synced
+        else frozenset(),
     )
 
 
@@ -175,7 +222,8 @@ async def roll_window(engine: Engine[Any], today: dt.date | None = None) -> int:
     today = today or school_today()
     start, end = sync_window(today)
     rows = await LessonChange.raw(
-        "SELECT c.id FROM lesson_change c LEFT JOIN sync_record s "
+        'SELECT c.id, c.lesson, l."group" AS group_id, c.substitute_teacher FROM lesson_change c '
+        "JOIN lesson l ON l.id = c.lesson LEFT JOIN sync_record s "
         "ON s.record_type = 'lesson_change' AND s.record_id = c.id "
         "WHERE (c.on_date BETWEEN {} AND {} AND COALESCE(s.partitions, '') = '') "
         "OR ((c.on_date < {} OR c.on_date > {}) AND COALESCE(s.partitions, '') <> '') "
@@ -185,17 +233,39 @@ async def roll_window(engine: Engine[Any], today: dt.date | None = None) -> int:
         start,
         end,
     )
-    ids = [int(r["id"]) for r in rows]
-    for first in range(0, len(ids), ROLL_BATCH):
+    for first in range(0, len(rows), ROLL_BATCH):
+        batch = rows[first : first + ROLL_BATCH]
+        covered = [r for r in batch if r["substitute_teacher"] is not None]
         async with write_transaction(engine):
-            writes = await lesson_change_writes(ids[first : first + ROLL_BATCH], today=today)
+            writes = await lesson_change_writes([int(r["id"]) for r in batch], today=today)
+            writes += await substitute_writes(
+                [r["lesson"] for r in covered], [r["group_id"] for r in covered], today
+            )
             await write_records(engine, writes)
-    return len(ids)
+    return len(rows)
+
+
+async def substitute_writes(
+    lesson_ids: Iterable[int], group_ids: Iterable[int], today: dt.date | None = None
+) -> list[RecordWrite]:
+    """The lessons and rosters whose substitutes may have changed, placed afresh: call it
+    with the lesson and group of every change written or removed that names a substitute."""
+    from server.rosters import roster_writes  # rosters places by this module's substitutes
+
+    lessons, groups = set(lesson_ids), set(group_ids)
+    if not lessons and not groups:
+        return []
+    return [
+        *(await lesson_writes(lessons, today=today)),
+        *(await roster_writes(groups, today)),
+    ]
 
 
 async def all_timetable_writes() -> list[RecordWrite]:
     """Every timetable record and every group's roster (``server/rosters.py``), for building
     the sync state of a freshly loaded database."""
+    from server.rosters import roster_writes  # rosters places by this module's substitutes
+
     return [
         *(await group_writes()),
         *(await lesson_writes()),

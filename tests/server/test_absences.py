@@ -39,7 +39,7 @@ from server.db.tables import (
 from server.rosters import roll_rosters
 from server.settings import Settings
 from tests.city import PASSWORD, City
-from tests.devices import device, records
+from tests.devices import change, device, records
 
 CLASS_SIZE = 25
 
@@ -828,6 +828,56 @@ async def test_rosters_reach_the_groups_teachers_for_roll_call_offline(
         someone = await device(fx_client, other)
         await someone.sync()
         assert records(someone, "roster") == {}, other
+
+
+async def test_a_substitute_gets_the_lesson_and_roster_to_cover_and_loses_them_after(
+    fx_client: httpx.AsyncClient, fx_school: School, fx_db: Engine[Any]
+) -> None:
+    s, c = fx_school, fx_school.city
+    await roll_rosters(fx_db)
+    teacher = await device(fx_client, "teacher")
+    substitute = await device(fx_client, "substitute")
+    await substitute.sync()
+    assert records(substitute, "roster") == {}
+    assert records(substitute, "lesson") == {}
+    covered = await change(
+        teacher,
+        "lesson.change",
+        lesson_id=s.lesson_5a,
+        on_date=s.today,
+        substitute_teacher_id=s.substitute,
+    )
+    assert covered["status"] == "applied", covered
+    await substitute.sync()
+    # The lesson to cover, its change and its group's roster; nothing of the other groups.
+    assert set(records(substitute, "lesson")) == {s.lesson_5a}
+    (covering,) = records(substitute, "lesson_change").values()
+    assert covering["substitute_teacher_id"] == s.substitute
+    assert set(records(substitute, "roster")) == {c.class_5a}
+    pupils = [p["id"] for p in records(substitute, "roster")[c.class_5a]["pupils"]]
+    assert pupils == [c.olli]
+    # The roll call taken from the synced roster is accepted.
+    for pupil in pupils:
+        substitute.queue(
+            "attendance.mark",
+            {
+                "lesson_id": s.lesson_5a,
+                "on_date": s.today.isoformat(),
+                "pupil_id": pupil,
+                "status": "present",
+            },
+        )
+    assert [r["status"] for r in await substitute.push()] == ["applied"]
+    # Back to the plan: the substitute's phone lets go of all three; the teacher keeps them.
+    restored = await change(teacher, "lesson.restore", lesson_id=s.lesson_5a, on_date=s.today)
+    assert restored["status"] == "applied", restored
+    await substitute.sync()
+    assert records(substitute, "lesson") == {}
+    assert records(substitute, "lesson_change") == {}
+    assert records(substitute, "roster") == {}
+    await teacher.sync()
+    assert c.class_5a in records(teacher, "roster")
+    assert s.lesson_5a in records(teacher, "lesson")
 
 
 async def test_an_id_sent_twice_in_one_push_is_applied_once_in_its_place(
