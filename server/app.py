@@ -12,18 +12,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
 from piccolo.engine.base import Engine
 
 from schemas.errors import ErrorCode
@@ -48,6 +50,24 @@ log = logging.getLogger("reppu")
 
 # Paths open without a token, besides routes marked ``exclude_from_auth`` (login, health).
 PUBLIC_PATHS = ["^/schema", "^/static/"]
+
+PWA_DIRECTORY = Path(__file__).resolve().parent.parent / "clients" / "pwa"
+"""The installable web app (``docs/pwa.md``): plain files, served at ``/`` without a token."""
+
+
+def pwa_router() -> Router:
+    """The PWA's files at ``/``. API routes are matched first; every file is revalidated
+    (``no-cache``), so a new service worker and app shell reach phones at their next start
+    while the worker's own cache keeps the app working offline."""
+    return create_static_files_router(
+        path="/",
+        directories=[PWA_DIRECTORY],
+        html_mode=True,
+        name="pwa",
+        cache_control=CacheControlHeader(no_cache=True),
+        opt={"exclude_from_auth": True},
+        include_in_schema=False,
+    )
 
 
 class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
@@ -137,6 +157,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             *ABSENCE_ROUTES,
             *FORM_ROUTES,
             *CALENDAR_ROUTES,
+            pwa_router(),
         ],
         lifespan=lifespan,
         dependencies={"app_state": Provide(provide_app_state, sync_to_thread=False)},

@@ -1,0 +1,283 @@
+// Reppu's web app: start-up, the shell (header, status, menu), routing and the login.
+// The views are in views.js and forms.js; the sync engine in sync.js.
+
+import { h, field, when } from './dom.js';
+import { t, setLanguage, language } from './i18n.js';
+import * as db from './db.js';
+import { api, syncNow, followLive, events, ApiError, queue } from './sync.js';
+import { renderView, navFor } from './views.js';
+
+const state = {
+  me: null,
+  online: navigator.onLine,
+  live: false,
+  stopLive: null,
+  childId: null,
+  dirty: false, // the person is typing in a form: background updates must not re-render it
+  syncError: null,
+};
+
+// -- helpers the views use -----------------------------------------------------------------
+
+const ctx = {
+  state,
+  rerender: () => render({ force: true }),
+  navigate: (hash) => { if (location.hash === hash) render({ force: true }); else location.hash = hash; },
+  /** Queue a mutation (works offline), then send it if the network is there. */
+  async mutate(name, args) {
+    const id = await queue(name, args);
+    requestSend();
+    return id;
+  },
+  markDirty: () => { state.dirty = true; },
+  async setChild(id) {
+    state.childId = id;
+    await db.setMeta('child', id);
+    render({ force: true });
+  },
+};
+
+async function requestSend() {
+  if (navigator.onLine) {
+    trySync();
+    return;
+  }
+  // Offline: ask the browser to wake the service worker when the network returns
+  // (Background Sync); the 'online' event below covers browsers without it.
+  try {
+    const registration = await navigator.serviceWorker.ready;
+    if (registration.sync) await registration.sync.register('reppu-outbox');
+  } catch (_) { /* no Background Sync: the online event will do */ }
+}
+
+let syncing = null;
+let again = false;
+/** Push and pull now; a call made while one runs makes it run once more afterwards (the
+ * running one may have sent the outbox before a new mutation arrived). */
+async function trySync() {
+  if (syncing) { again = true; return syncing; }
+  syncing = (async () => {
+    do {
+      again = false;
+      try {
+        await syncNow();
+        state.syncError = null;
+        state.online = true;
+      } catch (error) {
+        state.syncError = error instanceof ApiError ? error.code : 'network';
+        if (!(error instanceof ApiError)) state.online = false;
+        again = false;
+      }
+    } while (again);
+    syncing = null;
+    await renderStatus();
+  })();
+  return syncing;
+}
+
+// -- the status banner ---------------------------------------------------------------------
+
+async function renderStatus() {
+  const banner = document.getElementById('status');
+  const rejectedBox = document.getElementById('rejected');
+  if (!banner || !state.me) return;
+  const waiting = (await db.outbox()).length;
+  const online = navigator.onLine && state.online !== false;
+  let text;
+  if (!online) {
+    text = waiting === 1 ? t('offline_waiting_one') : waiting ? t('offline_waiting', { n: waiting }) : t('offline');
+  } else if (waiting) {
+    text = waiting === 1 ? t('waiting_one') : t('waiting', { n: waiting });
+  } else {
+    const last = await db.getMeta('last_pull_at');
+    text = last ? `${t('online')} · ${t('last_sync', { time: when(last, language()) })}` : t('online');
+  }
+  banner.textContent = text;
+  banner.dataset.online = String(online);
+  banner.dataset.waiting = String(waiting);
+  document.body.classList.toggle('is-offline', !online);
+
+  const rejected = (await db.outcomes()).filter((o) => o.status === 'rejected' && !o.seen);
+  rejectedBox.replaceChildren();
+  rejectedBox.hidden = rejected.length === 0;
+  if (rejected.length) {
+    rejectedBox.append(
+      h('h2', {}, t('rejected_title')),
+      h('ul', {}, rejected.map((o) => h('li', { className: 'rejected', 'data-code': o.code },
+        t('rejected_item', { what: t(`mutation_${(o.name || '').replace('.', '_')}`), reason: o.reason || o.code }),
+        ' ',
+        h('button', { type: 'button', className: 'link', onclick: async () => {
+          const database = await db.openDb();
+          const tx = database.transaction('outcomes', 'readwrite');
+          tx.objectStore('outcomes').put({ ...o, seen: true });
+          await db.committed(tx);
+          renderStatus();
+        } }, t('dismiss'))))),
+    );
+  }
+}
+
+// -- rendering -------------------------------------------------------------------------------
+
+function route() {
+  const parts = (location.hash || '#/today').replace(/^#\/?/, '').split('/').filter(Boolean);
+  return parts.length ? parts : ['today'];
+}
+
+let renderCount = 0;
+async function render({ force = false } = {}) {
+  const root = document.getElementById('app');
+  if (!state.me) {
+    root.replaceChildren(loginView());
+    return;
+  }
+  if (state.dirty && !force) { await renderStatus(); return; }
+  state.dirty = false;
+  const mine = ++renderCount;
+  const focusedId = document.activeElement && document.activeElement.id;
+  const parts = route();
+  const view = await renderView(parts, ctx);
+  if (mine !== renderCount) return; // a newer render started meanwhile
+  const shell = document.getElementById('shell');
+  if (!shell) root.replaceChildren(shellView());
+  const nav = document.getElementById('menu');
+  nav.replaceChildren(...navFor(state.me).map(([hash, key]) => h('li', {},
+    h('a', { href: hash, 'aria-current': `#/${parts[0]}` === hash ? 'page' : undefined }, t(key)))));
+  const main = document.getElementById('main');
+  main.replaceChildren(view);
+  if (focusedId && document.getElementById(focusedId)) document.getElementById(focusedId).focus();
+  await renderStatus();
+}
+
+function shellView() {
+  return h('div', { id: 'shell' },
+    h('a', { className: 'skip', href: '#main', onclick: (e) => { e.preventDefault(); document.getElementById('main').focus(); } }, t('skip')),
+    h('header', { className: 'top' },
+      h('p', { className: 'brand' }, t('app_name')),
+      h('p', { id: 'status', role: 'status', 'aria-live': 'polite' })),
+    h('nav', { 'aria-label': t('nav') }, h('ul', { id: 'menu' })),
+    h('section', { id: 'rejected', 'aria-live': 'polite', hidden: true }),
+    h('main', { id: 'main', tabindex: '-1' }));
+}
+
+function loginView() {
+  const error = h('p', { id: 'login-error', className: 'error', role: 'alert' });
+  const username = h('input', { name: 'username', autocomplete: 'username', required: true, autocapitalize: 'none' });
+  const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const button = h('button', { type: 'submit' }, t('log_in'));
+  const form = h('form', { className: 'card', onsubmit: async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    error.textContent = '';
+    try {
+      await logIn(username.value.trim(), password.value);
+    } catch (e) {
+      error.textContent = e instanceof ApiError ? t('login_failed', { reason: e.message.replace(/^\d+ [\w.]+: /, '') }) : t('login_offline');
+      button.disabled = false;
+    }
+  } },
+  field(t('username'), username), field(t('password'), password), button, error);
+  return h('main', { id: 'main', className: 'login' }, h('h1', {}, t('app_name')), h('h2', {}, t('login_title')), form);
+}
+
+async function logIn(username, password) {
+  const answer = await api('/auth/login', {
+    method: 'POST',
+    body: { username, password, device_name: `Reppu web app (${navigator.platform || 'browser'})` },
+  });
+  // A new person on this device starts from an empty store, with a new client id.
+  await db.wipe();
+  await db.setMeta('token', answer.token);
+  // Who this is, and the first pull, side by side: each is a round trip on a slow network.
+  const [me] = await Promise.all([api('/me', { token: answer.token }), trySync()]);
+  await db.setMeta('me', me);
+  await start(me);
+  render({ force: true });
+}
+
+async function logOut() {
+  try { await api('/auth/logout', { method: 'POST' }); } catch (_) { /* offline: forget anyway */ }
+  if (state.stopLive) state.stopLive();
+  await db.wipe();
+  state.me = null;
+  location.hash = '';
+  render({ force: true });
+}
+ctx.logOut = logOut;
+
+async function refreshMe() {
+  try {
+    const me = await api('/me');
+    await db.setMeta('me', me);
+    state.me = me;
+    setLanguage(me.person.language);
+  } catch (_) { /* offline: keep what we have */ }
+}
+
+async function start(me) {
+  state.me = me;
+  setLanguage(me.person.language);
+  const children = me.children || [];
+  const kept = await db.getMeta('child');
+  state.childId = children.some((c) => c.person.id === kept) ? kept : (children[0] && children[0].person.id);
+  if (state.stopLive) state.stopLive();
+  state.stopLive = followLive(
+    () => trySync(),
+    (connected) => { state.live = connected; },
+  );
+}
+
+// -- start-up ------------------------------------------------------------------------------
+
+function registerWorker() {
+  // After the first screen is drawn, so that its precache does not compete with the page's
+  // own requests on a slow network.
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.register('/sw.js', { type: 'module', scope: '/' }).catch(() => {});
+  }
+}
+
+async function boot() {
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.addEventListener('message', (event) => {
+      if (event.data && event.data.type === 'synced') render();
+      if (event.data && event.data.type === 'open') location.hash = event.data.hash;
+    });
+  }
+  events.addEventListener('records', () => render());
+  events.addEventListener('outbox', () => renderStatus());
+  events.addEventListener('auth', async () => {
+    // The token is gone (revoked, expired): log in again; the outbox stays until then.
+    if (state.stopLive) state.stopLive();
+    await db.setMeta('token', null);
+    state.me = null;
+    render({ force: true });
+  });
+  window.addEventListener('hashchange', () => {
+    render({ force: true }).then(() => {
+      const heading = document.querySelector('#main h1, #main h2');
+      if (heading) { heading.setAttribute('tabindex', '-1'); heading.focus(); }
+    });
+  });
+  window.addEventListener('online', () => { state.online = true; renderStatus(); trySync(); });
+  window.addEventListener('offline', () => { state.online = false; renderStatus(); });
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) trySync(); });
+
+  const me = (await db.getMeta('token')) ? await db.getMeta('me') : null;
+  if (!me) {
+    setLanguage((navigator.language || 'fi').slice(0, 2));
+    await render({ force: true });
+    registerWorker();
+    return;
+  }
+  await start(me);
+  await render({ force: true }); // at once, from the device's store (works offline)
+  registerWorker();
+  if (navigator.onLine) {
+    await Promise.all([refreshMe(), trySync()]);
+    render();
+  }
+}
+
+boot();
+window.reppu = { state, trySync, db }; // for tests and curious developers

@@ -1,0 +1,331 @@
+// The sync protocol (docs/sync-protocol.md) over JSON, mirroring the Python reference client
+// (clients/python/): pull with a cursor, each answer applied atomically in one IndexedDB
+// transaction, checksums checked per partition (and repaired), partitions dropped, and a
+// mutation outbox that survives reloads and is sent when the network returns.
+//
+// Runs in the page and in the service worker. The two take turns through a Web Lock, and
+// the server applies each mutation id once, so a push made twice does no harm.
+
+import { openDb, done, committed, getMeta, setMeta } from './db.js';
+import { tally } from './checksum.js';
+
+export const SCHEMA_VERSION = 1;
+export const MAX_PUSH_MUTATIONS = 500;
+const PAGE_LIMIT = 500;
+
+/** Tells the views that something changed: 'records', 'outbox', 'auth', 'network'. */
+export const events = new EventTarget();
+function emit(what, detail) { events.dispatchEvent(new CustomEvent(what, { detail })); }
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(`${status} ${body && body.code}: ${body && body.message}`);
+    this.status = status;
+    this.code = body && body.code;
+    this.field = body && body.field;
+  }
+}
+
+/** A request to the API with the stored token; JSON in and out. */
+export async function api(path, { method = 'GET', body, token, signal } = {}) {
+  const headers = { Accept: 'application/json' };
+  const bearer = token || await getMeta('token');
+  if (bearer) headers.Authorization = `Bearer ${bearer}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const answer = await fetch(path, {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal,
+    cache: 'no-store',
+  });
+  const text = await answer.text();
+  const parsed = text ? JSON.parse(text) : null;
+  if (!answer.ok) {
+    if (answer.status === 401 && path !== '/auth/login') emit('auth', { code: parsed && parsed.code });
+    throw new ApiError(answer.status, parsed);
+  }
+  return parsed;
+}
+
+function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** The installation's client id, made once and kept with the store. */
+export async function clientId() {
+  let id = await getMeta('client_id');
+  if (!id) { id = randomId(); await setMeta('client_id', id); }
+  return id;
+}
+
+// -- applying a pull answer ----------------------------------------------------------------
+
+async function dropHoldings(holdings, partition, candidates) {
+  const keys = await done(holdings.index('partition').getAllKeys(IDBKeyRange.only(partition)));
+  for (const key of keys) {
+    candidates.add(`${key[1]}\u0000${key[2]}`);
+    holdings.delete(key);
+  }
+}
+
+async function collectOrphans(records, holdings, candidates) {
+  for (const candidate of candidates) {
+    const [type, id] = candidate.split('\u0000');
+    const key = [type, Number(id)];
+    const count = await done(holdings.index('record').count(IDBKeyRange.only(key)));
+    if (count === 0) records.delete(key);
+  }
+  candidates.clear();
+}
+
+/**
+ * Apply a whole answer in one transaction, cursor included (the protocol's order); a crash
+ * part-way leaves the store as it was, and the same pull is simply made again. Returns the
+ * partitions whose count or checksum did not match their summary.
+ */
+export async function applyAnswer(answer) {
+  const db = await openDb();
+  const tx = db.transaction(['records', 'holdings', 'partitions', 'meta'], 'readwrite');
+  const finished = committed(tx);
+  const records = tx.objectStore('records');
+  const holdings = tx.objectStore('holdings');
+  const partitions = tx.objectStore('partitions');
+  const candidates = new Set();
+  try {
+    for (const p of answer.removed || []) {
+      await dropHoldings(holdings, p, candidates);
+      partitions.delete(p);
+    }
+    for (const p of answer.added || []) {
+      await dropHoldings(holdings, p, candidates); // a fresh copy follows
+      partitions.put({ name: p });
+    }
+    // Records no partition holds any more go before the fresh copies arrive, so a stale
+    // version cannot outrank the one a fresh copy brings.
+    await collectOrphans(records, holdings, candidates);
+    for (const change of answer.changes || []) {
+      if (change.op === 'upsert') {
+        const record = change.record;
+        const key = [record.type, record.id];
+        const held = await done(records.get(key));
+        // A record seen through two partitions is stored once, at its newest version.
+        if (!held || record.v >= held.v) records.put(record);
+        holdings.put({ partition: change.partition, type: record.type, id: record.id });
+      } else if (change.op === 'delete') {
+        holdings.delete([change.partition, change.type, change.id]);
+        candidates.add(`${change.type}\u0000${change.id}`);
+      }
+    }
+    await collectOrphans(records, holdings, candidates);
+    if (answer.cursor) tx.objectStore('meta').put(answer.cursor, 'cursor');
+    tx.commit();
+  } catch (error) {
+    try { tx.abort(); } catch (_) { /* already finished */ }
+    throw error;
+  }
+  await finished;
+  const mismatched = [];
+  for (const summary of answer.summaries || []) {
+    const mine = await partitionTally(summary.partition);
+    if (mine.count !== summary.count || mine.checksum !== summary.checksum) {
+      mismatched.push(summary.partition);
+    }
+  }
+  return mismatched;
+}
+
+/** The count and checksum of the local copy of ``partition``. */
+export async function partitionTally(partition) {
+  const db = await openDb();
+  const tx = db.transaction(['records', 'holdings']);
+  const keys = await done(tx.objectStore('holdings').index('partition').getAllKeys(IDBKeyRange.only(partition)));
+  const held = [];
+  for (const key of keys) {
+    const record = await done(tx.objectStore('records').get([key[1], key[2]]));
+    if (record) held.push({ type: record.type, id: record.id, v: record.v });
+  }
+  return tally(held);
+}
+
+/** Forget every record and the cursor; the outbox stays (it is the user's work). */
+export async function resetStore() {
+  const db = await openDb();
+  const tx = db.transaction(['records', 'holdings', 'partitions', 'meta'], 'readwrite');
+  tx.objectStore('records').clear();
+  tx.objectStore('holdings').clear();
+  tx.objectStore('partitions').clear();
+  tx.objectStore('meta').delete('cursor');
+  return committed(tx);
+}
+
+// -- pull ----------------------------------------------------------------------------------
+
+/** One pull, applied; returns the answer and the partitions that failed their check. */
+export async function pullOnce(repair = []) {
+  const body = { schema_version: SCHEMA_VERSION, limit: PAGE_LIMIT };
+  const cursor = await getMeta('cursor');
+  if (cursor) body.cursor = cursor;
+  if (repair.length) body.repair = repair;
+  let answer;
+  try {
+    answer = await api('/sync/pull', { method: 'POST', body });
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.code !== 'sync.bad_cursor' || !body.cursor) throw error;
+    // The server no longer knows this cursor: start again from nothing.
+    await resetStore();
+    delete body.cursor;
+    answer = await api('/sync/pull', { method: 'POST', body });
+  }
+  const mismatched = await applyAnswer(answer);
+  return { answer, mismatched };
+}
+
+/** Pull until nothing more is waiting, repairing any partition whose check fails. */
+export async function pullAll(maxPages = 1000) {
+  let repair = [];
+  let changes = 0;
+  for (let page = 0; page < maxPages; page += 1) {
+    const { answer, mismatched } = await pullOnce(repair);
+    changes += (answer.changes || []).length;
+    const again = mismatched.filter((p) => !repair.includes(p));
+    repair = again;
+    if (!answer.has_more && repair.length === 0) {
+      await setMeta('last_pull_at', new Date().toISOString());
+      if (changes) emit('records', { changes });
+      return changes;
+    }
+  }
+  throw new Error(`sync did not finish within ${maxPages} pages`);
+}
+
+// -- the outbox ----------------------------------------------------------------------------
+
+/** Record a mutation locally (works offline); returns its id. ``pushOutbox`` sends it. */
+export async function queue(name, args) {
+  const db = await openDb();
+  const tx = db.transaction(['outbox', 'meta'], 'readwrite');
+  const finished = committed(tx);
+  const meta = tx.objectStore('meta');
+  const id = ((await done(meta.get('last_mutation_id'))) || 0) + 1;
+  tx.objectStore('outbox').add({ id, name, args, occurred_at: new Date().toISOString() });
+  meta.put(id, 'last_mutation_id');
+  await finished;
+  emit('outbox', { queued: id });
+  return id;
+}
+
+/** Drop answered mutations from the outbox, keeping their outcome for the user. */
+async function settle(sent, results) {
+  const byId = new Map(sent.map((m) => [m.id, m]));
+  const db = await openDb();
+  const tx = db.transaction(['outbox', 'outcomes'], 'readwrite');
+  for (const result of results) {
+    if (result.code === 'mutation.out_of_order') continue; // not recorded: stays queued
+    const mutation = byId.get(result.id) || {};
+    tx.objectStore('outbox').delete(result.id);
+    tx.objectStore('outcomes').put({
+      ...result, name: mutation.name, args: mutation.args, at: new Date().toISOString(),
+    });
+  }
+  await committed(tx);
+}
+
+/** Send every queued mutation, in batches the server takes; returns the results. */
+export async function pushOutbox() {
+  const db = await openDb();
+  const pending = await done(db.transaction('outbox').objectStore('outbox').getAll());
+  if (!pending.length) return [];
+  const client_id = await clientId();
+  const results = [];
+  for (let start = 0; start < pending.length; start += MAX_PUSH_MUTATIONS) {
+    const batch = pending.slice(start, start + MAX_PUSH_MUTATIONS);
+    const answer = await api('/sync/push', {
+      method: 'POST',
+      body: { schema_version: SCHEMA_VERSION, client_id, mutations: batch },
+    });
+    await settle(batch, answer.results);
+    results.push(...answer.results);
+  }
+  emit('outbox', { results });
+  return results;
+}
+
+/** Push what waits, then pull: one at a time across the page and the service worker. */
+export async function syncNow() {
+  const run = async () => {
+    if (!(await getMeta('token'))) return;
+    await pushOutbox();
+    await pullAll();
+  };
+  if (self.navigator && navigator.locks) return navigator.locks.request('reppu-sync', run);
+  return run();
+}
+
+// -- the live stream -----------------------------------------------------------------------
+
+const KEEP_ALIVE_LIMIT_MS = 25_000; // the server sends something at least every 15 s
+
+/**
+ * Follow GET /sync/live while the page is open, calling ``onPoke`` on each poke.
+ * EventSource cannot send the Authorization header, so the stream is read with fetch.
+ * Returns a function that stops it. Reconnects after a silence, an error or a drop.
+ */
+export function followLive(onPoke, onState = () => {}) {
+  let stopped = false;
+  let controller = null;
+  let retryMs = 1000;
+
+  async function connect() {
+    while (!stopped) {
+      const token = await getMeta('token');
+      if (!token) return;
+      controller = new AbortController();
+      let watchdog = null;
+      const feed = () => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => controller.abort(), KEEP_ALIVE_LIMIT_MS);
+      };
+      try {
+        feed();
+        const answer = await fetch('/sync/live', {
+          headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' },
+          signal: controller.signal, cache: 'no-store',
+        });
+        if (answer.status === 401) { emit('auth', { code: 'auth.invalid_token' }); return; }
+        if (!answer.ok || !answer.body) throw new Error(`live: ${answer.status}`);
+        onState(true);
+        retryMs = 1000;
+        const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        for (;;) {
+          const { value, done: ended } = await reader.read();
+          if (ended) break;
+          feed();
+          buffer += value;
+          let cut;
+          while ((cut = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, cut);
+            buffer = buffer.slice(cut + 2);
+            let event = 'message';
+            const data = [];
+            for (const line of block.split(/\r?\n/)) {
+              if (line.startsWith('event:')) event = line.slice(6).trim();
+              else if (line.startsWith('data:')) data.push(line.slice(5).trim());
+            }
+            if (event === 'poke' || event === 'ready') onPoke(event, data.join(' '));
+            if (event === 'end') { emit('auth', { code: 'auth.invalid_token' }); return; }
+          }
+        }
+      } catch (_) {
+        // A drop, a silence or offline: try again shortly.
+      } finally {
+        clearTimeout(watchdog);
+      }
+      onState(false);
+      if (stopped) return;
+      await new Promise((r) => setTimeout(r, retryMs));
+      retryMs = Math.min(retryMs * 2, 30_000);
+    }
+  }
+  connect();
+  return () => { stopped = true; if (controller) controller.abort(); };
+}
