@@ -1,15 +1,17 @@
 """The delivery worker: claims due deliveries with leases and sends them.
 
 A worker runs three loops side by side: the **expander** (outbox entries to deliveries,
-``server/fanout.py``, and digests), the **urgent lane** and the **normal lane**. Each lane
-claims a batch of due deliveries of its kind with a lease (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL; SQLite has one writer, so its claim is a plain update in ``BEGIN IMMEDIATE``), sends
-them concurrently, and records every outcome in one transaction. Several workers in several
-processes and machines share the work through the leases. A worker that is stopped records
-what it has sent before it exits; one that is killed leaves its leases to expire, and the
-deliveries it had not recorded are sent again by another worker (at least once: the push's
-``Topic`` collapses a repeat on the push service, and the app shows one notification per
-item).
+``server/fanout.py``, and digests), the **urgent lane** and the **normal lane** (and the
+apprise lane). Each lane claims a batch of due deliveries of its kind with a lease (``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer, so its claim is a plain update in
+``BEGIN IMMEDIATE``) and reads what sending needs in the same transaction, sends them
+concurrently, and records every outcome in one transaction; a Web Push lane has two batches
+in hand at once, so its pushes keep flowing while the other batch is claimed or recorded.
+Several workers in several processes and machines share the work through the leases. A
+worker that is stopped records what it has sent before it exits; one that is killed leaves its
+leases to expire, and the deliveries it had not recorded are sent again by another worker (at
+least once: the push's ``Topic`` collapses a repeat on the push service, and the app shows one
+notification per item).
 
 Web Push goes through one shared HTTP session (``server/push_transport.py``) with at most
 ``push_connections_per_origin`` requests at once per push service; its outcome is judged by
@@ -49,6 +51,7 @@ from notifications.webpush import (
 )
 from schemas.forms import FormDefinition
 from server.access import marks, school_today
+from server.db.bulk import run_sql
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, PushSubscription
 from server.fanout import (
@@ -126,10 +129,13 @@ class Lane:
     """The urgencies it takes, urgent first (each one an ordered scan of ``delivery_claim``)."""
     lease: dt.timedelta
     """Long enough for a whole batch at the worst (every request timing out)."""
+    loops: int = 1
+    """Batches in hand at once: while one is claimed or its outcomes recorded (a database
+    round trip, on SQLite a wait for the writer), another keeps the pushes flowing."""
 
 
-URGENT = Lane("urgent", "webpush", (True,), dt.timedelta(minutes=5))
-NORMAL = Lane("normal", "webpush", (False,), dt.timedelta(minutes=5))
+URGENT = Lane("urgent", "webpush", (True,), dt.timedelta(minutes=5), loops=2)
+NORMAL = Lane("normal", "webpush", (False,), dt.timedelta(minutes=5), loops=2)
 APPRISE = Lane("apprise", "apprise", (True, False), dt.timedelta(minutes=10))
 """E-mail and SMS gateways are slow (seconds each): their own lane, small batches, urgent
 first, so they never hold up Web Push and a slow batch never outlives its lease."""
@@ -140,34 +146,41 @@ LANES = (URGENT, NORMAL, APPRISE)
 class Claim:
     token: str
     ids: list[int]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """What sending needs of each claimed delivery (``_DETAILS``), read in the claim's
+    transaction."""
+
+
+_CLAIM = (
+    "UPDATE delivery SET lease_until = {}, claim = {}, attempts = attempts + 1 "
+    "WHERE id IN (SELECT id FROM delivery WHERE status = 'queued' "
+    "AND channel = {} AND urgent = {} AND not_before <= {} "
+    "AND (lease_until IS NULL OR lease_until < {}) "
+    "ORDER BY not_before, id LIMIT {}{skip}) RETURNING id"
+)
+_CLAIM_SQL = {
+    "sqlite": _CLAIM.replace("{skip}", ""),
+    "postgres": _CLAIM.replace("{skip}", " FOR UPDATE SKIP LOCKED"),
+}
 
 
 async def claim(engine: Engine[Any], lane: Lane, *, limit: int) -> Claim:
-    """Lease up to ``limit`` due deliveries of ``lane`` to a new claim."""
+    """Lease up to ``limit`` due deliveries of ``lane`` to a new claim, with their details."""
     now = _now()
     token = secrets.token_hex(16)
-    skip = " FOR UPDATE SKIP LOCKED" if isinstance(engine, PostgresEngine) else ""
+    sql = _CLAIM_SQL["postgres" if isinstance(engine, PostgresEngine) else "sqlite"]
     ids: list[int] = []
     async with write_transaction(engine):
         for urgent in lane.urgent:
             if len(ids) >= limit:
                 break
-            rows = await Delivery.raw(
-                "UPDATE delivery SET lease_until = {}, claim = {}, attempts = attempts + 1 "
-                "WHERE id IN (SELECT id FROM delivery WHERE status = 'queued' "
-                "AND channel = {} AND urgent = {} AND not_before <= {} "
-                "AND (lease_until IS NULL OR lease_until < {}) "
-                f"ORDER BY not_before, id LIMIT {{}}{skip}) RETURNING id",
-                now + lane.lease,
-                token,
-                lane.channel,
-                urgent,
-                now,
-                now,
-                limit - len(ids),
+            rows = await run_sql(
+                sql, now + lane.lease, token, lane.channel, urgent, now, now, limit - len(ids)
             )
             ids.extend(int(r["id"]) for r in rows)
-    return Claim(token, sorted(ids))
+        ids.sort()
+        details = await run_sql(_DETAILS.replace("{ids}", marks(len(ids))), *ids) if ids else []
+    return Claim(token, ids, details)
 
 
 _DETAILS = (
@@ -197,18 +210,23 @@ class Texts:
     """What each item's notification says, read once per item and kept (bounded)."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, int, bool], Text | None] = {}
+        self._cache: dict[tuple[str, int, bool], asyncio.Future[Text | None]] = {}
 
     async def get(self, row: dict[str, Any]) -> Text | None:
         if row["outbox"] is None:
             count = int(row["item_count"])
             return Text(Kind.DIGEST, None, "Reppu", f"{count} new", "digest")
         key = (row["kind"], int(row["item_id"]), bool(row["urgent"]))
-        if key not in self._cache:
+        loading = self._cache.get(key)
+        if loading is None or (
+            loading.done() and (loading.cancelled() or loading.exception() is not None)
+        ):
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[key] = await self._load(*key)
-        return self._cache[key]
+            # One read per item, however many of a batch's sends ask for it at once (the
+            # first batch of a storm asks 200 times before the first answer is back).
+            loading = self._cache[key] = asyncio.ensure_future(self._load(*key))
+        return await asyncio.shield(loading)
 
     @staticmethod
     async def _load(kind: str, item_id: int, urgent: bool) -> Text | None:
@@ -300,6 +318,9 @@ class PushSender:
         )
         self._per_origin = settings.push_connections_per_origin
         self._gates: dict[str, asyncio.Semaphore] = {}
+        self._payloads: dict[tuple[Text, int], bytes] = {}
+        """The plaintext of each item's push (a storm bulletin's is the same for every device:
+        encoded once, not 300,000 times)."""
         self._paused: dict[str, dt.datetime] = {}
         """Origins that answered 429, until when: nothing is sent to them before."""
         self._reported: set[str] = set()
@@ -308,12 +329,29 @@ class PushSender:
         await self.transport.aclose()
 
     async def _post(
-        self, endpoint: str, headers: dict[str, str], body: bytes
+        self, origin: str, endpoint: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str]]:
-        origin = origin_of(endpoint)
-        gate = self._gates.setdefault(origin, asyncio.Semaphore(self._per_origin))
+        gate = self._gates.get(origin)
+        if gate is None:
+            gate = self._gates[origin] = asyncio.Semaphore(self._per_origin)
         async with gate:
             return await self.transport.post(endpoint, headers, body)
+
+    def _payload(self, text: Text, count: int) -> bytes:
+        key = (text, count)
+        payload = self._payloads.get(key)
+        if payload is None:
+            if len(self._payloads) > 10_000:
+                self._payloads.clear()
+            payload = self._payloads[key] = encode_payload(
+                text.kind,
+                item_id=text.item_id,
+                title=text.title,
+                body=text.body,
+                count=count,
+                limit=PREVIEW_BYTES,
+            )
+        return payload
 
     async def send(self, row: dict[str, Any], text: Text) -> Outcome:
         now = _now()
@@ -324,14 +362,7 @@ class PushSender:
         if paused is not None and paused > now:
             return Outcome(row["id"], "queued", not_before=paused, detail="push service paused")
         subscription = Subscription(row["endpoint"], row["p256dh"], row["auth"])
-        payload = encode_payload(
-            text.kind,
-            item_id=text.item_id,
-            title=text.title,
-            body=text.body,
-            count=int(row["item_count"]),
-            limit=PREVIEW_BYTES,
-        )
+        payload = self._payload(text, int(row["item_count"]))
         # What is left of the item's life, not a fresh full TTL: a retry in the evening of
         # a morning's news must not sit on a push service until the small hours.
         ttl = max(
@@ -341,10 +372,10 @@ class PushSender:
         headers: dict[str, str] = {}
         for attempt_payload in (payload, shorter(payload)):
             push = self.builder.build(
-                subscription, attempt_payload, text.kind, topic=text.topic, ttl=ttl
+                subscription, attempt_payload, text.kind, topic=text.topic, ttl=ttl, origin=origin
             )
             try:
-                status, headers = await self._post(push.endpoint, push.headers, push.body)
+                status, headers = await self._post(origin, push.endpoint, push.headers, push.body)
             except PushTransportError as exc:
                 status, headers = None, {"x-reppu-error": str(exc)}
                 break
@@ -452,7 +483,7 @@ async def record_outcomes(
             retries.append(o)
     async with write_transaction(engine):
         if release:
-            await Delivery.raw(
+            await run_sql(
                 "UPDATE delivery SET lease_until = NULL, claim = NULL, attempts = attempts - 1 "
                 f"WHERE claim = {{}} AND id IN ({marks(len(release))})",
                 claim,
@@ -461,7 +492,7 @@ async def record_outcomes(
         for (status, last_status, detail), ids in simple.items():
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                await Delivery.raw(
+                await run_sql(
                     "UPDATE delivery SET status = {}, last_status = {}, detail = {}, "
                     "lease_until = NULL, claim = NULL, updated_at = {} "
                     f"WHERE claim = {{}} AND id IN ({marks(len(chunk))})",
@@ -570,8 +601,7 @@ class Worker:
         ids = claimed.ids
         if not ids:
             return 0
-        rows = await Delivery.raw(_DETAILS.replace("{ids}", marks(len(ids))), *ids)
-        tasks = [asyncio.ensure_future(self._send(row)) for row in rows]
+        tasks = [asyncio.ensure_future(self._send(row)) for row in claimed.rows]
         outcomes: list[Outcome] = []
         try:
             await asyncio.gather(*tasks)
@@ -633,8 +663,10 @@ class Worker:
         """Run the expander and every lane until cancelled."""
         try:
             async with asyncio.TaskGroup() as group:
-                for name in self._wake:
-                    group.create_task(self._loop(name))
+                group.create_task(self._loop("expand"))
+                for lane in LANES:
+                    for _ in range(lane.loops):
+                        group.create_task(self._loop(lane.name))
         finally:
             await self.push.close()
 

@@ -694,3 +694,79 @@ async def test_the_real_transport_sends_over_the_network(
         await worker.push.close()
     rows = await deliveries(person=fx_city.mother, channel="webpush")
     assert [(r["status"], r["last_status"]) for r in rows] == [("sent", 201), ("queued", None)]
+
+
+async def test_each_batch_plans_every_device_and_channel_as_the_schedule_says(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    from notifications.schedule import Channel, Preferences, plan
+    from server.db.notify_tables import NotifyPreference
+    from server.fanout import expand_next
+
+    # The mother: two phones with Web Push off and an e-mail channel, instant. The father:
+    # no device and no channel, so staff must reach him. Olli's parent: a preference row that
+    # slipped in unusable, so the defaults (quiet hours 21-07). Olli's parent is in 5A.
+    mother, _ = await subscribed_device(fx_client, fx_push, "mother")
+    await subscribed_device(fx_client, fx_push, "mother")
+    answer = await fx_client.put(
+        "/me/notifications",
+        json={"webpush": "off", "quiet_start": None, "quiet_end": None},
+        headers=mother.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    answer = await fx_client.post(
+        "/me/channels", json={"url": "json://127.0.0.1:9/hook"}, headers=mother.headers
+    )
+    assert answer.status_code == 201, answer.text
+    await subscribed_device(fx_client, fx_push, "olli_parent")
+    await NotifyPreference.insert(
+        NotifyPreference(person=fx_city.olli_parent, webpush="loud", digest_at=dt.time(18))
+    )
+    before = dt.datetime.now(dt.UTC)
+    await _bulletin(
+        fx_client,
+        "admin",
+        audience="municipality",
+        audience_id=fx_city.city,
+        title="t",
+        body="b",
+    )
+    assert await expand_next(fx_db) > 0
+    after = dt.datetime.now(dt.UTC)
+    rows = await deliveries()
+    (entry,) = await Outbox.select()
+    assert entry["done_at"] is not None
+    by_person: dict[int, list[tuple[str, str]]] = {}
+    for r in rows:
+        assert r["key"] == f"{entry['id']}:{r['person']}:{r['channel']}:{r['target']}"
+        assert (r["outbox"], r["urgent"], r["expires_at"]) == (
+            entry["id"],
+            False,
+            entry["expires_at"],
+        )
+        by_person.setdefault(r["person"], []).append((r["channel"], r["status"]))
+    assert sorted(by_person[fx_city.mother]) == [
+        ("apprise", "queued"),
+        ("webpush", "off"),
+        ("webpush", "off"),
+    ]
+    assert by_person[fx_city.father] == [("none", "unreachable")]
+    (olli_parent,) = await deliveries(person=fx_city.olli_parent)
+    assert olli_parent["status"] == "queued"
+    # The defaults' plan, made at the time of the batch: deferred past quiet hours or now.
+    earliest = plan(Preferences(), Channel.WEBPUSH, urgent=False, now=before)
+    latest = plan(Preferences(), Channel.WEBPUSH, urgent=False, now=after)
+    assert earliest is not None
+    assert latest is not None
+    assert earliest.not_before <= olli_parent["not_before"] <= latest.not_before
+    assert set(by_person) == {fx_city.mother, fx_city.father, fx_city.olli_parent}
+    # The same batch once more (a worker that died before its commit was seen) adds nothing.
+    await Outbox.update({Outbox.done_at: None, Outbox.expanded_to: 0}).where(
+        Outbox.id == entry["id"]
+    )
+    assert await expand_next(fx_db) == 1
+    assert len(await deliveries()) == len(rows)
