@@ -1358,6 +1358,10 @@ async def _main(args: argparse.Namespace, cleanup: Cleanup) -> int:
     )
     runs = [await run_backend(cleanup, backend, args) for backend in backends]
     entry = make_entry(args, runs, load)
+    if args.json:  # for scripts/bench
+        from benchlib import write_json
+
+        write_json(args.json, {"runs": runs})
     print()
     print(entry)
     broken = any(b.broken for r in runs for b in r.bursts)
@@ -1453,6 +1457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-record", dest="record", action="store_false")
     parser.add_argument("--keep-logs", type=Path, help="copy server logs and profiles here")
+    parser.add_argument("--json", type=Path, help="also write the results here, as JSON")
     parser.add_argument(
         "--working-tree",
         action="store_true",

@@ -14,7 +14,8 @@ is migrated and gets a demo city (``reppu migrate``, ``reppu demo``). Then:
    and ``--subscribe N``, and this process builds ``PushService`` with the same seed and makes
    the same ``subscribe_many(N)`` call, so both hold the same tokens and keys. Timed apart.
 2. ``reppu serve`` (its in-process worker off: ``REPPU_RUN_WORKER=false``) and ``--workers``
-   ``reppu worker`` processes (default 1 on SQLite, 2 on PostgreSQL) are started and left idle.
+   ``reppu worker`` processes (default 1 on SQLite, 2 on PostgreSQL; counts like ``1,2`` run one
+   storm each, every one on a fresh database) are started and left idle.
    The emulator checks every push for real: VAPID signature, ``k=`` (Reppu's key), ``aud``,
    then decrypts the payload.
 3. The storm: the admin of every municipality of the city (one at 2,000 pupils, seven at full
@@ -33,6 +34,8 @@ is migrated and gets a demo city (``reppu migrate``, ``reppu demo``). Then:
    sequential loop over ``pywebpush.webpush(...)``, as most users would write it (a fresh
    ``vapid_claims`` dict per call: pywebpush writes ``aud`` and ``exp`` into the dict it is
    given, so a dict reused across push services would carry the first one's ``aud``).
+   With ``--node-webpush-sample N``, the Node ``web-push`` package sends the same bulletin's
+   pushes too, one after another and many at once (``scripts/peers/node_webpush.py``).
 
 ``--worker-script PATH`` runs a Python script in place of ``reppu worker`` (it ends by calling
 ``server.cli.main(["worker"])``), to measure a candidate change, say a patched class, without
@@ -82,7 +85,7 @@ from bench_sync import BenchError, Cleanup, run_to_end, say, wait_until_up
 
 from clients.python import ReppuClient
 from notifications.payload import encode_payload
-from notifications.webpush import TTL_SECONDS, Kind, PushBuilder, VapidSigner
+from notifications.webpush import TTL_SECONDS, URGENCY, Kind, PushBuilder, VapidSigner
 from notifications.webpush import Subscription as PushTarget
 from server.access import school_today
 from server.db.bulk import Rows, bulk_insert
@@ -690,13 +693,21 @@ def scan_logs(folder: Path) -> list[str]:
     return found
 
 
+def worker_counts(args: argparse.Namespace, backend: str) -> list[int]:
+    """``--workers`` (one count or a comma-separated list), or the backend's default."""
+    if not args.workers:
+        return [1 if backend == "sqlite" else 2]
+    return [int(part) for part in str(args.workers).split(",") if part.strip()]
+
+
 async def run_backend(
-    cleanup: Cleanup, backend: str, args: argparse.Namespace
+    cleanup: Cleanup, backend: str, args: argparse.Namespace, workers: int, *, profile: bool
 ) -> tuple[StormRun, Settings | None, list[Subscription]]:
+    """One storm on a fresh database with ``workers`` worker processes; the profiled worker
+    afterwards when ``profile`` (once per backend is enough)."""
     folder = Path(tempfile.mkdtemp(prefix=f"reppu-bench-storm-{backend}-"))
     cleanup.folders.append(folder)
     databases_before = list(cleanup.databases)
-    workers = args.workers or (1 if backend == "sqlite" else 2)
     emulator_port = free_port()
     origin = f"http://127.0.0.1:{emulator_port}"
     db: Db | None = None
@@ -830,7 +841,9 @@ async def run_backend(
         for proc in worker_procs:
             cleanup.stop(proc)
 
-        if args.profile:
+        if not profile:
+            run.profile = "measured in the first run of this backend"
+        elif args.profile:
             try:
                 run.profile = await profile_worker(
                     cleanup, folder, env, base, origin, db, city, by_guardian, args, version
@@ -850,7 +863,7 @@ async def run_backend(
             await drop_database(admin_url, name)
             cleanup.databases.remove((admin_url, name))
         if args.keep_logs:
-            keep = args.keep_logs / backend
+            keep = args.keep_logs / f"{backend}-{workers}"
             keep.mkdir(parents=True, exist_ok=True)
             for item in folder.glob("*"):
                 if item.suffix in (".log", ".prof"):
@@ -1118,6 +1131,25 @@ async def run_yardstick(
         cleanup.remove_folder(folder)
 
 
+async def node_yardstick(cleanup: Cleanup, settings: Settings, args: argparse.Namespace) -> Any:
+    """The same bulletin's pushes by the Node web-push package (scripts/peers/)."""
+    from peers.node_webpush import run_node_webpush
+
+    return await run_node_webpush(
+        cleanup,
+        vapid_private_key=settings.vapid_private_key,
+        vapid_public_key=settings.vapid_public_key,
+        vapid_subject=VAPID_SUBJECT,
+        payload=encode_payload(Kind.URGENT, item_id=1, title=TITLE, body=BODY),
+        ttl=TTL_SECONDS[Kind.URGENT],
+        urgency=URGENCY[Kind.URGENT],
+        sample=args.node_webpush_sample,
+        concurrencies=[int(c) for c in str(args.node_webpush_concurrency).split(",") if c],
+        seed=args.seed,
+        quiet_wait=args.quiet_wait,
+    )
+
+
 # -- the entry --------------------------------------------------------------------------------
 
 
@@ -1154,8 +1186,9 @@ def _setup_lines(runs: list[StormRun]) -> list[str]:
     for r in runs:
         planned = ", ".join(f"{k} {v:,}" for k, v in r.planned.items())
         lines.append(
-            f"- {r.version}: migrate and demo city {r.demo_seconds:.0f} s; {r.devices:,} devices "
-            f"(auth tokens and subscriptions, bulk path) inserted in {r.devices_seconds:.1f} s; "
+            f"- {r.version}, {r.workers} worker(s): migrate and demo city "
+            f"{r.demo_seconds:.0f} s; {r.devices:,} devices (auth tokens and subscriptions, "
+            f"bulk path) inserted in {r.devices_seconds:.1f} s; "
             f"CPU busy before the storm {r.busy_before:.0%}; delivery rows after it: {planned}; "
             f"the emulator spent {r.emulator_us:,.0f} us of CPU per accepted push; the workers' "
             f"main threads {r.worker_threads[0]:.0f} s of CPU, their other threads "
@@ -1176,7 +1209,7 @@ def _profile_lines(runs: list[StormRun], iso: Isolated | None) -> list[str]:
     lines: list[str] = []
     for r in runs:
         if isinstance(r.profile, str):
-            lines.append(f"Profile on {r.version}: {r.profile}.")
+            lines.append(f"Profile on {r.version} ({r.workers} worker(s)): {r.profile}.")
     if done:
         first = done[0][1]
         lines += [
@@ -1276,7 +1309,7 @@ def make_entry(
         f"- Command: `{command}`",
         f"- Commit: {args.commit}, as the run started",
         f"- Machine: {describe_machine()}; Python {platform.python_version()}; "
-        + "; ".join(r.version for r in runs),
+        + "; ".join(dict.fromkeys(r.version for r in runs)),
         f"- Load average when the run started: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} "
         "(the machine is shared)",
         f"- City: {people}. Each admin sends an urgent bulletin to its city's guardians "
@@ -1320,8 +1353,9 @@ def interpretation(runs: list[StormRun], yard: Yardstick | None) -> list[str]:
         wrk = r.cpu.get("workers", 0.0) * cores
         per_push = wrk * (r.last or 0.0) / max(1, r.accepted) * 1e6
         parts.append(
-            f"{r.version} {_s(r.last)} ({r.rate:,.0f} pushes/s; the workers used {wrk:.2f} "
-            f"cores, {per_push:,.0f} us of CPU per push, the emulator {emu:.2f})"
+            f"{r.version} with {r.workers} worker(s) {_s(r.last)} ({r.rate:,.0f} pushes/s; "
+            f"the workers used {wrk:.2f} cores, {per_push:,.0f} us of CPU per push, "
+            f"the emulator {emu:.2f})"
         )
     text = "The whole storm took " + "; ".join(parts) + ', against "about a minute".'
     floor = max(r.emulator_us * r.expected / 1e6 for r in runs)
@@ -1376,8 +1410,11 @@ async def _main(args: argparse.Namespace, cleanup: Cleanup) -> int:
     settings: Settings | None = None
     subs: list[Subscription] = []
     for backend in backends:
-        run, settings, subs = await run_backend(cleanup, backend, args)
-        runs.append(run)
+        for index, workers in enumerate(worker_counts(args, backend)):
+            run, settings, subs = await run_backend(
+                cleanup, backend, args, workers, profile=index == 0
+            )
+            runs.append(run)
     iso: Isolated | None = None
     if settings is not None and subs:
         iso = measure_isolated(settings, subs, min(len(subs), 2000))
@@ -1388,7 +1425,23 @@ async def _main(args: argparse.Namespace, cleanup: Cleanup) -> int:
     yard: Yardstick | None = None
     if args.pywebpush_sample and settings is not None:
         yard = await run_yardstick(cleanup, settings, args)
+    node: list[Any] = []
+    if args.node_webpush_sample and settings is not None:
+        try:
+            node = await node_yardstick(cleanup, settings, args)
+        except BenchError as exc:  # the storm's figures stand without it
+            say(f"Node web-push yardstick not measured: {exc}")
     entry = make_entry(args, runs, yard, iso, load)
+    if node:  # the Node web-push yardstick (scripts/peers/node_webpush.py)
+        from peers.node_webpush import node_lines
+
+        rates = {f"{r.version}, {r.workers} worker(s)": r.rate for r in runs if r.rate}
+        entry += "\n#### The yardstick: the Node web-push package\n\n"
+        entry += "\n".join(node_lines(node, rates)) + "\n"
+    if args.json:
+        from benchlib import write_json
+
+        write_json(args.json, {"runs": runs, "yardstick": yard, "isolated": iso, "node": node})
     print()
     print(entry)
     if args.record:
@@ -1411,9 +1464,20 @@ def main() -> int:
     )
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument(
-        "--workers", type=int, help="reppu worker processes (default 1 on SQLite, 2 on PostgreSQL)"
+        "--workers",
+        help="reppu worker processes: a count, or counts like 1,2 (each its own storm on a "
+        "fresh database); default 1 on SQLite, 2 on PostgreSQL",
     )
     parser.add_argument("--pywebpush-sample", type=int, default=3000, help="0: skip")
+    parser.add_argument(
+        "--node-webpush-sample", type=int, default=0, help="pushes by Node web-push (0: skip)"
+    )
+    parser.add_argument(
+        "--node-webpush-concurrency",
+        default="1,50",
+        help="pushes in flight, each in turn (1,50)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here, as JSON")
     parser.add_argument("--postgres-admin-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument(
@@ -1457,6 +1521,10 @@ def main() -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # Started in the background (`cmd &` ignores SIGINT, and the ignoring is inherited):
+        # the profiled worker must still stop on SIGINT, or cProfile writes nothing.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return asyncio.run(_main(args, cleanup))
     except BenchError as exc:

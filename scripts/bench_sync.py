@@ -47,7 +47,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -63,6 +62,18 @@ import asyncpg
 import httpx
 import msgspec
 from bench_record import describe_commit, describe_machine
+from benchlib import (  # shared scaffolding; re-exported for bench_storm and bench_rollcall
+    BenchError,
+    Cleanup,
+    drop_database,
+    free_port,
+    record_entry,
+    run_to_end,
+    say,
+    tool_version,
+    wait_until_up,
+    worker_pids,
+)
 from litestar import Litestar, post
 
 from clients.python import ReppuClient
@@ -96,8 +107,6 @@ LOGIN_ATTEMPTS = 3
 ADDRESS_LIMIT = 100_000
 QUIET_BUSY = 0.2
 """Below this CPU busy share (all cores) the machine counts as quiet enough to measure."""
-HEALTH_TIMEOUT = 60.0
-STOP_TIMEOUT = 15.0
 BARE_APP = '''\
 """A bare Litestar endpoint: the ceiling a "nothing new" pull is measured against."""
 
@@ -114,159 +123,7 @@ app = Litestar(route_handlers=[pull])
 
 _decode_json = msgspec.json.Decoder(PullResponse)
 _decode_msgpack = msgspec.msgpack.Decoder(PullResponse)
-_started = time.monotonic()
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class BenchError(RuntimeError):
-    """A step of the benchmark failed; the message says which."""
-
-
-def say(message: str) -> None:
-    """Progress: one line, with the seconds since the start."""
-    print(f"[{time.monotonic() - _started:7.1f} s] {message}", flush=True)
-
-
-# -- processes, folders and databases that must not outlive the run -------------------------
-
-
-@dataclass
-class Cleanup:
-    """What the run started or created; :meth:`run` removes all of it (and may run twice)."""
-
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    folders: list[Path] = field(default_factory=list)
-    databases: list[tuple[str, str]] = field(default_factory=list)
-
-    def start(
-        self, cmd: Sequence[str], *, env: dict[str, str], log: Path
-    ) -> subprocess.Popen[bytes]:
-        """Start ``cmd`` in its own session (process group), output into ``log``."""
-        with log.open("ab") as out:
-            proc = subprocess.Popen(  # noqa: S603 - our own commands, no shell
-                list(cmd),
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.processes.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        """SIGTERM to the process group, SIGKILL if it is still there after a while."""
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                say(f"process {proc.pid} ignored SIGTERM for {STOP_TIMEOUT:.0f} s: SIGKILL")
-        # The group may hold children that outlived the leader: end them too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
-        if proc in self.processes:
-            self.processes.remove(proc)
-
-    def drop_database(self, admin_url: str, name: str) -> None:
-        asyncio.run(_drop_database(admin_url, name))
-        if (admin_url, name) in self.databases:
-            self.databases.remove((admin_url, name))
-
-    def remove_folder(self, folder: Path) -> None:
-        shutil.rmtree(folder, ignore_errors=True)
-        if folder in self.folders:
-            self.folders.remove(folder)
-
-    def run(self) -> None:
-        for proc in list(reversed(self.processes)):
-            self.stop(proc)
-        for admin_url, name in list(self.databases):
-            try:
-                self.drop_database(admin_url, name)
-            except Exception as exc:  # keep cleaning up the rest
-                print(f"could not drop database {name}: {exc}", file=sys.stderr)
-        for folder in list(self.folders):
-            self.remove_folder(folder)
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_url, timeout=10)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def run_to_end(cleanup: Cleanup, cmd: Sequence[str], env: dict[str, str], timeout: float) -> None:
-    """Run ``cmd`` in its own process group, output shown here, within ``timeout`` seconds."""
-    proc = subprocess.Popen(  # noqa: S603 - our own commands, no shell
-        list(cmd), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    cleanup.processes.append(proc)
-    try:
-        code = proc.wait(timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{' '.join(cmd[1:3])} did not finish within {timeout:.0f} s") from exc
-    finally:
-        cleanup.stop(proc)
-    if code != 0:
-        raise BenchError(f"{' '.join(cmd)} exited with {code}")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_until_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    """Poll ``url`` until it answers, at most ``HEALTH_TIMEOUT`` seconds."""
-    deadline = time.monotonic() + HEALTH_TIMEOUT
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise BenchError(f"the server exited with {proc.returncode}; see {log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(url)).status_code < 500:
-                    return
-            await asyncio.sleep(0.2)
-    raise BenchError(f"{url} did not answer within {HEALTH_TIMEOUT:.0f} s")
-
-
-def worker_pids(parent: int) -> list[int]:
-    """The uvicorn worker processes of the supervisor ``parent`` (not its resource tracker)."""
-    found: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent and b"multiprocessing.spawn" in cmdline:
-            found.append(int(entry.name))
-    return sorted(found)
-
-
-# -- the machine ------------------------------------------------------------------------------
-
-
-def _tool_version(cmd: Sequence[str]) -> str:
-    try:
-        out = subprocess.run(  # noqa: S603
-            list(cmd), capture_output=True, text=True, check=False, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-    text = (out.stdout or out.stderr).strip().splitlines()
-    return text[0] if text else "?"
 
 
 # -- 1. bytes on the wire ---------------------------------------------------------------------
@@ -615,7 +472,7 @@ def serve_bare(
     """The bare app under uvicorn with ``reppu serve``'s options (workers, no proxy headers,
     log level info, which keeps uvicorn's access log on unless ``access_log`` is False)."""
     (folder / "bare_litestar.py").write_text(BARE_APP)
-    port = _free_port()
+    port = free_port()
     log = folder / f"bare-{port}.log"
     cmd = [
         str(BIN / "uvicorn"),
@@ -1102,7 +959,7 @@ async def run_backend(cleanup: Cleanup, backend: str, args: argparse.Namespace) 
     try:
         env, version, sqlite_path = await prepare_database(cleanup, backend, folder, args)
         run = BackendRun(backend, version)
-        port = _free_port()
+        port = free_port()
         log = folder / "serve.log"
         reppu = str(BIN / "reppu")
         serve_cmd = [reppu, "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -1162,7 +1019,7 @@ async def run_backend(cleanup: Cleanup, backend: str, args: argparse.Namespace) 
     finally:
         for admin_url, name in [d for d in cleanup.databases if d not in databases_before]:
             say(f"dropping database {name}")
-            await _drop_database(admin_url, name)
+            await drop_database(admin_url, name)
             cleanup.databases.remove((admin_url, name))
         if args.keep_logs:
             keep = args.keep_logs / backend
@@ -1442,16 +1299,7 @@ def make_entry(
 def record(entry: str) -> None:
     """Insert the entry at the end of the "Sync" section, creating the section at the end of
     the file when it is missing; the other sections are left as they are."""
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    if f"\n{SECTION}\n" not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{SECTION_INTRO}"
-    start = text.index(f"\n{SECTION}\n") + len(SECTION) + 2
-    following = text.find("\n## ", start)
-    end = len(text) if following == -1 else following + 1
-    before, after = text[:end].rstrip("\n"), text[end:]
-    text = f"{before}\n\n{entry}" + (f"\n{after}" if after else "")
-    BENCHMARKS.parent.mkdir(parents=True, exist_ok=True)
-    BENCHMARKS.write_text(text)
+    record_entry(SECTION, SECTION_INTRO, entry, BENCHMARKS)
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -1472,7 +1320,7 @@ async def _main(args: argparse.Namespace, cleanup: Cleanup) -> int:
             )
             args.wrk = False
         else:
-            wrk_version = _tool_version(["wrk", "-v"]).split(" [")[0]
+            wrk_version = tool_version(["wrk", "-v"]).split(" [")[0]
     runs: list[BackendRun] = []
     for backend in args.backends:
         runs.append(await run_backend(cleanup, backend, args))
