@@ -3,7 +3,7 @@
 import { h, field, when, dayLabel } from './dom.js';
 import { t, language } from './i18n.js';
 import * as db from './db.js';
-import { api } from './sync.js';
+import { api, ApiError } from './sync.js';
 import { dayTimetable, schoolToday, schoolWeek } from './timetable.js';
 import { formsView, formView, formStatusView } from './forms.js';
 import { pushSubscription, turnPushOn, turnPushOff } from './push.js';
@@ -33,7 +33,10 @@ export async function renderView(parts, ctx) {
     case 'week': return timetableView(ctx, 'week');
     case 'roll': return rollCallView(ctx, Number(a), b);
     case 'messages': return a ? threadView(ctx, Number(a)) : messagesView(ctx);
-    case 'bulletins': return a ? bulletinView(ctx, Number(a)) : bulletinsView(ctx);
+    case 'bulletins':
+      if (a === 'new') return newBulletinView(ctx);
+      if (a && b === 'report') return reportView(ctx, Number(a));
+      return a ? bulletinView(ctx, Number(a)) : bulletinsView(ctx);
     case 'absences': return absencesView(ctx);
     case 'forms':
       if (isStaff(me)) return formStatusView(ctx, a ? Number(a) : null);
@@ -257,10 +260,15 @@ async function threadView(ctx, threadId) {
 // -- bulletins -----------------------------------------------------------------------------
 
 async function bulletinsView(ctx) {
+  const me = ctx.state.me;
   const bulletins = (await db.recordsOf('bulletin')).sort((x, y) => y.sent_at.localeCompare(x.sent_at));
   const read = await receiptsFor('bulletin');
+  const sending = isStaff(me) ? (await db.outbox()).filter((m) => m.name === 'bulletin.send') : [];
   return h('section', { 'aria-labelledby': 'view-title' },
     h('h1', { id: 'view-title' }, t('bulletins')),
+    isStaff(me) ? h('a', { className: 'button', href: '#/bulletins/new', id: 'new-bulletin' }, t('new_bulletin')) : null,
+    sending.length ? h('ul', { className: 'items', id: 'bulletins-pending' }, sending.map((m) => h('li', { className: 'item is-pending' },
+      h('span', { className: 'title-plain' }, m.args.title), h('span', { className: 'badge' }, t('pending'))))) : null,
     bulletins.length ? h('ul', { className: 'items' }, bulletins.map((b) => h('li', {
       className: `item${read.has(b.id) ? '' : ' is-unread'}${b.urgent ? ' is-urgent' : ''}`, 'data-bulletin': b.id,
     },
@@ -271,7 +279,14 @@ async function bulletinsView(ctx) {
       : h('p', { className: 'empty' }, t('bulletins_none')));
 }
 
+/** Whether the app offers this person the bulletin's delivery report: its author, and
+ * principals and admins (the server decides in the end: anyone else gets a 404). */
+function mayAskReport(me, bulletin) {
+  return isStaff(me) && (bulletin.author_id === me.person.id || has(me, 'principal') || has(me, 'admin'));
+}
+
 async function bulletinView(ctx, id) {
+  const me = ctx.state.me;
   const b = await db.getRecord('bulletin', id);
   const back = h('a', { href: '#/bulletins', className: 'back' }, t('back'));
   if (!b) return h('section', {}, back, h('p', {}, t('bulletins_none')));
@@ -280,7 +295,133 @@ async function bulletinView(ctx, id) {
     h('h1', { id: 'view-title' }, b.title),
     b.urgent ? h('strong', { className: 'badge urgent' }, t('urgent')) : null,
     h('p', { className: 'details' }, `${b.author_name} · ${when(b.sent_at, language())}`),
-    h('p', { className: 'body' }, b.body));
+    h('p', { className: 'body' }, b.body),
+    mayAskReport(me, b) ? h('a', { className: 'button', id: 'report-link', href: `#/bulletins/${id}/report` }, t('who_was_reached')) : null);
+}
+
+// -- staff: a bulletin's delivery report (GET /bulletins/{id}/status, online only) ----------
+
+const RECIPIENT_STATUSES = ['read', 'reached', 'pending', 'not_reached'];
+const REPORT_PAGE = 50;
+
+async function reportView(ctx, id) {
+  // Live server data, never synced: a background pull must not fetch it again (and lose
+  // the pages shown); navigating here again does.
+  ctx.state.dirty = true;
+  const b = await db.getRecord('bulletin', id);
+  const section = h('section', { 'aria-labelledby': 'view-title', id: 'report' },
+    h('a', { href: b ? `#/bulletins/${id}` : '#/bulletins', className: 'back' }, t('back')),
+    h('h1', { id: 'view-title' }, t('who_was_reached')),
+    b ? h('p', { className: 'details' }, `${b.title} · ${when(b.sent_at, language())}`) : null);
+  const problem = (key, vars) => h('p', { className: 'error', role: 'alert', id: 'report-problem' }, t(key, vars));
+  if (!navigator.onLine || ctx.state.online === false) {
+    section.append(problem('report_offline'));
+    return section;
+  }
+  const pageSize = ctx.state.reportPage || REPORT_PAGE;
+  const fetchPage = (after) => api(`/bulletins/${id}/status?only=not_reached&limit=${pageSize}&after=${after}`);
+  let report;
+  try {
+    report = await fetchPage(0);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) section.append(problem('report_refused'));
+    else if (error instanceof ApiError) section.append(problem('report_failed', { reason: error.code || error.status }));
+    else section.append(problem('report_offline'));
+    return section;
+  }
+  const counts = h('section', { className: 'card', 'aria-labelledby': 'counts-title' },
+    h('h2', { id: 'counts-title' }, t('report_counts', { n: report.recipients })),
+    h('dl', { className: 'counts', id: 'report-counts' }, RECIPIENT_STATUSES.map((s) => [
+      h('dt', {}, t(`recipient_${s}`)),
+      h('dd', { 'data-status': s }, String(report.counts[s] ?? 0))])),
+    report.expansion === 'expanding' ? h('p', { className: 'hint' }, t('report_expanding')) : null);
+  const list = h('ol', { className: 'items', id: 'not-reached' });
+  const more = h('button', { type: 'button', className: 'secondary', id: 'report-more' }, t('show_more'));
+  const failed = h('p', { role: 'status', className: 'error' });
+  const add = (page) => {
+    const items = page.people.map((p) => h('li', { className: 'item', 'data-person': p.person_id, tabindex: '-1' },
+      h('span', { className: 'name' }, p.name),
+      Object.keys(p.channels || {}).length
+        ? h('span', { className: 'details' }, Object.entries(p.channels).map(([c, s]) => `${c}: ${s}`).join(' · '))
+        : h('span', { className: 'details' }, t('no_channel'))));
+    list.append(...items);
+    // The last page: no button at all (button's own display rule would beat `hidden`).
+    if (page.next_after === null || page.next_after === undefined) more.remove();
+    else more.dataset.after = String(page.next_after);
+    return items;
+  };
+  more.addEventListener('click', async () => {
+    if (!more.dataset.after) return;
+    more.disabled = true;
+    failed.textContent = '';
+    try {
+      const items = add(await fetchPage(Number(more.dataset.after)));
+      if (items.length) items[0].focus();
+    } catch (_) {
+      failed.textContent = t('report_offline');
+    }
+    more.disabled = false;
+  });
+  const notReached = h('section', { className: 'card', 'aria-labelledby': 'not-reached-title' },
+    h('h2', { id: 'not-reached-title' }, t('not_reached_title', { n: report.counts.not_reached ?? 0 })),
+    report.people.length ? [h('p', { className: 'hint' }, t('not_reached_hint')), list, more, failed]
+      : h('p', { className: 'empty' }, t('not_reached_none')));
+  add(report);
+  section.append(counts, notReached,
+    h('button', { type: 'button', className: 'secondary', id: 'report-refresh', onclick: () => ctx.rerender() }, t('refresh')));
+  return section;
+}
+
+// -- staff: a new bulletin (queued through the outbox like every change) --------------------
+
+function bulletinAudiences(me, groups) {
+  const partitions = me.partitions || [];
+  const taught = new Set(partitions.filter((p) => p.startsWith('group-staff:')).map((p) => Number(p.split(':')[1])));
+  const options = groups.filter((g) => taught.has(g.id)).sort((x, y) => x.name.localeCompare(y.name, language()))
+    .map((g) => ({ value: `group:${g.id}`, text: `${g.name} (${g.school_name})` }));
+  if (has(me, 'principal') || has(me, 'admin')) {
+    const schoolNames = new Map(groups.map((g) => [g.school_id, g.school_name]));
+    for (const p of partitions.filter((x) => x.startsWith('school-staff:'))) {
+      const schoolId = Number(p.split(':')[1]);
+      options.unshift({ value: `school:${schoolId}`, text: t('whole_school', { name: schoolNames.get(schoolId) || schoolId }) });
+    }
+  }
+  return options;
+}
+
+async function newBulletinView(ctx) {
+  const me = ctx.state.me;
+  const back = h('a', { href: '#/bulletins', className: 'back' }, t('back'));
+  const heading = h('h1', { id: 'view-title' }, t('new_bulletin'));
+  if (!isStaff(me)) return h('section', { 'aria-labelledby': 'view-title' }, back, heading, h('p', {}, t('bulletins_none')));
+  const audiences = bulletinAudiences(me, await db.recordsOf('group'));
+  if (!audiences.length) return h('section', { 'aria-labelledby': 'view-title' }, back, heading, h('p', { className: 'empty' }, t('no_audiences')));
+  const audience = h('select', { name: 'audience', onchange: ctx.markDirty },
+    audiences.map((o) => h('option', { value: o.value }, o.text)));
+  const title = h('input', { name: 'title', required: true, maxlength: 200, oninput: ctx.markDirty });
+  const body = h('textarea', { name: 'body', rows: 5, required: true, maxlength: 10000, oninput: ctx.markDirty });
+  const role = (value, checked) => h('label', { className: 'choice' },
+    h('input', { type: 'checkbox', name: 'roles', value, checked, onchange: ctx.markDirty }), ' ', t(`audience_${value}`));
+  const roles = h('fieldset', {}, h('legend', {}, t('bulletin_roles')), role('guardians', true), role('pupils', false), role('staff', false));
+  const leader = has(me, 'principal') || has(me, 'admin');
+  const urgent = leader ? h('label', { className: 'choice' }, h('input', { type: 'checkbox', name: 'urgent', onchange: ctx.markDirty }), ' ', t('urgent')) : null;
+  const error = h('p', { className: 'error', role: 'alert' });
+  const form = h('form', { className: 'card', id: 'bulletin-form', onsubmit: async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    const chosen = [...form.querySelectorAll('input[name=roles]:checked')].map((i) => i.value);
+    if (!chosen.length) { error.textContent = t('choose_roles'); return; }
+    if (!title.value.trim() || !body.value.trim()) { error.textContent = t('title_and_body'); return; }
+    const [kind, audienceId] = audience.value.split(':');
+    const args = { audience: kind, audience_id: Number(audienceId), title: title.value.trim(), body: body.value, roles: chosen };
+    if (urgent && urgent.querySelector('input').checked) args.urgent = true;
+    await ctx.mutate('bulletin.send', args);
+    ctx.state.dirty = false;
+    ctx.navigate('#/bulletins');
+  } },
+  field(t('bulletin_audience'), audience), field(t('bulletin_title'), title), field(t('message_body'), body),
+  roles, urgent, h('button', { type: 'submit' }, t('send')), error);
+  return h('section', { 'aria-labelledby': 'view-title' }, back, heading, form);
 }
 
 // -- absences (guardians) ------------------------------------------------------------------
