@@ -66,7 +66,6 @@ import random
 import resource
 import secrets
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -82,6 +81,7 @@ import asyncpg
 import httpx
 from bench_record import describe_commit, describe_machine
 from bench_sync import BenchError, Cleanup, run_to_end, say, wait_until_up
+from benchlib import cpu_busy_share, drop_database, free_port, machine_busy_seconds
 
 from clients.python import ReppuClient
 from notifications.payload import encode_payload
@@ -127,37 +127,6 @@ PG_AUX = (b"checkpointer", b"background writer", b"walwriter", b"autovacuum laun
 
 
 # -- small helpers ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_url, timeout=10)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def _cpu_times() -> tuple[int, int]:
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields), fields[3] + fields[4]  # total, idle + iowait
-
-
-def machine_busy_seconds() -> float:
-    total, idle = _cpu_times()
-    return (total - idle) / CLOCK_TICKS
-
-
-def cpu_busy_share(seconds: float) -> float:
-    total0, idle0 = _cpu_times()
-    time.sleep(seconds)
-    total1, idle1 = _cpu_times()
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
 
 
 def wait_for_quiet(limit: float) -> float:
