@@ -76,4 +76,5 @@ class PartitionKind(StrEnum):
     MUNICIPALITY_GUARDIANS = "municipality-guardians"
     """Bulletins for a city's guardians (not its pupils): the guardians, the city's staff."""
     INBOX = "inbox"
-    """A person's private messages: that person alone."""
+    """A person's own items (messages, receipts, a substitute's covered lessons and rosters):
+    that person alone."""
