@@ -32,6 +32,7 @@ from pathlib import Path
 
 import asyncpg
 from bench_record import describe_commit, describe_machine
+from benchlib import BENCHMARKS, DEFAULT_ADMIN_URL, ROOT, record_entry
 
 from server.db.engine import open_database
 from server.db.migrate import migrate
@@ -42,8 +43,6 @@ from server.oneroster import export_oneroster, import_oneroster, parse_files, re
 from server.oneroster.apply import Summary
 from server.settings import Settings, load_settings
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## OneRoster import"
 SECTION_INTRO = """\
 `scripts/bench_oneroster.py` exports the demo city as a OneRoster 1.2 CSV bulk set
@@ -52,9 +51,6 @@ file and a fresh PostgreSQL database, each import one transaction through the sy
 (`docs/oneroster.md`); then it imports the same zip again, which must change nothing. Each run
 appends an entry below.
 """
-DEFAULT_ADMIN_URL = os.environ.get(
-    "REPPU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,19 +164,6 @@ def _entry(
     return "\n".join(lines) + "\n"
 
 
-def _record(entry: str) -> None:
-    """Insert the entry at the end of the "OneRoster import" section, creating it if missing."""
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{SECTION_INTRO}"
-    start = text.index(SECTION) + len(SECTION)
-    following = text.find("\n## ", start)
-    end = len(text) if following == -1 else following + 1
-    before, after = text[:end].rstrip("\n"), text[end:]
-    text = f"{before}\n\n{entry}" + (f"\n{after}" if after else "")
-    BENCHMARKS.write_text(text)
-
-
 async def _main(args: argparse.Namespace) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="reppu-bench-oneroster-"))
     try:
@@ -204,7 +187,7 @@ async def _main(args: argparse.Namespace) -> int:
     print()
     print(entry)
     if not args.no_record:
-        _record(entry)
+        record_entry(SECTION, SECTION_INTRO, entry)
         print(f"Recorded in {BENCHMARKS.relative_to(ROOT)}.")
     return 0
 

@@ -25,9 +25,9 @@ from piccolo.engine.postgres import PostgresEngine
 from server.access import marks, school_today
 from server.db.bulk import insert_values, run_sql
 from server.db.engine import write_transaction
+from server.demo.progress import Progress, no_progress
 from server.oneroster.parse import (
     FILES,
-    MAX_PROBLEMS,
     Batch,
     ClassRow,
     DemographicRow,
@@ -55,7 +55,6 @@ from server.rosters import roster_writes
 from server.sync_store import RecordWrite, write_records
 from server.timetable import group_writes, lesson_writes
 
-Progress = Callable[[str, int, int], None]
 CHUNK = 2000
 """Ids per ``IN (...)`` list."""
 
@@ -144,10 +143,6 @@ class Summary:
                 f"  {name:<18} {c.created:>9,} {c.updated:>9,} {c.ended:>9,} {c.unchanged:>9,}"
             )
         return "\n".join(lines)
-
-
-def _no_progress(stage: str, done: int, total: int) -> None:
-    del stage, done, total
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -410,7 +405,6 @@ class _Writer:
         def created(row: Row) -> tuple[Any, ...]:
             return (*person(row), self.plan.birth_dates.get(row.sid))
 
-        await self.check_usernames()
         revived = await self.create(
             "users",
             "person",
@@ -462,7 +456,12 @@ class _Writer:
         self.end_refs(ops.ends)
         self.tick("write users", len(ops.updates) + len(ops.ends))
 
-    async def check_usernames(self) -> None:
+    async def check_conflicts(self) -> list[Problem]:
+        """What the stored rows refuse, found before anything is written: a username or an
+        oppijanumero that belongs to another person."""
+        return [*(await self._taken_usernames()), *(await self._taken_learner_numbers())]
+
+    async def _taken_usernames(self) -> list[Problem]:
         """A username already taken by someone this import does not make is refused."""
         rows = self.plan.ops["users"]
         wanted = {
@@ -493,21 +492,25 @@ class _Writer:
                             f"{row.username!r} is taken by another person",
                         )
                     )
-        if problems:
-            raise ImportRefused(problems)
+        return problems
 
-    async def save_learner_numbers(self, rows: list[Row]) -> None:
-        """Each person's oppijanumero, kept as an ``external_ref`` of its own source: one
-        number belongs to one person, whichever system sent it."""
-        users = [r for r in rows if isinstance(r, UserRow)]
-        numbers = {r.oppijanumero: r for r in users if r.oppijanumero}
+    async def _taken_learner_numbers(self) -> list[Problem]:
+        """An oppijanumero already held by a person other than the row's (one new to this
+        import holds none yet)."""
+        rows = self.plan.ops["users"]
+        numbers = {
+            r.oppijanumero: r
+            for r in [*rows.creates, *(u for u, _ in rows.updates)]
+            if isinstance(r, UserRow) and r.oppijanumero
+        }
+        known = self.local.get("user", {})
         problems = []
         for chunk in _chunks(sorted(numbers)):
             for found in await run_sql(
                 _NUMBERS.format(ids=marks(len(chunk))), LEARNER_NUMBER, *chunk
             ):
                 row = numbers[found["source_id"]]
-                if found["local_id"] != self.id_of("user", row.sid):
+                if found["local_id"] != known.get(row.sid):
                     problems.append(
                         Problem(
                             "users",
@@ -516,8 +519,13 @@ class _Writer:
                             "this oppijanumero belongs to another person",
                         )
                     )
-        if problems:
-            raise ImportRefused(problems)
+        return problems
+
+    async def save_learner_numbers(self, rows: list[Row]) -> None:
+        """Each person's oppijanumero, kept as an ``external_ref`` of its own source: one
+        number belongs to one person, whichever system sent it."""
+        users = [r for r in rows if isinstance(r, UserRow)]
+        numbers = {r.oppijanumero: r for r in users if r.oppijanumero}
         people = [self.id_of("user", r.sid) for r in users]
         for chunk in _chunks(people):
             await run_sql(_DROP_NUMBERS.format(ids=marks(len(chunk))), LEARNER_NUMBER, *chunk)
@@ -733,7 +741,7 @@ async def import_oneroster(
     with every problem found. Importing the same batch again changes nothing."""
     started = time.perf_counter()
     today = today or school_today()
-    report = progress or _no_progress
+    report = progress or no_progress
     async with write_transaction(engine):
         if isinstance(engine, PostgresEngine):
             # Two imports at once take turns: each plans from what the other committed.
@@ -741,8 +749,11 @@ async def import_oneroster(
         refs = await _load_refs(batch.source)
         plan = make_plan(batch.source, batch.rows, batch.modes, refs)
         if plan.problems:
-            raise ImportRefused(plan.problems[:MAX_PROBLEMS])
+            raise ImportRefused(plan.problems)
         writer = _Writer(engine, plan, refs, today, report)
+        conflicts = await writer.check_conflicts()
+        if conflicts:
+            raise ImportRefused(conflicts)
         await writer.orgs()
         await writer.sessions()
         await writer.courses()

@@ -13,7 +13,6 @@ import csv
 import datetime as dt
 import io
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,9 @@ from piccolo.engine.base import Engine
 from server.access import school_today
 from server.db.bulk import run_sql
 from server.db.engine import read_snapshot
+from server.demo.progress import Progress, no_progress
 from server.oneroster.apply import LEARNER_NUMBER
 from server.oneroster.parse import FILES, FINNISH, HEADERS
-
-Progress = Callable[[str, int, int], None]
 
 _ORGS = "SELECT id, kind, name, parent, language FROM organisation ORDER BY id"
 _TERMS = "SELECT id, organisation, name, starts_on, ends_on FROM term ORDER BY id"
@@ -259,6 +257,6 @@ async def export_oneroster(
     stamp = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     files = _Files(stamp)
     async with read_snapshot(engine):
-        await _collect(files, today or school_today(), progress or (lambda *_: None))
+        await _collect(files, today or school_today(), progress or no_progress)
     _write(path, files.texts(source))
     return dict(files.counts)

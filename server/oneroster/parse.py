@@ -21,6 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from server.demo.progress import Progress
+
 MAX_PROBLEMS = 200
 """Parsing stops collecting problems here: the first ones are enough to mend a file."""
 
@@ -147,10 +149,11 @@ class Problem:
 
 
 class ImportRefused(Exception):  # noqa: N818 (a refusal, not a bug)
-    """The import is refused whole; nothing was written."""
+    """The import is refused whole; nothing was written. The first :data:`MAX_PROBLEMS`
+    problems are kept."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
+        self.problems = problems[:MAX_PROBLEMS]
         super().__init__("\n".join(str(p) for p in problems))
 
 
@@ -283,7 +286,6 @@ ROLES = frozenset(
 CUSTODY = frozenset({"custodial", "information_only", "none"})
 
 T = TypeVar("T")
-Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``, as ``server/demo/progress.py`` draws it."""
 
 
@@ -729,7 +731,7 @@ def parse_files(texts: Mapping[str, str], progress: Progress | None = None) -> B
             continue
         batch.rows[name] = parse_file(name, texts[name], mode, problems, progress)
     if problems:
-        raise ImportRefused(problems[:MAX_PROBLEMS])
+        raise ImportRefused(problems)
     return batch
 
 
