@@ -38,7 +38,7 @@ from schemas.forms import FormDefinition, SigningRule
 from schemas.messages import Audience, AudienceRole
 from server.access import load_access_facts, marks, school_today
 from server.audiences import bulletin_partitions
-from server.db.bulk import run_sql
+from server.db.bulk import insert_values, run_sql
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, Outbox, PushSubscription
 from sync.policy import AccessFacts, Partition, readable_partitions
@@ -53,8 +53,6 @@ times (the storm benchmark, docs/benchmarks.md)."""
 POLICY_CHUNK = 2000
 """Candidates whose access facts are loaded at once (each a bound value of its queries)."""
 OUTBOX_LEASE = dt.timedelta(seconds=60)
-NONE = "none"
-"""The channel of a recipient who has no channel at all: staff must reach them otherwise."""
 
 
 def _now() -> dt.datetime:
@@ -473,20 +471,6 @@ _DELIVERY_COLUMNS = (
 )
 
 
-async def insert_deliveries(rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert delivery rows; a row whose key exists already is left as it is."""
-    columns = ", ".join(_DELIVERY_COLUMNS)
-    one = f"({marks(len(_DELIVERY_COLUMNS))})"
-    for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
-        values = ", ".join(one for _ in chunk)
-        args = [value for row in chunk for value in row]
-        await Delivery.raw(
-            f"INSERT INTO delivery ({columns}) VALUES {values} ON CONFLICT (key) DO NOTHING",
-            *args,
-        )
-
-
 # --- the worker's steps ------------------------------------------------------------------
 
 
@@ -507,12 +491,13 @@ async def _claim_outbox(engine: Engine[Any], now: dt.datetime) -> dict[str, Any]
 
 
 def readers(
-    audit: Audit, people: Sequence[int], facts: dict[int, AccessFacts], day: dt.date
+    wanted: frozenset[Partition],
+    people: Sequence[int],
+    facts: dict[int, AccessFacts],
+    day: dt.date,
 ) -> list[int]:
-    """Those of ``people`` whom the policy lets read one of the item's partitions today."""
-    if not audit.partitions:
-        return list(people)
-    wanted = {Partition.parse(name) for name in audit.partitions}
+    """Those of ``people`` whom the policy lets read one of ``wanted`` (the item's
+    partitions) today."""
     return [
         p
         for p in people
@@ -539,10 +524,11 @@ async def expand_next(engine: Engine[Any], *, batch: int = EXPAND_BATCH) -> int:
     found = await candidates(audit, after, batch)
     people = [p for p in found if p != audit.exclude]
     if audit.partitions:
+        wanted = frozenset(Partition.parse(name) for name in audit.partitions)
         allowed: list[int] = []
         for start in range(0, len(people), POLICY_CHUNK):
             chunk = people[start : start + POLICY_CHUNK]
-            allowed += readers(audit, chunk, await load_access_facts(chunk), day)
+            allowed += readers(wanted, chunk, await load_access_facts(chunk), day)
         people = allowed
     groups = await plan_groups(engine, people, bool(entry["urgent"]), now)
     finished = len(found) < batch
@@ -577,8 +563,10 @@ async def _open_digest(engine: Engine[Any], base: str, row: tuple[Any, ...]) -> 
         if r["status"] == "queued" and r["lease_until"] is None:
             return int(r["id"])
     key = f"{base}#{len(rows)}"
-    await insert_deliveries([(key, *row[1:])])
-    made = await Delivery.raw("SELECT id FROM delivery WHERE key = {}", key)
+    await insert_values(
+        "delivery", _DELIVERY_COLUMNS, [(key, *row[1:])], tail="ON CONFLICT (key) DO NOTHING"
+    )
+    made = await run_sql("SELECT id FROM delivery WHERE key = {}", key)
     return int(made[0]["id"])
 
 

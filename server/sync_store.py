@@ -114,7 +114,7 @@ def _notify_payloads(partitions: Sequence[str]) -> Iterator[str]:
     write, such as an import, touches thousands of partitions)."""
     payload = ""
     for name in partitions:
-        if payload and len(payload) + 1 + len(name.encode()) > NOTIFY_BYTES:
+        if payload and len(payload.encode()) + 1 + len(name.encode()) > NOTIFY_BYTES:
             yield payload
             payload = ""
         payload = f"{payload} {name}" if payload else name

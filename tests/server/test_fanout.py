@@ -735,9 +735,10 @@ async def test_each_batch_plans_every_device_and_channel_as_the_schedule_says(
         title="t",
         body="b",
     )
-    assert await expand_next(fx_db) > 0
+    written = await expand_next(fx_db)
     after = dt.datetime.now(dt.UTC)
     rows = await deliveries()
+    assert written == len(rows)
     (entry,) = await Outbox.select()
     assert entry["done_at"] is not None
     by_person: dict[int, list[tuple[str, str]]] = {}
