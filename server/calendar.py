@@ -32,7 +32,6 @@ from server.identity import token_digest
 from server.messaging import names
 from server.settings import Settings
 from sync.calendar import (
-    EventState,
     Feed,
     FeedChange,
     FeedLesson,
@@ -342,7 +341,6 @@ async def serve_feed(
         return None
     subject_name = (await names([subject_id])).get(subject_id, "")
     lessons, changes = await timetable_of(subject, today)
-    previous: dict[str, EventState] = {}
     try:
         previous = read_state(_state_decoder.decode(row["state"] or "{}"))
     except msgspec.DecodeError:
@@ -350,7 +348,7 @@ async def serve_feed(
     feed = build_feed(
         subject_id=subject_id,
         subject_name=subject_name,
-        language=row["language"] or "fi",
+        language=row["language"],
         lessons=lessons,
         changes=changes,
         previous=previous,

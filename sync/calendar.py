@@ -480,7 +480,7 @@ def not_modified(
     return False
 
 
-FEED_PATH = re.compile(r"(/calendar/)(?!feeds(?:[/?]|$))[^/?\s\"]+")
+FEED_PATH = re.compile(r"(/calendar/+)(?!feeds(?:[/?\s\"]|$))[^/?\s\"]+")
 
 
 def redact_feed_paths(text: str) -> str:
