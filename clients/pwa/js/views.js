@@ -201,6 +201,10 @@ async function receiptsFor(itemType) {
   const read = new Set();
   for (const r of await db.recordsOf('receipt')) if (r.item_type === itemType) read.add(r.item_id);
   for (const m of await db.outbox()) if (m.name === `${itemType}.read`) read.add(m.args.id);
+  // Applied but its receipt not pulled yet: a view drawn in between must not mark it again.
+  for (const o of await db.outcomes()) {
+    if (o.name === `${itemType}.read` && o.status === 'applied') read.add(o.args.id);
+  }
   return read;
 }
 
