@@ -88,7 +88,7 @@ from bench_sync import (
 )
 
 from schemas.sync import SCHEMA_VERSION
-from server.access import school_today
+from server.clock import school_today
 from server.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

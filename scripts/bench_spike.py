@@ -71,7 +71,7 @@ from benchlib import (
 from peers import couch
 
 from clients.python import ReppuClient
-from server.access import school_today
+from server.clock import school_today
 
 MAX_PAGES = 50
 CONNECTIONS_PER_CLIENT = 2

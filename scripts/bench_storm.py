@@ -87,7 +87,7 @@ from clients.python import ReppuClient
 from notifications.payload import encode_payload
 from notifications.webpush import TTL_SECONDS, URGENCY, Kind, PushBuilder, VapidSigner
 from notifications.webpush import Subscription as PushTarget
-from server.access import school_today
+from server.clock import school_today
 from server.db.bulk import Rows, bulk_insert
 from server.db.engine import open_database
 from server.settings import Settings, load_settings

@@ -7,22 +7,13 @@ their number, so a route deciding about a viewer and a target costs the same as 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from schemas.core import GuardianshipKind, MembershipRole, OrganisationKind, StaffRoleKind
 from server.db.tables import Person
 from sync.policy import AccessFacts, GroupTie, StaffTie, Validity, WardTie
-
-SCHOOL_TIMEZONE = ZoneInfo("Europe/Helsinki")
-
-
-def school_today(now: dt.datetime | None = None) -> dt.date:
-    """Today's date where the schools are: validity periods are Helsinki days."""
-    return (now or dt.datetime.now(dt.UTC)).astimezone(SCHOOL_TIMEZONE).date()
 
 
 def _validity(row: dict[str, Any]) -> Validity:

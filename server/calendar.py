@@ -25,6 +25,7 @@ from piccolo.engine.base import Engine
 from schemas.calendar import FeedOut
 from schemas.core import MembershipRole
 from server.access import load_access_facts
+from server.clock import utc_now
 from server.db.calendar_tables import CalendarFeed
 from server.db.engine import write_transaction
 from server.db.tables import Lesson, LessonChange, SchoolGroup, Term
@@ -48,10 +49,6 @@ MAX_FEEDS_PER_PERSON = 20
 """Live feeds one person may hold: a family's children and a spare or two, not a leak."""
 
 _state_decoder = msgspec.json.Decoder(dict[str, list[int | str]])
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 # --- feeds of a person ------------------------------------------------------------------------
@@ -90,7 +87,7 @@ async def create_feed(
     """A new feed of ``subject_id``'s timetable for ``owner_id``; the caller has checked
     :func:`may_hold`. The token is returned once and never stored."""
     token = secrets.token_urlsafe(32)
-    now = _now()
+    now = utc_now()
     async with write_transaction(engine):
         row = CalendarFeed(
             owner=owner_id,
@@ -125,7 +122,9 @@ async def revoke_feed(engine: Engine[Any], owner_id: int, feed_id: int) -> bool:
     """Revoke one of the owner's live feeds; False if there is no such feed of theirs."""
     async with write_transaction(engine):
         revoked = (
-            await CalendarFeed.update({CalendarFeed.revoked_at: _now(), CalendarFeed.state: "{}"})
+            await CalendarFeed.update(
+                {CalendarFeed.revoked_at: utc_now(), CalendarFeed.state: "{}"}
+            )
             .where(
                 (CalendarFeed.id == feed_id)
                 & (CalendarFeed.owner == owner_id)

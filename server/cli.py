@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import logging
 import os
 import sys
@@ -43,6 +42,7 @@ async def _pending(settings: Settings) -> list[str]:
 
 
 async def _demo(settings: Settings, *, pupils: int, seed: int, if_empty: bool) -> int:
+    from server.clock import school_today
     from server.db.engine import open_database
     from server.demo import DEMO_LOGINS, DEMO_PASSWORD, DemoCityError, ensure_empty, load_demo_city
     from server.demo.progress import TextProgress
@@ -51,7 +51,7 @@ async def _demo(settings: Settings, *, pupils: int, seed: int, if_empty: bool) -
         try:
             await ensure_empty(engine)
             summary = await load_demo_city(
-                engine, pupils=pupils, seed=seed, today=dt.date.today(), progress=TextProgress()
+                engine, pupils=pupils, seed=seed, today=school_today(), progress=TextProgress()
             )
         except DemoCityError as exc:
             if if_empty:

@@ -50,7 +50,8 @@ from notifications.webpush import (
     origin_of,
 )
 from schemas.forms import FormDefinition
-from server.access import marks, school_today
+from server.access import marks
+from server.clock import school_today, utc_now
 from server.db.bulk import run_sql
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, PushSubscription
@@ -81,10 +82,6 @@ PREVIEW_BYTES = 1024
 """A push carries ids and a short preview (the app pulls the rest): a storm bulletin to
 300,000 devices is then about 0.3 GB of requests, not 1.2 GB."""
 MIN_TTL = 60
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 async def to_the_end(work: Awaitable[T]) -> T:
@@ -166,7 +163,7 @@ _CLAIM_SQL = {
 
 async def claim(engine: Engine[Any], lane: Lane, *, limit: int) -> Claim:
     """Lease up to ``limit`` due deliveries of ``lane`` to a new claim, with their details."""
-    now = _now()
+    now = utc_now()
     token = secrets.token_hex(16)
     sql = _CLAIM_SQL["postgres" if isinstance(engine, PostgresEngine) else "sqlite"]
     ids: list[int] = []
@@ -354,7 +351,7 @@ class PushSender:
         return payload
 
     async def send(self, row: dict[str, Any], text: Text) -> Outcome:
-        now = _now()
+        now = utc_now()
         if row["endpoint"] is None:
             return Outcome(row["id"], "gone", detail="subscription removed")
         origin = origin_of(row["endpoint"])
@@ -451,7 +448,7 @@ class AppriseSender:
         if ok:
             return Outcome(row["id"], "sent")
         # Apprise says only "it failed": retry with backoff until the item is stale.
-        now = _now()
+        now = utc_now()
         retry_at = now + dt.timedelta(seconds=backoff_delay(int(row["attempts"])))
         if retry_at > row["expires_at"]:
             return Outcome(row["id"], "failed", detail=reason)
@@ -473,7 +470,7 @@ async def record_outcomes(
     """
     if not outcomes and not release:
         return
-    now = _now()
+    now = utc_now()
     simple: dict[tuple[str, int | None, str], list[int]] = defaultdict(list)
     retries = []
     for o in outcomes:
@@ -623,7 +620,7 @@ class Worker:
         return len(ids)
 
     async def _send(self, row: dict[str, Any]) -> Outcome:
-        if _now() > row["expires_at"]:
+        if utc_now() > row["expires_at"]:
             return Outcome(row["id"], "expired", detail="stale before it could be sent")
         text = await self.texts.get(row)
         if text is None:

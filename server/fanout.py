@@ -36,8 +36,9 @@ from notifications.webpush import TTL_SECONDS, Kind
 from schemas.core import PartitionKind
 from schemas.forms import FormDefinition, SigningRule
 from schemas.messages import Audience, AudienceRole
-from server.access import load_access_facts, marks, school_today
+from server.access import load_access_facts, marks
 from server.audiences import bulletin_partitions
+from server.clock import school_today, utc_now
 from server.db.bulk import insert_values, run_sql
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, Outbox, PushSubscription
@@ -55,10 +56,6 @@ POLICY_CHUNK = 2000
 OUTBOX_LEASE = dt.timedelta(seconds=60)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def kind_of(outbox_kind: str, urgent: bool) -> Kind:
     if urgent:
         return Kind.URGENT
@@ -73,7 +70,7 @@ def kind_of(outbox_kind: str, urgent: bool) -> Kind:
 
 async def enqueue(kind: str, item_id: int, *, urgent: bool) -> None:
     """Record that ``kind`` ``item_id`` must notify; call inside the item's transaction."""
-    now = _now()
+    now = utc_now()
     ttl = TTL_SECONDS[kind_of(kind, urgent)]
     await Outbox.insert(
         Outbox(
@@ -508,7 +505,7 @@ def readers(
 async def expand_next(engine: Engine[Any], *, batch: int = EXPAND_BATCH) -> int:
     """Expand one batch of one open outbox entry; returns the deliveries written (at least 1
     when an entry was worked on; 0: idle)."""
-    now = _now()
+    now = utc_now()
     entry = await _claim_outbox(engine, now)
     if entry is None:
         return 0
@@ -572,7 +569,7 @@ async def _open_digest(engine: Engine[Any], base: str, row: tuple[Any, ...]) -> 
 
 async def assemble_digests(engine: Engine[Any], *, limit: int = 5000) -> int:
     """Gather due ``digest`` deliveries into one digest delivery per person and target."""
-    now = _now()
+    now = utc_now()
     async with write_transaction(engine):
         lock = " FOR UPDATE SKIP LOCKED" if isinstance(engine, PostgresEngine) else ""
         due = await Delivery.raw(
@@ -619,7 +616,7 @@ async def forget_targets(channel: str, target_ids: Sequence[int]) -> None:
         "UPDATE delivery SET status = 'gone', detail = 'subscription or channel removed', "
         f"lease_until = NULL, updated_at = {{}} WHERE channel = {{}} AND target IN "
         f"({marks(len(target_ids))}) AND status IN ('queued', 'digest')",
-        _now(),
+        utc_now(),
         channel,
         *target_ids,
     )

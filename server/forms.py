@@ -36,7 +36,8 @@ from schemas.forms import (
     Signature,
 )
 from schemas.sync import MutationCode
-from server.access import load_access_facts, school_today
+from server.access import load_access_facts
+from server.clock import school_today, utc_now
 from server.db.form_tables import (
     FormDefinition as DefinitionRow,
 )
@@ -55,10 +56,6 @@ from sync.policy import AccessFacts, Action, GroupRef, SchoolRef, decide
 _answers_json = msgspec.json.Decoder(dict[str, Answer])
 _definition_json = msgspec.json.Decoder(FormDefinition)
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def person_partition(pupil_id: int) -> str:
@@ -329,7 +326,7 @@ async def send_form_request(ctx: MutationContext, args: FormRequestArgs) -> None
         sender=ctx.viewer.person_id,
         due_on=args.due_on,
         note=args.note,
-        sent_at=_now(),
+        sent_at=utc_now(),
     )
     await request.save()
     await FormResponse.insert(*(FormResponse(request=request.id, pupil=p) for p in chosen))
@@ -410,7 +407,7 @@ async def _answer(ctx: MutationContext, args: FormAnswerArgs, *, submit: bool) -
             "$.request_id",
         )
     digest = answers_hash(request["id"], args.pupil_id, args.definition_version, answers)
-    now = _now()
+    now = utc_now()
     if digest != response["answers_hash"]:
         # Changed answers void every signature over the old ones.
         await FormSignature.update({FormSignature.voided_at: now}).where(

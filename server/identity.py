@@ -29,6 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from piccolo.engine.base import Engine
 
 from schemas.errors import ErrorCode
+from server.clock import utc_now
 from server.db.engine import write_transaction
 from server.db.notify_tables import PushSubscription
 from server.db.tables import Account, AuthToken, LoginFailure
@@ -91,10 +92,6 @@ def token_digest(settings: Settings, token: str) -> str:
     return hmac.new(settings.secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _failure_keys(username: str, address: str) -> tuple[str, str]:
     return f"account:{username.casefold()}", f"address:{address}"
 
@@ -116,7 +113,7 @@ async def _count_attempt(
     Counting first is what makes the limit hold against many guesses sent at once: each one
     is counted before any of them has spent the tens of milliseconds of a password check.
     """
-    now = _now()
+    now = utc_now()
     since = now - dt.timedelta(seconds=settings.login_window_seconds)
     account_key, address_key = _failure_keys(username, address)
     async with write_transaction(engine):
@@ -172,7 +169,7 @@ async def log_in(
         raise ReppuError(ErrorCode.AUTH_BAD_CREDENTIALS, "Wrong username or password.")
 
     token = secrets.token_urlsafe(32)
-    now = _now()
+    now = utc_now()
     expires_at = now + dt.timedelta(seconds=settings.token_ttl_seconds)
     async with write_transaction(engine):
         await AuthToken.insert(
@@ -207,7 +204,7 @@ async def authenticate(settings: Settings, token: str) -> Principal | None:
     row = rows[0] if rows else None
     if row is None or row["revoked_at"] is not None or row["disabled"]:
         return None
-    if row["expires_at"] <= _now():
+    if row["expires_at"] <= utc_now():
         return None
     return Principal(
         person_id=int(row["person_id"]),
@@ -223,7 +220,7 @@ async def log_out(engine: Engine[Any], principal: Principal) -> None:
     The device's push subscription goes with it: a logged-out phone shows no more news.
     """
     async with write_transaction(engine):
-        await AuthToken.update({AuthToken.revoked_at: _now()}).where(
+        await AuthToken.update({AuthToken.revoked_at: utc_now()}).where(
             AuthToken.id == principal.token_id
         )
         await delete_subscriptions(PushSubscription.device == principal.token_id)

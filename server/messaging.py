@@ -28,6 +28,7 @@ from schemas.messages import (
 from schemas.sync import MutationCode
 from server.access import load_access_facts
 from server.audiences import bulletin_partitions, inbox, staff_only
+from server.clock import utc_now
 from server.db.absence_tables import SchoolSettings
 from server.db.message_tables import (
     Bulletin,
@@ -54,10 +55,6 @@ from sync.policy import (
 
 STAFF_ROLES = frozenset({Role.TEACHER, Role.PRINCIPAL, Role.ADMIN})
 LEADERS = frozenset({Role.PRINCIPAL, Role.ADMIN})
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 async def names(person_ids: Iterable[int]) -> dict[int, str]:
@@ -219,7 +216,7 @@ async def _start_threads(ctx: MutationContext, args: MessageSendArgs) -> None:
                 f"$.to[{args.to.index(person_id) if person_id in args.to else i}]",
             )
         plans.append((person_id, organisation))
-    now = _now()
+    now = utc_now()
     thread_ids: list[int] = []
     for person_id, organisation in plans:
         thread = Thread(
@@ -270,7 +267,7 @@ async def send_message(ctx: MutationContext, args: MessageSendArgs) -> None:
                 "$.thread_id",
             )
     message = Message(
-        thread=args.thread_id, sender=ctx.viewer.person_id, body=args.body, sent_at=_now()
+        thread=args.thread_id, sender=ctx.viewer.person_id, body=args.body, sent_at=utc_now()
     )
     await message.save()
     await enqueue("message", int(message.id), urgent=False)
@@ -383,7 +380,7 @@ async def send_bulletin(ctx: MutationContext, args: BulletinSendArgs) -> None:
         title=args.title,
         body=args.body,
         urgent=args.urgent,
-        sent_at=_now(),
+        sent_at=utc_now(),
     )
     await bulletin.save()
     for person_id in sorted(set(args.people)):
@@ -396,7 +393,7 @@ async def send_bulletin(ctx: MutationContext, args: BulletinSendArgs) -> None:
 
 
 async def _mark_read(ctx: MutationContext, item_type: ItemType, item_id: int) -> None:
-    read_at = min(ctx.occurred_at, _now())
+    read_at = min(ctx.occurred_at, utc_now())
     # Two devices marking the same item at once: one insert wins, the other does nothing.
     made = await ReadReceipt.raw(
         "INSERT INTO read_receipt (person, item_type, item_id, read_at) VALUES ({}, {}, {}, {}) "

@@ -42,6 +42,7 @@ from schemas.errors import ErrorCode
 from schemas.sync import MutationCode, MutationIn, MutationResult, PushRequest, PushResponse
 from server.access import marks
 from server.catalogue import CATALOGUE
+from server.clock import utc_now
 from server.db.bulk import run_sql
 from server.db.engine import DUPLICATE, write_transaction
 from server.db.sync_tables import SyncClient
@@ -112,7 +113,7 @@ async def _register_client(client_id: str, person_id: int) -> int:
                     client_id=client_id,
                     person=person_id,
                     last_mutation_id=0,
-                    created_at=dt.datetime.now(dt.UTC),
+                    created_at=utc_now(),
                 )
             )
         except _DUPLICATE:
@@ -129,7 +130,7 @@ async def _position(engine: Engine[Any], client: int) -> int:
 
 async def _record(client: int, done: list[tuple[MutationIn, MutationResult]], last: int) -> None:
     """Write the results of ``done`` and the client's new position, in two statements."""
-    received = dt.datetime.now(dt.UTC)
+    received = utc_now()
     for first in range(0, len(done), PER_TRANSACTION):
         chunk = done[first : first + PER_TRANSACTION]
         values = ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, {})" for _ in chunk)
@@ -306,7 +307,7 @@ async def push(
     memo: dict[object, Any] = {}
 
     def context(mutation: MutationIn) -> MutationContext:
-        received_at = dt.datetime.now(dt.UTC)
+        received_at = utc_now()
         return MutationContext(
             engine=engine,
             viewer=viewer,

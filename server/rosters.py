@@ -22,7 +22,8 @@ from piccolo.engine.base import Engine
 
 from schemas.absences import RosterPupil, RosterRecord
 from schemas.core import MembershipRole, PartitionKind
-from server.access import marks, school_today
+from server.access import marks
+from server.clock import school_today
 from server.db.engine import write_transaction
 from server.db.tables import Membership, SchoolGroup
 from server.sync_store import RecordWrite, write_records

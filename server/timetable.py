@@ -25,7 +25,7 @@ from piccolo.engine.base import Engine
 
 from schemas.core import GroupKind, PartitionKind
 from schemas.sync import GroupRecord, LessonChangeRecord, LessonRecord
-from server.access import school_today
+from server.clock import school_today
 from server.db.engine import write_transaction
 from server.db.tables import Lesson, LessonChange, SchoolGroup
 from server.sync_store import RecordWrite, write_records

@@ -21,8 +21,8 @@ import pytest_asyncio
 from litestar import Litestar
 from piccolo.engine.base import Engine
 
-from server.access import school_today
 from server.app import create_app
+from server.clock import school_today
 from server.db.engine import bind_engine, open_database
 from server.db.migrate import migrate
 from server.db.schema import EVERY_TABLE

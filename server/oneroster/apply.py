@@ -22,7 +22,8 @@ from typing import Any
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
-from server.access import marks, school_today
+from server.access import marks
+from server.clock import school_today
 from server.db.bulk import insert_values, run_sql
 from server.db.engine import write_transaction
 from server.demo.progress import Progress, no_progress

@@ -18,7 +18,7 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
-from server.access import school_today
+from server.clock import school_today, utc_now
 from server.db.bulk import run_sql
 from server.db.engine import read_snapshot
 from server.demo.progress import Progress, no_progress
@@ -254,7 +254,7 @@ async def export_oneroster(
 ) -> dict[str, int]:
     """Write the database to ``path`` (a folder, or a zip if it ends in ``.zip``) from one
     consistent snapshot; returns rows per file."""
-    stamp = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    stamp = utc_now().replace(microsecond=0).isoformat().replace("+00:00", "Z")
     files = _Files(stamp)
     async with read_snapshot(engine):
         await _collect(files, today or school_today(), progress or no_progress)

@@ -23,7 +23,8 @@ from schemas.absences import (
 )
 from schemas.core import Id, MembershipRole, OrganisationKind
 from schemas.errors import ErrorCode
-from server.access import load_access_facts, marks, school_today
+from server.access import load_access_facts, marks
+from server.clock import school_today
 from server.db.absence_tables import (
     AbsenceNotice,
     Attendance,

@@ -10,7 +10,8 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from schemas.auth import LoginRequest, LoginResponse
-from server.access import load_access_facts, school_today
+from server.access import load_access_facts
+from server.clock import school_today
 from server.identity import Principal, log_in, log_out, token_digest
 from server.state import AppState
 from sync.policy import AccessFacts, roles_on

@@ -21,7 +21,6 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_30
 from schemas.calendar import FeedCreated, FeedIn, FeedOut
 from schemas.core import Id
 from schemas.errors import ErrorCode
-from server.access import school_today
 from server.calendar import (
     MAX_FEEDS_PER_PERSON,
     create_feed,
@@ -31,6 +30,7 @@ from server.calendar import (
     revoke_feed,
     serve_feed,
 )
+from server.clock import school_today, utc_now
 from server.errors import ReppuError
 from server.identity import Principal
 from server.state import AppState
@@ -76,7 +76,7 @@ async def calendar_feed(
     token = name.removesuffix(".ics")
     if token == name or not _TOKEN.match(token):
         raise _no_feed()
-    now = dt.datetime.now(dt.UTC)
+    now = utc_now()
     feed = await serve_feed(app_state.engine, app_state.settings, token, school_today(now), now)
     if feed is None:
         raise _no_feed()

@@ -7,7 +7,6 @@ so that ids of other schools' forms cannot be probed.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import msgspec
@@ -24,7 +23,8 @@ from schemas.forms import (
     DefinitionSummary,
     FormRequestStatus,
 )
-from server.access import load_access_facts, school_today
+from server.access import load_access_facts
+from server.clock import school_today, utc_now
 from server.db.engine import DUPLICATE, write_transaction
 from server.db.form_tables import FormDefinition as DefinitionRow
 from server.errors import ReppuError
@@ -110,7 +110,7 @@ async def create_definition(
                     version=(latest["version"] if latest else 0) + 1,
                     body=body,
                     created_by=viewer.person_id,
-                    created_at=dt.datetime.now(dt.UTC),
+                    created_at=utc_now(),
                 )
                 await row.save()
             break

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 from collections import defaultdict
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -41,7 +40,8 @@ from schemas.notifications import (
     SubscriptionOut,
     VapidKey,
 )
-from server.access import load_access_facts, school_today
+from server.access import load_access_facts
+from server.clock import school_today, utc_now
 from server.db.engine import DUPLICATE, write_transaction
 from server.db.message_tables import Bulletin, ReadReceipt
 from server.db.notify_tables import (
@@ -59,10 +59,6 @@ from server.messaging import names
 from server.settings import Settings
 from server.state import AppState
 from sync.policy import AccessFacts, Action, CityRef, SchoolRef, decide
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _b64(text: str) -> bytes:
@@ -135,7 +131,7 @@ async def subscribe(
         )
     _check_keys(data)
     principal = request.user
-    now = _now()
+    now = utc_now()
     row = PushSubscription(
         person=principal.person_id,
         device=principal.token_id,
@@ -203,7 +199,7 @@ async def add_channel(
         )
     async with write_transaction(app_state.engine):
         row = NotifyChannel(
-            person=request.user.person_id, url=data.url, label=data.label, created_at=_now()
+            person=request.user.person_id, url=data.url, label=data.label, created_at=utc_now()
         )
         await row.save()
     return ChannelOut(id=int(row.id), scheme=urlsplit(data.url).scheme, label=data.label)

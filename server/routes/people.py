@@ -9,7 +9,8 @@ from litestar.params import FromPath
 
 from schemas.errors import ErrorCode
 from schemas.people import Child, ContactDetails, Me, PersonCard
-from server.access import load_access_facts, school_today
+from server.access import load_access_facts
+from server.clock import school_today
 from server.db.tables import Person
 from server.errors import ReppuError
 from server.identity import Principal

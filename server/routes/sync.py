@@ -25,7 +25,8 @@ from schemas.sync import (
     Record,
     Upsert,
 )
-from server.access import load_access_facts, school_today
+from server.access import load_access_facts
+from server.clock import school_today
 from server.db.engine import read_snapshot
 from server.errors import ReppuError
 from server.identity import Principal, authenticate

@@ -17,8 +17,8 @@ from litestar import Litestar
 from piccolo.engine.base import Engine
 
 from schemas.core import GroupKind, GuardianshipKind, MembershipRole, StaffRoleKind
-from server.access import SCHOOL_TIMEZONE, school_today
 from server.app import create_app
+from server.clock import SCHOOL_TIMEZONE, school_today
 from server.db.absence_tables import (
     AbsenceNotice,
     Attendance,

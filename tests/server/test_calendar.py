@@ -14,8 +14,8 @@ from dateutil.rrule import rrulestr
 from icalendar import Calendar, Event
 from piccolo.engine.base import Engine
 
-from server.access import SCHOOL_TIMEZONE
 from server.calendar import RedactFeedTokens, uvicorn_log_config
+from server.clock import SCHOOL_TIMEZONE
 from server.db.calendar_tables import CalendarFeed
 from server.db.tables import Account, Guardianship, LessonChange, Person, Term
 from tests.city import City

@@ -51,8 +51,8 @@ from piccolo.engine.base import Engine
 from clients.python import LocalStore, ReppuClient
 from schemas.sync import SCHEMA_VERSION
 from server import identity
-from server.access import school_today
 from server.app import create_app
+from server.clock import school_today
 from server.compaction import compact
 from server.db.engine import bind_engine, open_database
 from server.db.tables import Guardianship, Membership

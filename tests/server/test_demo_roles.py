@@ -10,7 +10,8 @@ import pytest
 from piccolo.engine.base import Engine
 
 from schemas.core import GroupKind, MembershipRole, OrganisationKind
-from server.access import load_access_facts, school_today
+from server.access import load_access_facts
+from server.clock import school_today
 from server.db.tables import Account, Membership, Organisation, Person, SchoolGroup
 from server.demo import DEMO_LOGINS, DEMO_PASSWORD, load_demo_city
 from sync.policy import Action, decide

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from piccolo.engine.base import Engine
 
-from server.access import school_today
 from server.cli import build_parser
+from server.clock import school_today
 from server.db.oneroster_tables import ExternalRef
 from server.db.schema import EVERY_TABLE
 from server.db.sync_tables import ChangeLog, SyncRecord
