@@ -3,11 +3,22 @@
 Storage-touching tests take ``fx_db`` and so run twice, once on SQLite and once on PostgreSQL.
 Each PostgreSQL run creates its own database (``reppu_test_<random>``) and drops it at the end,
 so runs never collide. Where no PostgreSQL answers, its half is skipped with a loud reason,
-except under ``CI=true``, where that is a failure.
+except under ``CI=true``, where that is a failure. ``REPPU_TEST_BACKENDS=sqlite`` (a comma list)
+runs the storage tests on the named backends only; the clock matrix of ``scripts/test`` uses it.
+
+**The clock.** No test reads the wall clock: every test runs with the process's clock moved by
+time-machine to a known instant (``fx_frozen_clock``), and the clock then runs on from there.
+The instant is the test's own ``@pytest.mark.now("2026-11-24T10:15:00+02:00")`` where its result
+depends on the time of day (quiet hours, a school day, a term), else ``REPPU_TEST_NOW``, else
+:data:`DEFAULT_TEST_NOW`. ``scripts/test`` runs the suite again at the hard instants (02:00 and
+12:00 Helsinki, weekends, both DST nights, New Year's Eve 23:59, a summer day) with
+``REPPU_TEST_NOW`` set, so a test that silently depends on the hour fails there. Browser tests
+keep their own clocks (libfaketime for the server, Playwright's for the page) and are left out.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +29,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+import time_machine
 from litestar import Litestar
 from piccolo.engine.base import Engine
 
@@ -35,7 +47,36 @@ from tests.city import PASSWORD, City, add_timetable, build_city
 POSTGRES_ADMIN_URL = os.environ.get(
     "REPPU_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-BACKENDS = ("sqlite", "postgres")
+BACKENDS = tuple(
+    name.strip()
+    for name in os.environ.get("REPPU_TEST_BACKENDS", "sqlite,postgres").split(",")
+    if name.strip()
+)
+assert set(BACKENDS) <= {"sqlite", "postgres"}, f"REPPU_TEST_BACKENDS: unknown {BACKENDS}"
+
+DEFAULT_TEST_NOW = "2026-11-24T10:15:00+02:00"
+"""A Tuesday of the autumn term in school hours, outside the default quiet hours."""
+
+
+def suite_now() -> dt.datetime:
+    """The instant the suite runs at when a test names none (aware)."""
+    raw = os.environ.get("REPPU_TEST_NOW") or DEFAULT_TEST_NOW
+    instant = dt.datetime.fromisoformat(raw)
+    if instant.tzinfo is None:
+        raise ValueError(f"REPPU_TEST_NOW must carry a UTC offset: {raw!r}")
+    return instant
+
+
+@pytest.fixture(autouse=True)
+def fx_frozen_clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
+    """Move the process's clock to the test's instant; it runs on from there (``tick``)."""
+    if request.node.get_closest_marker("browser") is not None:
+        yield None  # the browser tests' server and page keep clocks of their own
+        return
+    marker = request.node.get_closest_marker("now")
+    instant = dt.datetime.fromisoformat(marker.args[0]) if marker is not None else suite_now()
+    with time_machine.travel(instant, tick=True) as traveller:
+        yield traveller
 
 
 def _base_env(data_dir: Path) -> dict[str, str]:
@@ -47,8 +88,11 @@ def _base_env(data_dir: Path) -> dict[str, str]:
         "REPPU_ACCESS_CACHE_SECONDS": "0",
         # The push-service emulator of tests/push_service.py, over plain http.
         "REPPU_PUSH_HOSTS": "http://push.test:8443",
-        # E-mail, and a local JSON receiver standing in for an SMS gateway.
-        "REPPU_APPRISE_SCHEMES": "mailto,json",
+        # The operator's mail server and a JSON hook standing in for an SMS gateway, both on
+        # loopback's discard port where nothing listens; tests that deliver point the worker
+        # at a receiver of their own (tests/server/test_channels_ssrf.py).
+        "REPPU_SMTP_URL": "mailto://127.0.0.1:9?from=reppu@reppu.test",
+        "REPPU_SMS_URL": "json://127.0.0.1:9/sms?:to={phone}",
     }
 
 
