@@ -92,7 +92,7 @@ class _Files:
     def texts(self, source: str) -> dict[str, str]:
         manifest = [
             ("manifest.version", "1.0"),
-            ("oneroster.version", "1.2"),
+            ("oneroster.version", "1.2.1"),
             *((f"file.{name}", "bulk") for name in FILES),
             ("source.systemName", "Reppu"),
             ("source.systemCode", source),

@@ -1,27 +1,35 @@
 """OneRoster 1.2 CSV to typed rows, with every problem named by file, line and column.
 
-Pure: no database, no network. :func:`read_files` reads a folder or a zip into texts;
-:func:`parse_files` turns those texts into a :class:`Batch` or raises :class:`ImportRefused`
-with the problems found (all of them, up to :data:`MAX_PROBLEMS`). References between files
+Pure: no database, no network. :func:`read_files` finds the files of a folder or a zip
+(``server/oneroster/read.py`` checks the container and streams each file, bounded);
+:func:`parse_files` reads them into a :class:`Batch` or raises :class:`ImportRefused` with the
+problems found (all of them, up to :data:`MAX_PROBLEMS`). References between files
 are checked later, by ``server/oneroster/apply.py``, against this batch and what earlier
 imports stored; they are reported in the same form. ``docs/oneroster.md`` is the reference.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import re
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
 from server.demo.progress import Progress
+from server.oneroster.read import (
+    LIMITS,
+    Budget,
+    ContainerRefused,
+    Limits,
+    Records,
+    SetFile,
+    Unreadable,
+    find_files,
+)
 
 MAX_PROBLEMS = 200
 """Parsing stops collecting problems here: the first ones are enough to mend a file."""
@@ -61,7 +69,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
             "users",
             "sourcedId status dateLastModified enabledUser username userIds givenName familyName "
             "middleName identifier email sms phone agentSourcedIds grades password "
-            "userMasterIdentifier resourceSourcedIds preferredGivenName preferredMiddleName "
+            "userMasterIdentifier preferredGivenName preferredMiddleName "
             "preferredFamilyName primaryOrgSourcedId pronouns",
         ),
         (
@@ -83,7 +91,33 @@ HEADERS: dict[str, tuple[str, ...]] = {
         ),
     )
 }
-"""Each file's standard columns (OneRoster 1.2 CSV binding). All must be in the header."""
+"""Each file's standard columns (OneRoster 1.2.1 CSV binding), in the binding's order: the
+export writes them all. An import needs only :data:`REQUIRED`."""
+
+DROPPED: dict[str, tuple[str, ...]] = {"users": ("resourceSourcedIds",)}
+"""Columns of 1.2 that the corrected 1.2.1 binding leaves out: known, allowed, not read."""
+
+REQUIRED: dict[str, frozenset[str]] = {
+    name: frozenset(columns.split())
+    for name, columns in (
+        ("orgs", "sourcedId name type"),
+        ("academicSessions", "sourcedId title type startDate endDate schoolYear"),
+        ("courses", "sourcedId title orgSourcedId"),
+        (
+            "classes",
+            "sourcedId title courseSourcedId classType schoolSourcedId termSourcedIds",
+        ),
+        ("users", "sourcedId enabledUser username givenName familyName"),
+        ("roles", "sourcedId userSourcedId roleType role orgSourcedId"),
+        ("enrollments", "sourcedId classSourcedId schoolSourcedId userSourcedId role"),
+        ("demographics", "sourcedId"),
+    )
+}
+"""The columns a header must hold: those whose value the 1.2.1 binding requires on every
+line (Reppu needs no other). Any other column may be left out; status and dateLastModified
+are required in a delta file only."""
+
+DELTA_REQUIRED = frozenset({"status", "dateLastModified"})
 
 FINNISH: dict[str, tuple[str, ...]] = {
     "orgs": ("metadata.fi.language",),
@@ -140,7 +174,8 @@ class Problem:
     problem: str
 
     def __str__(self) -> str:
-        where = f"{self.file}.csv" if self.file != "manifest" else "manifest.csv"
+        # A file of the set is named without ".csv"; a zip or a folder by its own name.
+        where = self.file if "." in self.file or "/" in self.file else f"{self.file}.csv"
         if self.line:
             where += f" line {self.line}"
         if self.column:
@@ -592,63 +627,82 @@ _BUILDERS: dict[str, Callable[[_Cells, dict[str, object]], Row]] = {
 }
 
 
-def _csv_lines(text: str) -> Iterator[tuple[int, list[str]]]:
-    """Each record with the line it starts on (a quoted value may span lines)."""
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
-    line = 1
-    for cells in reader:
-        yield line, cells
-        line = reader.line_num + 1
-
-
-def _check_header(name: str, header: list[str], problems: list[Problem]) -> bool:
-    found = [h.strip() for h in header]
+def _check_header(name: str, header: list[str], mode: Mode, problems: list[Problem]) -> bool:
+    """The header holds the required columns, each column once. A column the binding does
+    not know is ignored (a sender's own column does no harm), except one that differs from
+    a known column only in case (header names are case-sensitive: ``Email`` would otherwise
+    drop the email silently) and an unknown ``metadata.fi.*`` column (a typo would drop,
+    say, a turvakielto)."""
+    known = {*HEADERS[name], *DROPPED.get(name, ()), *FINNISH.get(name, ())}
+    by_case = {column.lower(): column for column in known}
+    required = REQUIRED[name] | (DELTA_REQUIRED if mode is Mode.DELTA else frozenset())
     ok = True
     for column in HEADERS[name]:
-        if column not in found:
-            problems.append(Problem(name, 1, column, "the header lacks this column"))
+        if column in required and column not in header:
+            why = (
+                "a delta file needs this column"
+                if column in DELTA_REQUIRED
+                else ("the header lacks this column")
+            )
+            problems.append(Problem(name, 1, column, why))
             ok = False
     seen: set[str] = set()
-    for column in found:
+    for column in header:
         if column in seen:
             problems.append(Problem(name, 1, column, "the header names this column twice"))
             ok = False
         seen.add(column)
-        if column in HEADERS[name]:
+        if column in known:
             continue
-        if column.startswith("metadata.fi.") and column not in FINNISH.get(name, ()):
-            problems.append(Problem(name, 1, column, "not a column of the Finnish profile"))
+        if column.lower() in by_case:
+            problems.append(
+                Problem(
+                    name,
+                    1,
+                    column,
+                    f"header names are case-sensitive: write {by_case[column.lower()]}",
+                )
+            )
             ok = False
-        elif not column.startswith("metadata."):
-            problems.append(Problem(name, 1, column, "not a OneRoster 1.2 column of this file"))
+        elif column.startswith("metadata.fi."):
+            problems.append(Problem(name, 1, column, "not a column of the Finnish profile"))
             ok = False
     return ok
 
 
+def _unreadable(name: str, error: Unreadable, header: list[str]) -> Problem:
+    column = ""
+    if error.field is not None:
+        column = header[error.field] if error.field < len(header) else f"#{error.field + 1}"
+    return Problem(name, error.line, column, error.problem)
+
+
 def parse_file(
-    name: str,
-    text: str,
+    file: SetFile,
     mode: Mode,
     problems: list[Problem],
+    budget: Budget,
     progress: Progress | None = None,
 ) -> list[Row]:
-    """One file's rows; problems are appended to ``problems``."""
-    lines = _csv_lines(text)
+    """One file's rows, read as a stream; problems are appended to ``problems``."""
+    name = file.name
+    records = Records(file, budget)
+    header: list[str] = []
+    rows: list[Row] = []
     try:
+        lines = iter(records)
         first = next(lines, None)
         if first is None:
             problems.append(Problem(name, 0, "", "the file is empty (it needs a header)"))
             return []
         header = [h.strip() for h in first[1]]
-        if not _check_header(name, header, problems):
+        if not _check_header(name, header, mode, problems):
             return []
         build = _BUILDERS[name]
-        rows: list[Row] = []
         seen: dict[str, int] = {}
-        total = text.count("\n")
-        for line, values in lines:
-            if progress is not None and line % 20_000 == 0:
-                progress(f"read {name}", line, total)
+        for count, (line, values) in enumerate(lines):
+            if progress is not None and count % 20_000 == 0:
+                progress(f"read {name}", records.done, file.size)
             if len(problems) >= MAX_PROBLEMS:
                 break
             if not values or (len(values) == 1 and not values[0].strip()):
@@ -670,34 +724,50 @@ def parse_file(
                 continue
             seen[row.sid] = line
             rows.append(row)
-        if progress is not None:
-            progress(f"read {name}", total, total)
-        return rows
-    except csv.Error as exc:
-        problems.append(Problem(name, 0, "", f"not valid CSV: {exc}"))
+    except Unreadable as error:
+        problems.append(_unreadable(name, error, header))
         return []
+    if progress is not None:
+        progress(f"read {name}", file.size, file.size)
+    return rows
 
 
-def parse_manifest(text: str, problems: list[Problem]) -> tuple[str, dict[str, Mode]]:
+VERSIONS = ("1.2", "1.2.0", "1.2.1")
+"""The ``oneroster.version`` values read: 1.2 and its corrected binding 1.2.1."""
+
+
+def parse_manifest(
+    file: SetFile, problems: list[Problem], budget: Budget
+) -> tuple[str, dict[str, Mode]]:
     """The sending system and each file's mode."""
     properties: dict[str, str] = {}
+    header: list[str] = []
     try:
-        lines = list(_csv_lines(text))
-    except csv.Error as exc:
-        problems.append(Problem("manifest", 0, "", f"not valid CSV: {exc}"))
+        for line, cells in Records(file, budget):
+            if line == 1:
+                header = [h.strip() for h in cells]
+                if header != ["propertyName", "value"]:
+                    problems.append(
+                        Problem("manifest", 1, "", "the header must be propertyName,value")
+                    )
+                    return "", {}
+                continue
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue
+            if len(cells) != 2:
+                problems.append(Problem("manifest", line, "", "a line needs two cells"))
+                continue
+            properties[cells[0].strip()] = cells[1].strip()
+    except Unreadable as error:
+        problems.append(_unreadable("manifest", error, header))
         return "", {}
-    if not lines or [h.strip() for h in lines[0][1]] != ["propertyName", "value"]:
+    if not header:
         problems.append(Problem("manifest", 1, "", "the header must be propertyName,value"))
         return "", {}
-    for line, cells in lines[1:]:
-        if len(cells) != 2:
-            problems.append(Problem("manifest", line, "", "a line needs two cells"))
-            continue
-        properties[cells[0].strip()] = cells[1].strip()
     version = properties.get("oneroster.version")
-    if version not in ("1.2", "1.2.0"):
+    if version not in VERSIONS:
         problems.append(
-            Problem("manifest", 0, "oneroster.version", f"{version!r}: only 1.2 is read")
+            Problem("manifest", 0, "oneroster.version", f"{version!r}: only 1.2 and 1.2.1 are read")
         )
     modes: dict[str, Mode] = {}
     for name in FILES:
@@ -712,42 +782,45 @@ def parse_manifest(text: str, problems: list[Problem]) -> tuple[str, dict[str, M
     return source[:64], modes
 
 
-def parse_files(texts: Mapping[str, str], progress: Progress | None = None) -> Batch:
-    """Parse ``manifest.csv`` and the files it names (``texts`` keyed by file name without
-    ``.csv``); raises :class:`ImportRefused` with every problem found."""
+def parse_files(
+    files: Mapping[str, SetFile | str | bytes],
+    progress: Progress | None = None,
+    *,
+    limits: Limits = LIMITS,
+) -> Batch:
+    """Parse ``manifest.csv`` and the files it names (``files`` keyed by file name without
+    ``.csv``: as :func:`read_files` finds them, or texts); raises :class:`ImportRefused`
+    with every problem found. Each file is read as a stream, within ``limits``."""
+    sources = {
+        name: file if isinstance(file, SetFile) else SetFile.from_text(name, file)
+        for name, file in files.items()
+    }
     problems: list[Problem] = []
-    if "manifest" not in texts:
+    if "manifest" not in sources:
         raise ImportRefused([Problem("manifest", 0, "", "there is no manifest.csv")])
-    source, modes = parse_manifest(texts["manifest"], problems)
+    budget = Budget(limits)
+    source, modes = parse_manifest(sources["manifest"], problems, budget)
     batch = Batch(source=source, modes=modes)
     for name in FILES:
         mode = batch.mode(name)
         if mode is Mode.ABSENT:
             continue
-        if name not in texts:
+        if name not in sources:
             problems.append(
                 Problem(name, 0, "", f"the manifest says {mode.value}, the file is missing")
             )
             continue
-        batch.rows[name] = parse_file(name, texts[name], mode, problems, progress)
+        batch.rows[name] = parse_file(sources[name], mode, problems, budget, progress)
     if problems:
         raise ImportRefused(problems)
     return batch
 
 
-def read_files(path: Path) -> dict[str, str]:
-    """The CSV files of a folder or a zip, as texts keyed by name without ``.csv``."""
-    texts: dict[str, str] = {}
-    wanted = {"manifest", *FILES}
-    if path.is_dir():
-        for name in wanted:
-            file = path / f"{name}.csv"
-            if file.is_file():
-                texts[name] = file.read_text(encoding="utf-8-sig")
-        return texts
-    with zipfile.ZipFile(path) as archive:
-        for member in archive.namelist():
-            stem = member.rsplit("/", 1)[-1].removesuffix(".csv")
-            if member.endswith(".csv") and stem in wanted:
-                texts[stem] = archive.read(member).decode("utf-8-sig")
-    return texts
+def read_files(path: Path, limits: Limits = LIMITS) -> dict[str, SetFile]:
+    """The set's files in a folder or a zip, found but not yet read (:func:`parse_files`
+    streams them); raises :class:`ImportRefused` if the folder or zip itself is wrong
+    (``server/oneroster/read.py`` says what is checked)."""
+    try:
+        return find_files(path, frozenset({"manifest", *FILES}), limits)
+    except ContainerRefused as refused:
+        raise ImportRefused([Problem(refused.where, 0, "", p) for p in refused.problems]) from None
