@@ -636,6 +636,19 @@ def _check_header(name: str, header: list[str], mode: Mode, problems: list[Probl
     known = {*HEADERS[name], *DROPPED.get(name, ()), *FINNISH.get(name, ())}
     by_case = {column.lower(): column for column in known}
     required = REQUIRED[name] | (DELTA_REQUIRED if mode is Mode.DELTA else frozenset())
+    if len(header) == 1 and ";" in header[0]:
+        problems.append(
+            Problem(
+                name,
+                1,
+                "",
+                "the columns are separated by semicolons (Excel's CSV where the decimal mark "
+                "is a comma, as in Finland and Sweden); OneRoster's are separated by commas: "
+                "export the file from the school system again, or set Windows' list "
+                "separator to a comma before saving from Excel",
+            )
+        )
+        return False
     ok = True
     for column in HEADERS[name]:
         if column in required and column not in header:

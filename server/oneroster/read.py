@@ -338,9 +338,36 @@ def _choose(found: list[tuple[str, str]], problems: list[str]) -> dict[str, str]
     return chosen
 
 
+def _declared_members(path: Path) -> int | None:
+    """The member count in a zip's end record, read before zipfile builds an object for
+    every member (a small zip can list a great many); None if the end record is not found
+    (zipfile then says what is wrong)."""
+    with path.open("rb") as file:
+        size = file.seek(0, io.SEEK_END)
+        tail_size = min(size, 22 + 65_535 + 20)  # end record, its comment, the zip64 locator
+        file.seek(size - tail_size)
+        tail = file.read(tail_size)
+        end = tail.rfind(b"PK\x05\x06")
+        if end < 0 or end + 22 > len(tail):
+            return None
+        count = int.from_bytes(tail[end + 10 : end + 12], "little")
+        locator = end - 20
+        if count == 0xFFFF and locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+            file.seek(int.from_bytes(tail[locator + 8 : locator + 16], "little"))
+            record = file.read(56)
+            if record[:4] == b"PK\x06\x06" and len(record) == 56:
+                count = int.from_bytes(record[32:40], "little")
+        return count
+
+
 def _read_zip(path: Path, wanted: frozenset[str], limits: Limits) -> dict[str, SetFile]:
     where = path.name
     try:
+        declared = _declared_members(path)
+        if declared is not None and declared > limits.members:
+            raise ContainerRefused(
+                where, [f"holds {declared:,} members, more than {limits.members:,}: refused"]
+            )
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ContainerRefused(where, [f"not a folder or a readable zip file ({exc})"]) from None

@@ -163,6 +163,15 @@ def test_unknown_columns_are_ignored_but_a_wrong_case_or_finnish_typo_is_not(
     ]
 
 
+def test_semicolons_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    target = _copy(tmp_path)
+    roles = (target / "roles.csv").read_text().replace(",", ";")
+    (target / "roles.csv").write_text(roles)
+    [problem] = _problems(target)
+    assert (problem.file, problem.line) == ("roles", 1)
+    assert problem.problem.startswith("the columns are separated by semicolons")
+
+
 # -- encodings ----------------------------------------------------------------------------
 
 
