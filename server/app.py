@@ -36,6 +36,7 @@ from server.identity import authenticate, token_digest
 from server.live import LiveHub
 from server.recent import RecentLookups
 from server.routes.absences import ABSENCE_ROUTES
+from server.routes.accounts import ACCOUNT_ROUTES
 from server.routes.auth import login, logout
 from server.routes.calendar import CALENDAR_ROUTES
 from server.routes.forms import FORM_ROUTES
@@ -157,6 +158,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             *ABSENCE_ROUTES,
             *FORM_ROUTES,
             *CALENDAR_ROUTES,
+            *ACCOUNT_ROUTES,
             pwa_router(),
         ],
         lifespan=lifespan,

@@ -168,18 +168,9 @@ async def log_in(
     if account is None or not ok or account["disabled"]:
         raise ReppuError(ErrorCode.AUTH_BAD_CREDENTIALS, "Wrong username or password.")
 
-    token = secrets.token_urlsafe(32)
-    now = utc_now()
-    expires_at = now + dt.timedelta(seconds=settings.token_ttl_seconds)
     async with write_transaction(engine):
-        await AuthToken.insert(
-            AuthToken(
-                account=account["id"],
-                token_hash=token_digest(settings, token),
-                device_name=device_name,
-                created_at=now,
-                expires_at=expires_at,
-            )
+        issued = await issue_token(
+            settings, account_id=account["id"], person_id=account["person"], device_name=device_name
         )
         # A success takes its own attempt back and clears the account's count, so a person
         # who mistyped twice starts afresh.
@@ -187,7 +178,30 @@ async def log_in(
             LoginFailure.id.is_in(attempt)
             | (LoginFailure.key == _failure_keys(username, address)[0])
         )
-    return IssuedToken(token=token, expires_at=expires_at, person_id=int(account["person"]))
+    return issued
+
+
+async def issue_token(
+    settings: Settings, *, account_id: int, person_id: int, device_name: str
+) -> IssuedToken:
+    """Insert a new device token for the account; call inside a write transaction.
+
+    Every way in (a password, an activation code, an OpenID Connect sign-in) ends here, so
+    their tokens are alike.
+    """
+    token = secrets.token_urlsafe(32)
+    now = utc_now()
+    expires_at = now + dt.timedelta(seconds=settings.token_ttl_seconds)
+    await AuthToken.insert(
+        AuthToken(
+            account=account_id,
+            token_hash=token_digest(settings, token),
+            device_name=device_name,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return IssuedToken(token=token, expires_at=expires_at, person_id=int(person_id))
 
 
 # Prebuilt: this runs on every authenticated request.

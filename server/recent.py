@@ -51,6 +51,11 @@ class RecentLookups:
     def forget_principal(self, digest: str) -> None:
         self._principals.pop(digest, None)
 
+    def forget_account(self, account_id: int) -> None:
+        """Forget every token of an account (disabled, or signed out everywhere)."""
+        for digest in [d for d, (_, p) in self._principals.items() if p.account_id == account_id]:
+            del self._principals[digest]
+
     def readable(self, person_id: int) -> frozenset[str] | None:
         found = self._readable.get(person_id)
         if found is None or found[0] < time.monotonic():

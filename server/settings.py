@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from server.signin.config import SigninConfigError, SigninSettings, load_signin_settings
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -85,6 +87,8 @@ class Settings:
     throttle; our own concurrency limit keeps the load in check)."""
     run_worker: bool = True
     """Whether ``reppu serve`` runs the delivery worker inside each server process."""
+    signin: SigninSettings = SigninSettings()
+    """OpenID Connect providers, activation codes and the identity key (``docs/identity.md``)."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -281,6 +285,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "REPPU_VAPID_PRIVATE_KEY", "must be the base64url raw 32-byte P-256 private key"
         ) from None
 
+    try:
+        signin = load_signin_settings(env, secret_key)
+    except SigninConfigError as exc:
+        raise SettingsError(exc.variable, str(exc)) from None
+
     return Settings(
         database_url=database_url,
         data_dir=data_dir,
@@ -305,4 +314,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         apprise_concurrency=_int(env, "REPPU_APPRISE_CONCURRENCY", 4, 1, 100),
         apprise_rate_per_sec=_int(env, "REPPU_APPRISE_RATE_SECONDS", 0, 0, 3600),
         run_worker=_bool(env, "REPPU_RUN_WORKER", True),
+        signin=signin,
     )

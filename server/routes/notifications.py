@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+import re
 from collections import defaultdict
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-import apprise
+import yarl
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar import Request, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from piccolo.columns import Column
 
+from notifications.channels import normalise
 from notifications.webpush import origin_of
 from schemas.core import Id
 from schemas.errors import ErrorCode
@@ -33,6 +36,7 @@ from schemas.messages import (
 )
 from schemas.notifications import (
     ChannelIn,
+    ChannelKind,
     ChannelOut,
     Mode,
     Preferences,
@@ -41,6 +45,7 @@ from schemas.notifications import (
     VapidKey,
 )
 from server.access import load_access_facts
+from server.channels import channel_plugin, offers
 from server.clock import school_today, utc_now
 from server.db.engine import DUPLICATE, write_transaction
 from server.db.message_tables import Bulletin, ReadReceipt
@@ -81,7 +86,19 @@ def endpoint_allowed(settings: Settings, endpoint: str) -> bool:
     port = port or (443 if parts.scheme == "https" else 80)
     for allowed in settings.push_hosts:
         scheme, default_port = "https", 443
+    # A host name of letters, digits, hyphens and dots only: no IP literal in brackets, no
+    # percent-encoding, no backslash, no Unicode that the HTTP client would fold into
+    # something else (yarl applies NFKC and IDNA), no trailing dot.
+    if not _LDH_HOST.fullmatch(host):
+        return False
         if allowed.startswith("http://"):
+    try:
+        # The client that connects (aiohttp) parses with yarl: it must see the same place.
+        seen = yarl.URL(endpoint)
+    except ValueError:
+        return False
+    if (seen.scheme, seen.host, seen.port, seen.user) != (parts.scheme, host, port, None):
+        return False
             scheme, default_port, allowed = "http", 80, allowed.removeprefix("http://")
         if parts.scheme != scheme:
             continue
@@ -170,12 +187,25 @@ async def unsubscribe(
 @get("/me/channels", tags=["notifications"], summary="My notification channels")
 async def list_channels(request: Request[Principal, Any, Any]) -> list[ChannelOut]:
     rows = (
-        await NotifyChannel.select(NotifyChannel.id, NotifyChannel.url, NotifyChannel.label)
+        await NotifyChannel.select(
+            NotifyChannel.id, NotifyChannel.kind, NotifyChannel.address, NotifyChannel.label
+        )
         .where(NotifyChannel.person == request.user.person_id)
         .order_by(NotifyChannel.id)
     )
     return [
-        ChannelOut(id=r["id"], scheme=urlsplit(r["url"]).scheme, label=r["label"]) for r in rows
+def _scheme(kind: str) -> str:
+    return "mailto" if kind == ChannelKind.EMAIL.value else kind
+
+
+        ChannelOut(
+            id=r["id"],
+            scheme=_scheme(r["kind"]),
+            label=r["label"],
+            kind=ChannelKind(r["kind"]),
+            address=r["address"],
+        )
+        for r in rows
     ]
 
 
@@ -185,24 +215,42 @@ async def add_channel(
     data: JSONBody[ChannelIn],
     app_state: NamedDependency[AppState],
 ) -> ChannelOut:
-    """Add an e-mail address, SMS gateway or chat as an apprise URL (its secrets stay here)."""
-    if urlsplit(data.url).scheme.lower() not in app_state.settings.apprise_schemes:
+    """Add the caller's e-mail address or phone number (E.164). The server sends through its
+    operator's mail server or SMS gateway; a person never chooses where it connects."""
+    settings = app_state.settings
+    if not offers(settings, data.kind):
         raise ReppuError(
             ErrorCode.CHANNEL_UNSUPPORTED,
-            "This server does not send to that kind of channel "
-            f"(it takes: {', '.join(app_state.settings.apprise_schemes)}).",
-            field="$.url",
+            "This server does not send e-mail."
+            if data.kind is ChannelKind.EMAIL
+            else "This server does not send text messages.",
+            field="$.kind",
         )
-    if apprise.Apprise.instantiate(data.url, suppress_exceptions=True) is None:
+    address = normalise(data.kind, data.address)
+    if address is None or channel_plugin(settings, data.kind, address) is None:
         raise ReppuError(
-            ErrorCode.CHANNEL_UNSUPPORTED, "Apprise cannot use this URL.", field="$.url"
+            ErrorCode.CHANNEL_INVALID_ADDRESS,
+            "Give one e-mail address (name@example.fi)."
+            if data.kind is ChannelKind.EMAIL
+            else "Give one phone number in international form (+358401234567).",
+            field="$.address",
         )
     async with write_transaction(app_state.engine):
         row = NotifyChannel(
-            person=request.user.person_id, url=data.url, label=data.label, created_at=utc_now()
+            person=request.user.person_id,
+            kind=data.kind.value,
+            address=address,
+            label=data.label,
+            created_at=utc_now(),
         )
         await row.save()
-    return ChannelOut(id=int(row.id), scheme=urlsplit(data.url).scheme, label=data.label)
+    return ChannelOut(
+        id=int(row.id),
+        scheme=_scheme(data.kind.value),
+        label=data.label,
+        kind=data.kind,
+        address=address,
+    )
 
 
 @delete("/me/channels/{channel_id:int}", tags=["notifications"], summary="Remove a channel")
@@ -226,10 +274,20 @@ async def _preferences(person_id: int) -> Preferences:
     return Preferences(
         webpush=Mode(row["webpush"]),
         apprise=Mode(row["apprise"]),
-        quiet_start=row["quiet_start"],
-        quiet_end=row["quiet_end"],
-        digest_at=row["digest_at"],
+        quiet_start=_hh_mm(row["quiet_start"]),
+        quiet_end=_hh_mm(row["quiet_end"]),
+        digest_at=_hh_mm(row["digest_at"]) or "18:00",
     )
+
+
+def _hh_mm(value: dt.time | None) -> str | None:
+    """A stored time as the API speaks it (``HH:MM``, as ``docs/notifications.md`` says)."""
+    return None if value is None else value.strftime("%H:%M")
+
+
+def _time(value: str | None) -> dt.time | None:
+    """``HH:MM`` or ``HH:MM:SS`` (the schema's pattern) to the minute: seconds are dropped."""
+    return None if value is None else dt.time.fromisoformat(value[:5])
 
 
 @get("/me/notifications", tags=["notifications"], summary="My notification preferences")
@@ -243,15 +301,8 @@ async def set_preferences(
     data: JSONBody[Preferences],
     app_state: NamedDependency[AppState],
 ) -> Preferences:
-    """Replace the caller's preferences; quiet hours need both ends or neither."""
-    for name in ("quiet_start", "quiet_end", "digest_at"):
-        value = getattr(data, name)
-        if value is not None and value.tzinfo is not None:
-            raise ReppuError(
-                ErrorCode.REQUEST_INVALID,
-                "Give local times (Helsinki) without an offset.",
-                field=f"$.{name}",
-            )
+    """Replace the caller's preferences; quiet hours need both ends or neither. Times are
+    ``HH:MM`` local (Helsinki) times; the schema refuses one with an offset or seconds."""
     if (data.quiet_start is None) != (data.quiet_end is None):
         raise ReppuError(
             ErrorCode.REQUEST_INVALID,
@@ -261,9 +312,9 @@ async def set_preferences(
     values: dict[Column | str, Any] = {
         NotifyPreference.webpush: data.webpush.value,
         NotifyPreference.apprise: data.apprise.value,
-        NotifyPreference.quiet_start: data.quiet_start,
-        NotifyPreference.quiet_end: data.quiet_end,
-        NotifyPreference.digest_at: data.digest_at,
+        NotifyPreference.quiet_start: _time(data.quiet_start),
+        NotifyPreference.quiet_end: _time(data.quiet_end),
+        NotifyPreference.digest_at: _time(data.digest_at),
     }
     person = request.user.person_id
     async with write_transaction(app_state.engine):
@@ -275,7 +326,13 @@ async def set_preferences(
                 assert isinstance(column, Column)
                 setattr(row, column._meta.name, value)
             await row.save()
-    return data
+    return Preferences(
+        webpush=data.webpush,
+        apprise=data.apprise,
+        quiet_start=_hh_mm(_time(data.quiet_start)),
+        quiet_end=_hh_mm(_time(data.quiet_end)),
+        digest_at=_hh_mm(_time(data.digest_at)) or "18:00",
+    )
 
 
 _RANK = {

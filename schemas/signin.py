@@ -1,0 +1,50 @@
+"""Signing in without a demo password: activation codes, OpenID Connect providers, and the
+one-time hand-off that turns a provider's sign-in into a device token (``docs/identity.md``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import msgspec
+
+from schemas.core import NO_NUL
+
+DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+
+
+class ActivationCodeIssued(msgspec.Struct):
+    code: str
+    """Give it to the person (on paper, read aloud); shown once, the server keeps a keyed hash."""
+    expires_at: dt.datetime
+
+
+class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=NO_NUL)]
+    username: Annotated[str, msgspec.Meta(min_length=3, max_length=100, pattern=r"^[^\x00\s]+$")]
+    """The new account's username; a person who has an account already gives its username."""
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    """At least 10 characters."""
+    device_name: DeviceName
+
+
+class SigninProvider(msgspec.Struct):
+    name: str
+    """Goes in ``/auth/oidc/<name>/start``."""
+    title: str
+    """What the sign-in button says (``MPASSid``, ``Suomi.fi``)."""
+
+
+class SigninProviders(msgspec.Struct):
+    providers: list[SigninProvider]
+
+
+class HandoffRequest(msgspec.Struct, forbid_unknown_fields=True):
+    handoff: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+    """The one-time code the callback put in the app's redirect (``?handoff=``)."""
+
+
+class SignoutResponse(msgspec.Struct):
+    end_session_url: str | None = None
+    """Where to send the browser to end the provider's session too (OpenID Connect
+    RP-initiated logout), or None when the token did not come from a provider that has one."""
