@@ -48,7 +48,11 @@ class ErrorCode(StrEnum):
     PUSH_INVALID_KEYS = "push.invalid_keys"
     """The subscription's ``p256dh`` is not a P-256 public key or ``auth`` is not 16 bytes."""
     CHANNEL_UNSUPPORTED = "channel.unsupported"
-    """Apprise cannot use this URL (unknown scheme or malformed)."""
+    """This server sends no notifications of that kind (its operator set no mail server or
+    SMS gateway)."""
+    CHANNEL_INVALID_ADDRESS = "channel.invalid_address"
+    """Not one plain e-mail address, or not an E.164 phone number: a URL, a host, an IP
+    address, a port or a second address is never taken."""
     ACTIVATION_INVALID = "activation.invalid"
     """The activation code is unknown, expired or already used, or the account is disabled."""
     ACTIVATION_USERNAME_TAKEN = "activation.username_taken"

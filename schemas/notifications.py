@@ -81,26 +81,55 @@ class VapidKey(msgspec.Struct):
     """The application server key for ``pushManager.subscribe`` (base64url, uncompressed)."""
 
 
-class ChannelIn(msgspec.Struct, forbid_unknown_fields=True):
-    """An apprise URL (``mailto://``, ``json://``, an SMS gateway's) for this person."""
+class ChannelKind(StrEnum):
+    """What a person may be reached by besides the app. The server sends through the
+    operator's mail server or SMS gateway; a person never names a host."""
 
-    url: Annotated[str, msgspec.Meta(min_length=6, max_length=2000, pattern=NO_NUL)]
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class ChannelIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An e-mail address or a phone number of this person's (``docs/notifications.md``).
+
+    Only the address: no URL, no host, no port, no credentials. An e-mail address is one plain
+    ``name@domain``; a phone number is E.164 (``+358401234567``).
+    """
+
+    kind: ChannelKind
+    address: Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=NO_NUL)]
     label: Annotated[str, msgspec.Meta(max_length=100, pattern=NO_NUL)] = ""
 
 
 class ChannelOut(msgspec.Struct):
     id: int
     scheme: str
-    """The URL's scheme only (``mailto``): the rest may hold credentials and is not echoed."""
+    """``mailto`` for e-mail, ``sms`` for a phone number: kept for apps older than ``kind``."""
     label: str
+    kind: ChannelKind = ChannelKind.EMAIL
+    address: str = ""
+    """The caller's own address or number, as stored (an e-mail domain in lower case)."""
+
+
+LocalTime = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+        description="A local time in Helsinki, HH:MM (HH:MM:SS is taken, its seconds "
+        "dropped); no offset.",
+        examples=["21:00"],
+    ),
+]
+"""A wall-clock time of day in Europe/Helsinki as the API speaks it: ``HH:MM``."""
 
 
 class Preferences(msgspec.Struct, forbid_unknown_fields=True):
-    """A person's notification preferences. Times are local (Europe/Helsinki)."""
+    """A person's notification preferences. Times are local (Europe/Helsinki), ``HH:MM``:
+    the server answers ``"21:00"`` and takes ``"21:00"`` or ``"21:00:00"`` (seconds dropped)."""
 
     webpush: Mode = Mode.INSTANT
     apprise: Mode = Mode.INSTANT
-    quiet_start: dt.time | None = dt.time(21, 0)
+    quiet_start: LocalTime | None = "21:00"
     """Quiet hours start; None for no quiet hours. Urgent bulletins ignore them."""
-    quiet_end: dt.time | None = dt.time(7, 0)
-    digest_at: dt.time = dt.time(18, 0)
+    quiet_end: LocalTime | None = "07:00"
+    digest_at: LocalTime = "18:00"

@@ -50,7 +50,9 @@ from notifications.webpush import (
     origin_of,
 )
 from schemas.forms import FormDefinition
+from schemas.notifications import ChannelKind
 from server.access import marks
+from server.channels import channel_plugin, offers
 from server.clock import school_today, utc_now
 from server.db.bulk import run_sql
 from server.db.engine import write_transaction
@@ -182,7 +184,8 @@ async def claim(engine: Engine[Any], lane: Lane, *, limit: int) -> Claim:
 
 _DETAILS = (
     "SELECT d.id, d.person, d.channel, d.target, d.outbox, d.item_count, d.expires_at, "
-    "d.attempts, d.urgent, o.kind, o.item_id, s.endpoint, s.p256dh, s.auth, c.url "
+    "d.attempts, d.urgent, o.kind, o.item_id, s.endpoint, s.p256dh, s.auth, "
+    "c.kind AS channel_kind, c.address AS channel_address "
     "FROM delivery d LEFT JOIN outbox o ON o.id = d.outbox "
     # The person must match too: an id the database hands out again never reaches another
     # person's device with this person's news.
@@ -423,15 +426,23 @@ class AppriseSender:
     """E-mail, SMS gateways and chat through apprise, off the event loop, N at once."""
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._gate = asyncio.Semaphore(settings.apprise_concurrency)
         self._rate = float(settings.apprise_rate_per_sec)
 
     async def send(self, row: dict[str, Any], text: Text) -> Outcome:
-        if row["url"] is None:
+        if row["channel_address"] is None:
             return Outcome(row["id"], "gone", detail="channel removed")
-        plugin = apprise.Apprise.instantiate(row["url"])
+        # The URL is built now from the operator's settings and the person's address only,
+        # so a changed mail server applies to every channel at once and no stored text ever
+        # chooses where the worker connects.
+        kind = ChannelKind(row["channel_kind"])
+        plugin = channel_plugin(self._settings, kind, row["channel_address"])
         if plugin is None:
-            return Outcome(row["id"], "failed", detail="apprise cannot use this URL")
+            reason = "this server sends no e-mail" if kind is ChannelKind.EMAIL else "no SMS"
+            if offers(self._settings, kind):
+                reason = "apprise cannot use the channel's address"
+            return Outcome(row["id"], "failed", detail=reason)
         # Apprise waits request_rate_per_sec between two sends through one plugin instance
         # (5.5 s for e-mail); a fresh instance per send never waits, so set it explicitly.
         plugin.request_rate_per_sec = self._rate

@@ -50,7 +50,12 @@ class AiohttpTransport:
                 auto_decompress=False,
             )
         try:
-            async with self._session.post(url, headers=dict(headers), data=body) as answer:
+            # Never follow a redirect: the endpoint was checked against REPPU_PUSH_HOSTS, a
+            # Location header was not (a 307 would repeat the POST anywhere, SSRF). A 3xx is
+            # the push service's answer, judged like any other 4xx/3xx: not retried.
+            async with self._session.post(
+                url, headers=dict(headers), data=body, allow_redirects=False
+            ) as answer:
                 await answer.read()
                 return answer.status, dict(answer.headers)
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -72,7 +77,9 @@ class HttpxTransport:
         self, url: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, dict[str, str]]:
         try:
-            answer = await self.client.post(url, headers=dict(headers), content=body)
+            answer = await self.client.post(
+                url, headers=dict(headers), content=body, follow_redirects=False
+            )
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             raise PushTransportError(type(exc).__name__) from exc
         return answer.status_code, dict(answer.headers)

@@ -77,9 +77,13 @@ class Settings:
     subdomains, and ``http://host:port`` allows plain http to that one (a local emulator)."""
     push_connections_per_origin: int = 50
     """Most simultaneous requests to one push service."""
-    apprise_schemes: tuple[str, ...] = ("mailto", "mailtos")
-    """Apprise URL schemes people may add as channels (the operator's choice: each one lets
-    the worker send to hosts that people name)."""
+    smtp_url: str = ""
+    """The operator's mail server as an apprise ``mailto://`` or ``mailtos://`` URL (host,
+    port, credentials, ``from=``), without recipients: each e-mail channel's address is added
+    as ``to=``. Empty: people cannot add e-mail channels."""
+    sms_url: str = ""
+    """The operator's SMS gateway as an apprise URL with ``{phone}`` where the number goes
+    (``twilio://SID:token@+358401111111/{phone}``). Empty: people cannot add SMS channels."""
     apprise_concurrency: int = 4
     """Most apprise notifications sent at once (each runs in a thread)."""
     apprise_rate_per_sec: float = 0.0
@@ -210,14 +214,42 @@ def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _words(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    found = []
-    for item in (part.strip().lower() for part in (env.get(name) or "").split(",")):
-        if item and not item.isalnum():
-            raise SettingsError(name, f"{item!r} is not a URL scheme")
-        if item:
-            found.append(item)
-    return tuple(found)
+def _smtp_url(env: Mapping[str, str]) -> str:
+    name = "REPPU_SMTP_URL"
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return ""
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in raw):
+        raise SettingsError(name, "must not hold spaces or control characters")
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise SettingsError(name, "is not a URL") from None
+    if parts.scheme not in ("mailto", "mailtos") or not parts.hostname:
+        raise SettingsError(name, "must be a mailto:// or mailtos:// URL with a host")
+    # Recipients come from people's channels, one at a time, never from here.
+    if parts.path.strip("/") or parts.fragment:
+        raise SettingsError(name, "must not name recipients (no path): the server adds to=")
+    keys = {pair.split("=", 1)[0].lower() for pair in parts.query.split("&") if pair}
+    if keys & {"to", "cc", "bcc"}:
+        raise SettingsError(name, "must not name recipients (to=, cc=, bcc=)")
+    return raw
+
+
+def _sms_url(env: Mapping[str, str]) -> str:
+    name = "REPPU_SMS_URL"
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return ""
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in raw):
+        raise SettingsError(name, "must not hold spaces or control characters")
+    if raw.count("{phone}") != 1:
+        raise SettingsError(name, "must say {phone} once, where the number goes")
+    scheme, separator, _ = raw.partition("://")
+    if not separator or not scheme.isalnum():
+        raise SettingsError(name, "is not an apprise URL (scheme://...)")
+    return raw
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -266,6 +298,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     Raises :class:`SettingsError` naming the first variable that cannot be used.
     """
     env = os.environ if env is None else env
+    if env.get("REPPU_APPRISE_SCHEMES"):
+        # It let people choose where the server connects (SSRF); a person now gives only an
+        # address or a number, and the operator chooses the mail server and the SMS gateway.
+        raise SettingsError(
+            "REPPU_APPRISE_SCHEMES",
+            "is no longer read: set REPPU_SMTP_URL (e-mail) and REPPU_SMS_URL (SMS) instead",
+        )
     data_dir = Path(env.get("REPPU_DATA_DIR") or "var")
     if data_dir.exists() and not data_dir.is_dir():
         raise SettingsError("REPPU_DATA_DIR", f"{data_dir} exists and is not a folder")
@@ -310,7 +349,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         vapid_subject=_vapid_subject(env),
         push_hosts=_hosts(env, "REPPU_PUSH_HOSTS") or DEFAULT_PUSH_HOSTS,
         push_connections_per_origin=_int(env, "REPPU_PUSH_CONNECTIONS_PER_ORIGIN", 50, 1, 1000),
-        apprise_schemes=_words(env, "REPPU_APPRISE_SCHEMES") or ("mailto", "mailtos"),
+        smtp_url=_smtp_url(env),
+        sms_url=_sms_url(env),
         apprise_concurrency=_int(env, "REPPU_APPRISE_CONCURRENCY", 4, 1, 100),
         apprise_rate_per_sec=_int(env, "REPPU_APPRISE_RATE_SECONDS", 0, 0, 3600),
         run_worker=_bool(env, "REPPU_RUN_WORKER", True),

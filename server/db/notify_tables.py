@@ -39,12 +39,16 @@ class PushSubscription(Table, tablename="push_subscription"):
 
 
 class NotifyChannel(Table, tablename="notify_channel"):
-    """An apprise URL of a person's (e-mail, SMS gateway, chat). The URL may hold secrets."""
+    """A person's e-mail address or phone number. Only the address: the worker sends through
+    the operator's mail server or SMS gateway (``server/channels.py``), never a stored host."""
 
     id = Serial(primary_key=True)
 
     person = ForeignKey(references=Person, on_delete=OnDelete.restrict, index=True)
-    url = Text()
+    kind = Varchar(length=8, default="email")
+    """``email`` or ``sms`` (``schemas.notifications.ChannelKind``)."""
+    address = Text()
+    """The e-mail address (domain in lower case) or the E.164 number."""
     label = Varchar(length=100, default="")
     created_at = Timestamptz()
 

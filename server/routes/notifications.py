@@ -65,6 +65,8 @@ from server.settings import Settings
 from server.state import AppState
 from sync.policy import AccessFacts, Action, CityRef, SchoolRef, decide
 
+_LDH_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+
 
 def _b64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -83,15 +85,12 @@ def endpoint_allowed(settings: Settings, endpoint: str) -> bool:
     host = (parts.hostname or "").lower()
     if not host or parts.username or parts.password or parts.scheme not in ("https", "http"):
         return False
-    port = port or (443 if parts.scheme == "https" else 80)
-    for allowed in settings.push_hosts:
-        scheme, default_port = "https", 443
     # A host name of letters, digits, hyphens and dots only: no IP literal in brackets, no
     # percent-encoding, no backslash, no Unicode that the HTTP client would fold into
     # something else (yarl applies NFKC and IDNA), no trailing dot.
     if not _LDH_HOST.fullmatch(host):
         return False
-        if allowed.startswith("http://"):
+    port = port or (443 if parts.scheme == "https" else 80)
     try:
         # The client that connects (aiohttp) parses with yarl: it must see the same place.
         seen = yarl.URL(endpoint)
@@ -99,6 +98,9 @@ def endpoint_allowed(settings: Settings, endpoint: str) -> bool:
         return False
     if (seen.scheme, seen.host, seen.port, seen.user) != (parts.scheme, host, port, None):
         return False
+    for allowed in settings.push_hosts:
+        scheme, default_port = "https", 443
+        if allowed.startswith("http://"):
             scheme, default_port, allowed = "http", 80, allowed.removeprefix("http://")
         if parts.scheme != scheme:
             continue
@@ -184,6 +186,10 @@ async def unsubscribe(
         await delete_subscriptions(PushSubscription.device == request.user.token_id)
 
 
+def _scheme(kind: str) -> str:
+    return "mailto" if kind == ChannelKind.EMAIL.value else kind
+
+
 @get("/me/channels", tags=["notifications"], summary="My notification channels")
 async def list_channels(request: Request[Principal, Any, Any]) -> list[ChannelOut]:
     rows = (
@@ -194,10 +200,6 @@ async def list_channels(request: Request[Principal, Any, Any]) -> list[ChannelOu
         .order_by(NotifyChannel.id)
     )
     return [
-def _scheme(kind: str) -> str:
-    return "mailto" if kind == ChannelKind.EMAIL.value else kind
-
-
         ChannelOut(
             id=r["id"],
             scheme=_scheme(r["kind"]),
@@ -209,7 +211,7 @@ def _scheme(kind: str) -> str:
     ]
 
 
-@post("/me/channels", tags=["notifications"], summary="Add a channel (an apprise URL)")
+@post("/me/channels", tags=["notifications"], summary="Add an e-mail address or phone number")
 async def add_channel(
     request: Request[Principal, Any, Any],
     data: JSONBody[ChannelIn],
@@ -267,6 +269,16 @@ async def remove_channel(
         await NotifyChannel.delete().where(mine)
 
 
+def _hh_mm(value: dt.time | None) -> str | None:
+    """A stored time as the API speaks it (``HH:MM``, as ``docs/notifications.md`` says)."""
+    return None if value is None else value.strftime("%H:%M")
+
+
+def _time(value: str | None) -> dt.time | None:
+    """``HH:MM`` or ``HH:MM:SS`` (the schema's pattern) to the minute: seconds are dropped."""
+    return None if value is None else dt.time.fromisoformat(value[:5])
+
+
 async def _preferences(person_id: int) -> Preferences:
     row = await NotifyPreference.select().where(NotifyPreference.person == person_id).first()
     if row is None:
@@ -278,16 +290,6 @@ async def _preferences(person_id: int) -> Preferences:
         quiet_end=_hh_mm(row["quiet_end"]),
         digest_at=_hh_mm(row["digest_at"]) or "18:00",
     )
-
-
-def _hh_mm(value: dt.time | None) -> str | None:
-    """A stored time as the API speaks it (``HH:MM``, as ``docs/notifications.md`` says)."""
-    return None if value is None else value.strftime("%H:%M")
-
-
-def _time(value: str | None) -> dt.time | None:
-    """``HH:MM`` or ``HH:MM:SS`` (the schema's pattern) to the minute: seconds are dropped."""
-    return None if value is None else dt.time.fromisoformat(value[:5])
 
 
 @get("/me/notifications", tags=["notifications"], summary="My notification preferences")

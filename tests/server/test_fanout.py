@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import http.server
 import json
@@ -377,13 +378,15 @@ async def test_apprise_delivers_to_json_receiver_and_records_failure(
     url, received = fx_json_receiver
     mother = await device(fx_client, "mother")
     father = await device(fx_client, "father")
-    answer = await fx_client.post("/me/channels", json={"url": url}, headers=mother.headers)
+    sms = {"kind": "sms", "address": "+358401234567"}
+    answer = await fx_client.post("/me/channels", json=sms, headers=mother.headers)
     assert answer.status_code == 201, answer.text
-    assert answer.json()["scheme"] == "json"
+    assert answer.json()["kind"] == "sms"
     assert "127.0.0.1" not in answer.text
-    # The father's receiver is down: nothing listens on port 9 here.
-    dead = "json://127.0.0.1:9/hook"
-    answer = await fx_client.post("/me/channels", json={"url": dead}, headers=father.headers)
+    # The father's e-mail goes to the operator's mail server, which is down: nothing listens
+    # on port 9 here (tests/conftest.py).
+    email = {"kind": "email", "address": "isa@koti.fi"}
+    answer = await fx_client.post("/me/channels", json=email, headers=father.headers)
     assert answer.status_code == 201, answer.text
     await _bulletin(
         fx_client,
@@ -393,9 +396,12 @@ async def test_apprise_delivers_to_json_receiver_and_records_failure(
         title="Vanhempainilta",
         body="Torstaina klo 18.",
     )
-    await make_worker(fx_db, fx_settings, fx_push).drain()
+    # The operator's SMS gateway is the local JSON receiver; the number goes in as "to".
+    gateway = dataclasses.replace(fx_settings, sms_url=url + "?:to={phone}")
+    await make_worker(fx_db, gateway, fx_push).drain()
     (message,) = received
     assert (message["title"], message["message"]) == ("Vanhempainilta", "Torstaina klo 18.")
+    assert message["to"] == "+358401234567"
     (row,) = await deliveries(person=fx_city.mother, channel="apprise")
     assert row["status"] == "sent"
     (row,) = await deliveries(person=fx_city.father, channel="apprise")
@@ -719,7 +725,7 @@ async def test_each_batch_plans_every_device_and_channel_as_the_schedule_says(
     )
     assert answer.status_code == 200, answer.text
     answer = await fx_client.post(
-        "/me/channels", json={"url": "json://127.0.0.1:9/hook"}, headers=mother.headers
+        "/me/channels", json={"kind": "sms", "address": "+358401234567"}, headers=mother.headers
     )
     assert answer.status_code == 201, answer.text
     await subscribed_device(fx_client, fx_push, "olli_parent")

@@ -513,7 +513,7 @@ async function settingsView(ctx) {
       });
       const channels = await api('/me/channels');
       section.append(h('section', { className: 'card' }, h('h2', {}, t('channels')),
-        channels.length ? h('ul', {}, channels.map((c) => h('li', {}, `${c.scheme}: ${c.label}`))) : h('p', {}, t('channels_none'))));
+        channels.length ? h('ul', {}, channels.map((c) => h('li', {}, [c.address || c.scheme, c.label].filter(Boolean).join(' · ')))) : h('p', {}, t('channels_none'))));
     } catch (_) {
       notifications.append(h('p', {}, t('needs_network')));
     }
