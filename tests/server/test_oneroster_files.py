@@ -402,6 +402,19 @@ def test_too_many_members_are_refused_before_reading(tmp_path: Path) -> None:
     ] == ["holds 28 members, more than 25: refused"]
 
 
+def test_an_encrypted_member_is_refused(tmp_path: Path) -> None:
+    archive = _zip(tmp_path / "set.zip", _sample_members())
+    data = archive.read_bytes()
+    start = data.index(b"PK\x01\x02")
+    while data[start + 46 : start + 46 + len(b"roles.csv")] != b"roles.csv":
+        start = data.index(b"PK\x01\x02", start + 46)
+    flags, method = struct.unpack_from("<HH", data, start + 8)
+    _patch_central(archive, "roles.csv", 8, (method << 16) | flags | 0x1)  # "encrypted"
+    assert [p.problem for p in _problems(archive)] == [
+        "roles.csv is encrypted: zip the set without a password"
+    ]
+
+
 def test_not_a_zip_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "users.csv"
     path.write_text("sourcedId\n")
@@ -427,22 +440,23 @@ def _bomb(path: Path, megabytes: int) -> Path:
     return path
 
 
-def _set_declared_size(path: Path, member: str, size: int) -> None:
-    """Rewrite ``member``'s uncompressed size in the zip's central directory, where zipfile
-    (and most readers) take it from: a declared size that lies."""
+def _patch_central(path: Path, member: str, offset: int, value: int) -> None:
+    """Rewrite a 4-byte field of ``member``'s entry in the zip's central directory, where
+    zipfile (and most readers) take it from: a size that lies, a flag that was not set."""
     data = bytearray(path.read_bytes())
     start = data.index(b"PK\x01\x02")  # the first central directory entry
     while start != -1:
         name_length = struct.unpack_from("<H", data, start + 28)[0]
-        name = bytes(data[start + 46 : start + 46 + name_length]).decode()
-        if name == member:
-            if struct.unpack_from("<I", data, start + 24)[0] == 0xFFFFFFFF:
-                raise AssertionError("zip64 sizes: write the member without force_zip64")
-            struct.pack_into("<I", data, start + 24, size)
+        if bytes(data[start + 46 : start + 46 + name_length]).decode() == member:
+            struct.pack_into("<I", data, start + offset, value)
             path.write_bytes(bytes(data))
             return
         start = data.find(b"PK\x01\x02", start + 46)
     raise AssertionError(member)
+
+
+def _set_declared_size(path: Path, member: str, size: int) -> None:
+    _patch_central(path, member, 24, size)  # the uncompressed size
 
 
 def _peak_while(call: Any) -> int:
