@@ -29,6 +29,7 @@ from litestar.static_files import create_static_files_router
 from piccolo.engine.base import Engine
 
 from schemas.errors import ErrorCode
+from server.compression import NegotiatedCompression
 from server.db.engine import open_database
 from server.deliver import Worker
 from server.errors import EXCEPTION_HANDLERS, ReppuError
@@ -171,8 +172,9 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
         state=State({"reppu": app_state}),
         request_max_body_size=settings.max_body_bytes,
         # Brotli where the client takes it (a third of gzip's size on timetable JSON, at
-        # quality 4), gzip otherwise. Small answers ("nothing new") are not worth it; the
-        # live stream must not be buffered by a compressor.
+        # quality 4), gzip otherwise, as Accept-Encoding's q-values say (server/compression.py).
+        # Small answers ("nothing new") are not worth it; the live stream must not be
+        # buffered by a compressor.
         compression_config=CompressionConfig(
             backend="brotli",
             brotli_quality=4,
@@ -181,6 +183,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             minimum_size=512,
             exclude=["^/sync/live"],
         ),
+            middleware_class=NegotiatedCompression,
         openapi_config=OpenAPIConfig(
             title="Reppu",
             version="0.1.0",

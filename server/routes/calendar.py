@@ -39,7 +39,8 @@ from sync.calendar import not_modified
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 """What :func:`secrets.token_urlsafe(32)` makes (43 characters), with room to spare."""
 
-CALENDAR_MEDIA_TYPE = "text/calendar; charset=utf-8"
+# Litestar adds "; charset=utf-8" to every text/* type itself; naming it here doubled it.
+CALENDAR_MEDIA_TYPE = "text/calendar"
 
 
 def _no_feed() -> ReppuError:
