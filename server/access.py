@@ -13,7 +13,7 @@ from typing import Any
 
 from schemas.core import GuardianshipKind, MembershipRole, OrganisationKind, StaffRoleKind
 from server.db.tables import Person
-from sync.policy import AccessFacts, GroupTie, StaffTie, Validity, WardTie
+from sync.policy import AccessFacts, GroupTie, StaffTie, Validity, WardTie, household_of
 
 
 def _validity(row: dict[str, Any]) -> Validity:
@@ -28,7 +28,10 @@ def marks(count: int) -> str:
 # Prebuilt SQL: this runs on every authenticated sync request, and building the same joins
 # with Piccolo's query builder cost more than the queries themselves (py-spy, see
 # docs/benchmarks.md). ``{ids}`` is filled with one bound placeholder per id.
-_PEOPLE = "SELECT id, turvakielto FROM person WHERE id IN ({ids})"
+_PEOPLE = (
+    "SELECT id, turvakielto, street_address, shares_contact_with_guardians FROM person "
+    "WHERE id IN ({ids})"
+)
 _WARDS = (
     "SELECT guardian, pupil, kind, valid_from, valid_to FROM guardianship WHERE guardian IN ({ids})"
 )
@@ -98,6 +101,8 @@ async def load_access_facts(person_ids: Iterable[int]) -> dict[int, AccessFacts]
             groups=tuple(groups.get(p["id"], ())),
             wards=tuple(wards_of.get(p["id"], ())),
             staff=tuple(staff_of.get(p["id"], ())),
+            household=household_of(p["street_address"]),
+            shares_contact_with_guardians=bool(p["shares_contact_with_guardians"]),
         )
         for p in people
     }

@@ -43,7 +43,7 @@ from sync.calendar import (
     read_state,
     redact_feed_paths,
 )
-from sync.policy import AccessFacts
+from sync.policy import AccessFacts, Action, GroupRef, OccurrenceRef, decide
 
 MAX_FEEDS_PER_PERSON = 20
 """Live feeds one person may hold: a family's children and a spare or two, not a leak."""
@@ -188,6 +188,16 @@ async def _group_terms(group_ids: Iterable[int], today: dt.date) -> dict[int, Sp
     return found
 
 
+async def _group_refs(group_ids: Iterable[int]) -> dict[int, GroupRef]:
+    ids = sorted(set(group_ids))
+    if not ids:
+        return {}
+    rows = await SchoolGroup.select(
+        SchoolGroup.id, SchoolGroup.school, SchoolGroup.school._.parent.as_alias("city")
+    ).where(SchoolGroup.id.is_in(ids))
+    return {r["id"]: GroupRef(r["id"], r["school"], r["city"]) for r in rows}
+
+
 _LESSON_COLUMNS = (
     Lesson.id,
     Lesson.group,
@@ -231,6 +241,24 @@ async def timetable_of(
     as_substitute = (
         await Lesson.select(*_LESSON_COLUMNS).where(Lesson.id.is_in(extra_ids)) if extra_ids else []
     )
+    # Being named by the timetable is no tie of its own (it may outlive the job): a lesson
+    # one teaches or stands in for shows only while the policy lets one read it today.
+    refs = await _group_refs(r["group"] for r in [*as_teacher, *as_substitute])
+    teachers = {r["id"]: r["teacher"] for r in as_substitute}
+
+    def readable(group_id: int, teacher_id: int | None, substitute_id: int | None) -> bool:
+        ref = refs.get(group_id)
+        occurrence = OccurrenceRef(ref, teacher_id, substitute_id) if ref else None
+        return occurrence is not None and bool(
+            decide(subject, Action.READ_LESSON, occurrence, today)
+        )
+
+    as_teacher = [r for r in as_teacher if readable(r["group"], person, None)]
+    standing_in = [
+        c for c in standing_in if readable(c["group"], teachers.get(c["lesson"]), person)
+    ]
+    kept = {c["lesson"] for c in standing_in}
+    as_substitute = [r for r in as_substitute if r["id"] in kept]
     rows = {r["id"]: r for r in [*as_pupil, *as_teacher, *as_substitute]}
     terms = await _group_terms((r["group"] for r in rows.values()), today)
 

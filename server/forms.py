@@ -51,7 +51,7 @@ from server.messaging import names
 from server.mutations import MutationContext, MutationRejectedError
 from server.sync_store import RecordWrite, write_records
 from sync.forms import FormProblem, answers_hash, check_answers, response_status
-from sync.policy import AccessFacts, Action, GroupRef, SchoolRef, decide
+from sync.policy import AccessFacts, Action, GroupRef, SchoolRef, SentRef, decide
 
 _answers_json = msgspec.json.Decoder(dict[str, Answer])
 _definition_json = msgspec.json.Decoder(FormDefinition)
@@ -114,20 +114,14 @@ async def _group(group_id: int) -> dict[str, Any] | None:
 
 
 async def may_see_request(viewer: AccessFacts, request: dict[str, Any], day: dt.date) -> bool:
-    """The staff who see a request's responses: its sender, the group's teachers, the
-    school's principals and the city's admins."""
-    if request["sender"] == viewer.person_id:
-        return True
+    """The staff who see a request's responses today: the group's teachers, the school's
+    principals and the city's admins. Its sender only as one of these: having sent it
+    grants nothing once their job or their groups have ended."""
     group = await _group(request["group"])
     if group is None:
         return False
-    ref = GroupRef(group["id"], group["school"], group["municipality"])
-    return bool(
-        decide(viewer, Action.TEACH_GROUP, ref, day)
-        or decide(
-            viewer, Action.MANAGE_SCHOOL, SchoolRef(group["school"], ref.municipality_id), day
-        )
-    )
+    sent = SentRef(request["sender"], group["municipality"], group["school"], group["id"])
+    return bool(decide(viewer, Action.READ_RESPONSES, sent, day))
 
 
 # --- records -----------------------------------------------------------------------------

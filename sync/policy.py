@@ -27,11 +27,20 @@ bulletin to a class's guardians): a pupil never reads them.
 
 A right-to-information-only guardian reads what a custodial one reads but may not act for the
 child. An ended guardianship or membership grants nothing from the day after its last day.
+
+Having made something grants nothing on its own: the author of a bulletin or the sender of a
+form request reads its report only through a tie that holds today (:class:`SentRef`).
+
+Two guardians of one child see each other's name, but each other's contact details only when
+they live at the same address (:func:`household_of`) or when the roster lets the child's other
+guardians see them (``AccessFacts.shares_contact_with_guardians``): in a separated family the
+other parent's address is not the school's to give.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -109,6 +118,11 @@ class AccessFacts:
     groups: tuple[GroupTie, ...] = ()
     wards: tuple[WardTie, ...] = ()
     staff: tuple[StaffTie, ...] = ()
+    household: str | None = None
+    """The person's home address as :func:`household_of` compares it; None without one."""
+    shares_contact_with_guardians: bool = False
+    """The roster lets the other guardians of this person's children see their contact
+    details even outside one household (OneRoster ``metadata.fi.shareContactWithGuardians``)."""
 
     def groups_on(self, day: dt.date, role: MembershipRole | None = None) -> list[GroupTie]:
         return [
@@ -152,6 +166,18 @@ class AccessFacts:
             if g.validity.holds_on(day)
         )
         return cities
+
+
+def household_of(street_address: str | None) -> str | None:
+    """What makes two addresses one household: the address Unicode-normalised (NFKC),
+    casefolded, each comma-separated part with its whitespace collapsed, empty parts dropped.
+    ``"Koivukuja 3 B,  01300 VANTAA"`` and ``"koivukuja 3 b, 01300 Vantaa"`` are one household;
+    a different staircase, flat or postcode is another. No address is no household."""
+    if not street_address:
+        return None
+    text = unicodedata.normalize("NFKC", street_address).casefold()
+    parts = (" ".join(part.split()) for part in text.split(","))
+    return ", ".join(part for part in parts if part) or None
 
 
 def roles_on(facts: AccessFacts, day: dt.date) -> frozenset[Role]:
@@ -227,6 +253,12 @@ class Action(StrEnum):
     """City-wide bulletins: the city's admins."""
     MARK_ROLL_CALL = "lesson.mark_roll_call"
     """Mark who is present at one lesson occurrence."""
+    READ_LESSON = "lesson.read"
+    """See a lesson occurrence in one's timetable (its group, room, teacher and changes)."""
+    READ_RESPONSES = "sent.read_responses"
+    """See a form request's answers and signatures: pupil records of its group."""
+    READ_DELIVERY = "sent.read_delivery"
+    """See whom a bulletin reached, by name and channel (never contact details)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +288,18 @@ class OccurrenceRef:
     substitute_id: int | None
 
 
-Target = AccessFacts | GroupRef | SchoolRef | CityRef | OccurrenceRef
+@dataclass(frozen=True, slots=True)
+class SentRef:
+    """Something a person sent out (a form request, a bulletin): its author, and where it went:
+    a school (and a group of it), or a whole city when ``school_id`` is None."""
+
+    author_id: int
+    municipality_id: int
+    school_id: int | None = None
+    group_id: int | None = None
+
+
+Target = AccessFacts | GroupRef | SchoolRef | CityRef | OccurrenceRef | SentRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +328,9 @@ def _is_custodian_of(guardian: AccessFacts, pupil_id: int, day: dt.date) -> bool
     return any(w.pupil_id == pupil_id for w in guardian.wards_on(day, GuardianshipKind.CUSTODIAL))
 
 
+CO_GUARDIANS = "guardians of the same pupil"
+
+
 def _family_ties(viewer: AccessFacts, target: AccessFacts, day: dt.date) -> str | None:
     """How two people are family in Reppu's eyes today, or None."""
     if _is_guardian_of(viewer, target.person_id, day):
@@ -293,7 +339,7 @@ def _family_ties(viewer: AccessFacts, target: AccessFacts, day: dt.date) -> str 
         return "pupil of the guardian"
     shared = {w.pupil_id for w in viewer.wards_on(day)} & {w.pupil_id for w in target.wards_on(day)}
     if shared:
-        return "guardians of the same pupil"
+        return CO_GUARDIANS
     return None
 
 
@@ -348,6 +394,16 @@ def _decide_about_person(
             return _grant("admin of the protected person's city")
         return DENIED
 
+    if action == Action.READ_CONTACT_DETAILS and family == CO_GUARDIANS:
+        # Co-guardians may live apart (a separated family): their e-mail, phone and address
+        # are each other's only within one household or where the roster says so. The
+        # school-wide rules below may still grant them (a guardian who teaches there).
+        if viewer.household is not None and viewer.household == target.household:
+            return _grant("guardians of the same pupil, one household")
+        if target.shares_contact_with_guardians:
+            return _grant("guardians of the same pupil, shared by the roster")
+        family = None
+
     if action in (Action.READ_PERSON, Action.READ_CONTACT_DETAILS):
         if family:
             return _grant(family)
@@ -366,10 +422,67 @@ def _decide_about_person(
     return DENIED
 
 
+def _works_at(viewer: AccessFacts, school_id: int, day: dt.date) -> bool:
+    return school_id in _staff_schools(viewer, day, StaffRoleKind.TEACHER, StaffRoleKind.PRINCIPAL)
+
+
+def _decide_about_lesson(viewer: AccessFacts, target: OccurrenceRef, day: dt.date) -> Decision:
+    group = target.group
+    if decide(viewer, Action.READ_GROUP, group, day):
+        return _grant("reader of the group")
+    if decide(viewer, Action.TEACH_GROUP, group, day):
+        return _grant("teacher of the group")
+    # The timetable names a teacher or a substitute, and may outlive their job: the name
+    # counts only while they still work at the school.
+    named = viewer.person_id in (target.teacher_id, target.substitute_id)
+    if named and _works_at(viewer, group.school_id, day):
+        return _grant("teacher or substitute of the lesson, staff of the school")
+    return DENIED
+
+
+def _decide_about_sent(
+    viewer: AccessFacts, action: Action, target: SentRef, day: dt.date
+) -> Decision:
+    """Reports of something sent. The author gets nothing for having written it: they read
+    the report through a tie that holds today, like anyone else."""
+    school = (
+        None if target.school_id is None else SchoolRef(target.school_id, target.municipality_id)
+    )
+    if school is not None:
+        leads = decide(viewer, Action.MANAGE_SCHOOL, school, day)
+    else:
+        leads = decide(viewer, Action.MANAGE_CITY, CityRef(target.municipality_id), day)
+    if leads:
+        return leads
+    group = (
+        None
+        if school is None or target.group_id is None
+        else GroupRef(target.group_id, school.school_id, school.municipality_id)
+    )
+    if action == Action.READ_RESPONSES:
+        # Answers and signatures are pupil records: the group's teachers read them.
+        if group is not None and decide(viewer, Action.TEACH_GROUP, group, day):
+            return _grant("teacher of the group")
+        return DENIED
+    if action == Action.READ_DELIVERY and target.author_id == viewer.person_id:
+        if group is not None and decide(viewer, Action.TEACH_GROUP, group, day):
+            return _grant("author, teacher of the group")
+        if school is not None and _works_at(viewer, school.school_id, day):
+            return _grant("author, staff of the school")
+        city_staff = {s.municipality_id for s in viewer.staff_on(day)}
+        if school is None and target.municipality_id in city_staff:
+            return _grant("author, staff of the city")
+    return DENIED
+
+
 def decide(viewer: AccessFacts, action: Action, target: Target, day: dt.date) -> Decision:
     """May ``viewer`` do ``action`` to ``target`` on ``day``? Deny unless a rule grants it."""
     if isinstance(target, AccessFacts):
         return _decide_about_person(viewer, action, target, day)
+    if isinstance(target, SentRef):
+        if action not in (Action.READ_RESPONSES, Action.READ_DELIVERY):
+            return DENIED
+        return _decide_about_sent(viewer, action, target, day)
     if isinstance(target, GroupRef):
         if action == Action.READ_GROUP:
             partitions = readable_partitions(viewer, day)
@@ -385,13 +498,13 @@ def decide(viewer: AccessFacts, action: Action, target: Target, day: dt.date) ->
             return DENIED
         return DENIED
     if isinstance(target, OccurrenceRef):
+        if action == Action.READ_LESSON:
+            return _decide_about_lesson(viewer, target, day)
         if action != Action.MARK_ROLL_CALL:
             return DENIED
         # The lesson's teacher and the day's substitute are named by the timetable, which
         # may outlive a job: they must still work at the school.
-        works_there = target.group.school_id in _staff_schools(
-            viewer, day, StaffRoleKind.TEACHER, StaffRoleKind.PRINCIPAL
-        )
+        works_there = _works_at(viewer, target.group.school_id, day)
         if works_there and target.substitute_id == viewer.person_id:
             return _grant("substitute for the occurrence")
         if works_there and target.teacher_id == viewer.person_id:

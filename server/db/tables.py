@@ -76,6 +76,10 @@ class Person(Table, tablename="person"):
     email = Varchar(length=200, null=True, default=None)
     phone = Varchar(length=40, null=True, default=None)
     street_address = Varchar(length=200, null=True, default=None)
+    """One household is one address, compared as ``sync.policy.household_of`` says."""
+    shares_contact_with_guardians = Boolean(default=False)
+    """The roster lets the other guardians of this person's children see their contact
+    details though they live elsewhere (``docs/data-model.md``)."""
 
 
 class Account(Table, tablename="account"):

@@ -180,7 +180,8 @@ async def form_request_status(
     request: Request[Principal, Any, Any], request_id: FromPath[Id]
 ) -> FormRequestStatus:
     """Each pupil's response: not opened, draft, submitted, partly signed or complete. For
-    the sender, the group's teachers, the school's principals and the city's admins."""
+    the group's teachers, the school's principals and the city's admins (the sender only as
+    one of them: ``sync.policy.Action.READ_RESPONSES``)."""
     day = school_today()
     found = await visible_request(await _viewer(request), request_id, day)
     if found is None:

@@ -63,7 +63,7 @@ from server.identity import Principal
 from server.messaging import names
 from server.settings import Settings
 from server.state import AppState
-from sync.policy import AccessFacts, Action, CityRef, SchoolRef, decide
+from sync.policy import AccessFacts, Action, SentRef, decide
 
 _LDH_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
 
@@ -351,8 +351,8 @@ _RANK = {
 
 
 async def _may_see_report(viewer: AccessFacts, bulletin: dict[str, Any]) -> bool:
-    if bulletin["author"] == viewer.person_id:
-        return True
+    """The school's principals and the city's admins; its author only while a tie of today
+    still lets them serve its audience (``sync.policy.Action.READ_DELIVERY``)."""
     org = (
         await Organisation.select(Organisation.kind, Organisation.parent)
         .where(Organisation.id == bulletin["organisation"])
@@ -360,17 +360,13 @@ async def _may_see_report(viewer: AccessFacts, bulletin: dict[str, Any]) -> bool
     )
     if org is None:
         return False
-    day = school_today()
     if org["kind"] == "school":
-        return bool(
-            decide(
-                viewer,
-                Action.MANAGE_SCHOOL,
-                SchoolRef(bulletin["organisation"], org["parent"]),
-                day,
-            )
+        sent = SentRef(
+            bulletin["author"], org["parent"], bulletin["organisation"], bulletin["group"]
         )
-    return bool(decide(viewer, Action.MANAGE_CITY, CityRef(bulletin["organisation"]), day))
+    else:
+        sent = SentRef(bulletin["author"], bulletin["organisation"])
+    return bool(decide(viewer, Action.READ_DELIVERY, sent, school_today()))
 
 
 @get("/bulletins/{bulletin_id:int}/status", tags=["notifications"], summary="Who was reached")
@@ -382,7 +378,8 @@ async def bulletin_status(
     limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 500,
 ) -> DeliveryReport:
     """Per recipient: read, reached, pending or not reached (call them), with each channel's
-    best status. For the author, the school's principals and the city's admins."""
+    best status. For the school's principals, the city's admins, and the author while they
+    still teach the group or work at the school (or, for a city's bulletin, in the city)."""
     viewer_id = request.user.person_id
     viewer = (await load_access_facts([viewer_id])).get(viewer_id, AccessFacts(viewer_id))
     bulletin = await Bulletin.select().where(Bulletin.id == bulletin_id).first()

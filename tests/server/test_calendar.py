@@ -177,7 +177,9 @@ async def test_a_teacher_subscribes_to_the_lessons_they_teach(
     fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
 ) -> None:
     cal = parse(await fetch(fx_client, await feed_url(fx_client, "teacher", fx_city.teacher)))
-    assert set(masters(cal)) == set(fx_timetable.values())
+    # The timetable names her for 3C too, but she does not work at its school: a name in the
+    # timetable is no tie of its own (sync.policy, lesson.read).
+    assert set(masters(cal)) == {i for k, i in fx_timetable.items() if not k.startswith("3c")}
 
 
 async def test_titles_follow_the_owner_language(

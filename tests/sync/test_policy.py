@@ -6,6 +6,7 @@ checked here without a database and in ``tests/server/test_access_facts.py`` wit
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -20,12 +21,15 @@ from sync.policy import (
     CityRef,
     GroupRef,
     GroupTie,
+    OccurrenceRef,
     Partition,
     SchoolRef,
+    SentRef,
     StaffTie,
     Validity,
     WardTie,
     decide,
+    household_of,
     readable_partitions,
     roles_on,
 )
@@ -66,8 +70,15 @@ FACTS = {
     AINO: AccessFacts(AINO, groups=AINO_GROUPS),
     EERO: AccessFacts(EERO, groups=EERO_GROUPS),
     OLLI: AccessFacts(OLLI, groups=OLLI_GROUPS),
-    MOTHER: AccessFacts(MOTHER, wards=(ward(AINO, CUSTODIAL), ward(EERO, CUSTODIAL))),
-    FATHER: AccessFacts(FATHER, wards=(ward(AINO, INFO),)),
+    MOTHER: AccessFacts(
+        MOTHER,
+        wards=(ward(AINO, CUSTODIAL), ward(EERO, CUSTODIAL)),
+        household=household_of("Virtaseninkatu 1, Vantaa"),
+    ),
+    # Separated from the mother: another address.
+    FATHER: AccessFacts(
+        FATHER, wards=(ward(AINO, INFO),), household=household_of("Lahtisenkatu 2, Vantaa")
+    ),
     OLLI_PARENT: AccessFacts(OLLI_PARENT, turvakielto=True, wards=(ward(OLLI, CUSTODIAL),)),
     FORMER: AccessFacts(FORMER, wards=(ward(OLLI, CUSTODIAL, until=BEFORE),)),
     TEACHER: AccessFacts(
@@ -153,7 +164,8 @@ DECISION_CASES = [
     (PRINCIPAL, Action.READ_CONTACT_DETAILS, P[OLLI_PARENT], D, True),
     (ADMIN, Action.READ_CONTACT_DETAILS, P[OLLI_PARENT], D, True),
     (OLLI_PARENT, Action.READ_CONTACT_DETAILS, P[OLLI_PARENT], D, True),  # self
-    (FATHER, Action.READ_CONTACT_DETAILS, P[MOTHER], D, True),  # guardians of one child
+    (FATHER, Action.READ_PERSON, P[MOTHER], D, True),  # guardians of one child: the name
+    (FATHER, Action.READ_CONTACT_DETAILS, P[MOTHER], D, False),  # ... but they live apart
     (TEACHER, Action.READ_CONTACT_DETAILS, P[MOTHER], D, True),  # a pupil's guardian
     (FORMER, Action.READ_PUPIL_RECORD, P[OLLI], D, False),  # ended yesterday
     (FORMER, Action.READ_PUPIL_RECORD, P[OLLI], BEFORE, True),
@@ -200,6 +212,104 @@ def test_decide(viewer: int, action: Action, target: object, day: dt.date, allow
     decision = decide(FACTS[viewer], action, target, day)  # type: ignore[arg-type]
     assert decision.allowed is allowed, decision.reason
     assert bool(decision) is allowed
+
+
+def _facts(person: int, **changes: object) -> AccessFacts:
+    return dataclasses.replace(FACTS[person], **changes)  # type: ignore[arg-type]
+
+
+# The same father, living with the mother (the address written differently), or apart with
+# the mother's line in the roster letting the child's other guardians see her contact.
+SAME_HOME = _facts(FATHER, household=household_of("  VIRTASENINKATU 1,vantaa "))
+SHARED_MOTHER = _facts(MOTHER, shares_contact_with_guardians=True)
+PROTECTED_MOTHER = _facts(MOTHER, turvakielto=True, shares_contact_with_guardians=True)
+NO_HOME = _facts(FATHER, household=None)
+HOMELESS_MOTHER = _facts(MOTHER, household=None)
+# A teacher whose job and groups ended yesterday, as a OneRoster delta leaves them.
+FORMER_TEACHER = _facts(
+    TEACHER,
+    groups=tuple(tie(g, MembershipRole.TEACHER, Validity(LONG_AGO, BEFORE)) for g in (G5A, G5B)),
+    staff=(StaffTie(SCHOOL_A, CITY, StaffRoleKind.TEACHER, Validity(LONG_AGO, BEFORE)),),
+)
+# Sent by the teacher: a form request to 5B, a bulletin to 5B, one to the school, one to the city.
+FORM_5B = SentRef(TEACHER, CITY, SCHOOL_A, G5B)
+BULLETIN_5B = SentRef(TEACHER, CITY, SCHOOL_A, G5B)
+BULLETIN_SCHOOL_B = SentRef(TEACHER, CITY, SCHOOL_B)
+BULLETIN_CITY = SentRef(ADMIN, CITY)
+LESSON_3C = OccurrenceRef(GROUP[G3C], teacher_id=TEACHER, substitute_id=None)
+LESSON_5A = OccurrenceRef(GROUP[G5A], teacher_id=PRINCIPAL, substitute_id=TEACHER)
+
+# (case, viewer, action, target, the rule that decides: its reason, or "denied")
+REASON_CASES = [
+    ("co-guardians at one address", SAME_HOME, Action.READ_CONTACT_DETAILS, P[MOTHER],
+     "guardians of the same pupil, one household"),
+    ("co-guardians apart", P[FATHER], Action.READ_CONTACT_DETAILS, P[MOTHER], "denied"),
+    ("co-guardians apart: still the name", P[FATHER], Action.READ_PERSON, P[MOTHER],
+     "guardians of the same pupil"),
+    ("co-guardians apart, the roster shares", P[FATHER], Action.READ_CONTACT_DETAILS,
+     SHARED_MOTHER, "guardians of the same pupil, shared by the roster"),
+    ("the roster shares one way only", SHARED_MOTHER, Action.READ_CONTACT_DETAILS, P[FATHER],
+     "denied"),
+    ("no address is no household", NO_HOME, Action.READ_CONTACT_DETAILS, HOMELESS_MOTHER,
+     "denied"),
+    ("turvakielto wins over the household", SAME_HOME, Action.READ_CONTACT_DETAILS,
+     PROTECTED_MOTHER, "denied"),
+    ("turvakielto wins over the roster", P[FATHER], Action.READ_CONTACT_DETAILS,
+     PROTECTED_MOTHER, "denied"),
+    ("a guardian's own child, any address", P[FATHER], Action.READ_CONTACT_DETAILS, P[AINO],
+     "guardian of the pupil"),
+    ("staff still see a guardian's contact", P[TEACHER], Action.READ_CONTACT_DETAILS,
+     P[FATHER], "staff of the person's school"),
+    # What was sent: the author reads the report only through today's ties.
+    ("the sender who teaches the group", P[TEACHER], Action.READ_RESPONSES, FORM_5B,
+     "teacher of the group"),
+    ("the sender whose ties ended", FORMER_TEACHER, Action.READ_RESPONSES, FORM_5B, "denied"),
+    ("the school's principal", P[PRINCIPAL], Action.READ_RESPONSES, FORM_5B,
+     "principal of the school"),
+    ("the city's admin", P[ADMIN], Action.READ_RESPONSES, FORM_5B, "admin of the school's city"),
+    ("a guardian of the group", P[MOTHER], Action.READ_RESPONSES, FORM_5B, "denied"),
+    ("the author who teaches the group", P[TEACHER], Action.READ_DELIVERY, BULLETIN_5B,
+     "author, teacher of the group"),
+    ("the author whose ties ended", FORMER_TEACHER, Action.READ_DELIVERY, BULLETIN_5B, "denied"),
+    ("the author, no longer at that school", P[TEACHER], Action.READ_DELIVERY,
+     BULLETIN_SCHOOL_B, "denied"),
+    ("not the author", P[TEACHER], Action.READ_DELIVERY, SentRef(PRINCIPAL, CITY, SCHOOL_A),
+     "denied"),
+    ("a city bulletin's admin", P[ADMIN], Action.READ_DELIVERY, BULLETIN_CITY, "admin of the city"),
+    ("a report is not a person", P[ADMIN], Action.READ_PERSON, BULLETIN_CITY, "denied"),
+    # A lesson the timetable names someone for: only while they work at the school.
+    ("named for a lesson elsewhere", P[TEACHER], Action.READ_LESSON, LESSON_3C, "denied"),
+    ("substitute at own school", P[TEACHER], Action.READ_LESSON, LESSON_5A,
+     "reader of the group"),
+    ("named, but the job ended", FORMER_TEACHER, Action.READ_LESSON,
+     OccurrenceRef(GROUP[MA5], TEACHER, None), "denied"),
+    ("a pupil's guardian", P[MOTHER], Action.READ_LESSON, LESSON_3C, "reader of the group"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("viewer", "action", "target", "reason"),
+    [case[1:] for case in REASON_CASES],
+    ids=[case[0] for case in REASON_CASES],
+)
+def test_the_rule_that_decides(
+    viewer: AccessFacts, action: Action, target: object, reason: str
+) -> None:
+    decision = decide(viewer, action, target, D)  # type: ignore[arg-type]
+    assert (decision.allowed, decision.reason) == (reason != "denied", reason)
+
+
+def test_households_compare_normalised_addresses() -> None:
+    assert household_of(" Koivukuja 3 B,  01300 VANTAA ") == "koivukuja 3 b, 01300 vantaa"
+    assert household_of("koivukuja 3 b,01300 Vantaa") == household_of("KOIVUKUJA 3 B, 01300 VANTAA")
+    assert household_of("Koivukuja 3 A, 01300 Vantaa") != household_of(
+        "Koivukuja 3 B, 01300 Vantaa"
+    )
+    assert household_of("\uff2boivukuja 3") == household_of(
+        "koivukuja 3"
+    )  # NFKC: full-width letters
+    assert household_of(None) is None
+    assert household_of(" , ") is None
 
 
 @pytest.mark.parametrize(
@@ -273,5 +383,9 @@ def _expired_facts(draw: st.DrawFn) -> AccessFacts:
 def test_nothing_is_granted_by_ties_that_have_ended(viewer: AccessFacts, action: Action) -> None:
     assert readable_partitions(viewer, D) == {Partition(K.INBOX, 1000)}
     assert roles_on(viewer, D) == frozenset()
-    for target in (*FACTS.values(), *GROUP.values(), A, B):
+    # Having sent something grants nothing on its own either.
+    sent = [SentRef(viewer.person_id, CITY, school, group) for school, group in
+            ((SCHOOL_A, G5A), (SCHOOL_A, None), (None, None))]  # fmt: skip
+    named = [OccurrenceRef(GROUP[G5A], viewer.person_id, viewer.person_id)]
+    for target in (*FACTS.values(), *GROUP.values(), A, B, *sent, *named):
         assert not decide(viewer, action, target, D)
