@@ -44,6 +44,7 @@ from server.routes.forms import FORM_ROUTES
 from server.routes.health import health
 from server.routes.notifications import NOTIFICATION_ROUTES
 from server.routes.people import me, person
+from server.routes.signin import SIGNIN_ROUTES
 from server.routes.sync import sync_live, sync_pull, sync_push
 from server.settings import Settings
 from server.state import AppState
@@ -160,6 +161,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             *FORM_ROUTES,
             *CALENDAR_ROUTES,
             *ACCOUNT_ROUTES,
+            *SIGNIN_ROUTES,
             pwa_router(),
         ],
         lifespan=lifespan,
