@@ -9,6 +9,7 @@ Tests that prove a refusal only check the refusal; the only traffic is to loopba
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import socketserver
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from litestar import Litestar
 from piccolo.apps.migrations.commands.backwards import run_backwards
+from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.base import Engine
 
 from notifications.channels import normalise_email, normalise_phone
@@ -422,6 +424,20 @@ async def test_the_push_client_does_not_follow_a_redirect() -> None:
 # -- Channels stored before this change ----------------------------------------------------
 
 
+async def _keep_migration_order() -> None:
+    """Piccolo reverses migrations in the order of ``ran_on``; the ones this test applied
+    again ran under the frozen test clock, before the session's first run. Put them back
+    after the others, in their order, so a later full rollback goes the right way round."""
+    rows = await Migration.select(Migration.id, Migration.name, Migration.ran_on).where(
+        Migration.app_name == "reppu"
+    )
+    last = max(r["ran_on"] for r in rows if r["name"] < ID)
+    again = sorted((r for r in rows if r["name"] >= ID), key=lambda r: r["name"])
+    for step, row in enumerate(again, start=1):
+        ran_on = last + dt.timedelta(seconds=step)
+        await Migration.update({Migration.ran_on: ran_on}).where(Migration.id == row["id"])
+
+
 async def test_the_migration_keeps_addresses_and_drops_person_chosen_hosts(
     fx_db: Engine[Any], fx_city: City
 ) -> None:
@@ -442,6 +458,7 @@ async def test_the_migration_keeps_addresses_and_drops_person_chosen_hosts(
             )
     finally:
         await migrate(quiet=True)
+        await _keep_migration_order()
     rows = await NotifyChannel.select(NotifyChannel.kind, NotifyChannel.address).order_by(
         NotifyChannel.id
     )
