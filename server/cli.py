@@ -87,7 +87,9 @@ async def _import_oneroster(settings: Settings, path: str) -> int:
         progress = TextProgress()
         batch = parse_files(read_files(source), progress)
         async with open_database(settings) as engine:
-            summary = await import_oneroster(engine, batch, progress=progress)
+            summary = await import_oneroster(
+                engine, batch, progress=progress, identity=settings.signin
+            )
     except ImportRefused as refused:
         print(f"The import was refused; nothing was changed. {len(refused.problems)} problem(s):")
         for problem in refused.problems:

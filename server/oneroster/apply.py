@@ -53,6 +53,8 @@ from server.oneroster.plan import (
     stamp,
 )
 from server.rosters import roster_writes
+from server.signin.config import SigninSettings
+from server.signin.identifiers import replace_identifiers
 from server.sync_store import RecordWrite, write_records
 from server.timetable import group_writes, lesson_writes
 
@@ -731,15 +733,39 @@ def _summary(plan: Plan) -> Summary:
     return summary
 
 
+async def _save_national_ids(
+    batch: Batch, people: dict[str, int], identity: SigninSettings | None
+) -> None:
+    """Each user row's henkilötunnus, hashed at once (``server/signin/identifiers.py``).
+    Every row of the file replaces its person's number, so a correction takes effect even
+    where nothing else of the row changed."""
+    rows = [r for r in batch.rows.get("users", []) if isinstance(r, UserRow)]
+    if not any(r.national_id for r in rows):
+        return
+    if identity is None:
+        raise ImportRefused(
+            [Problem("users.csv", 0, "metadata.fi.henkilotunnus", "no identity key to hash it")]
+        )
+    await replace_identifiers(
+        identity,
+        "national_id",
+        ((people[r.sid], r.national_id) for r in rows if r.sid in people),
+    )
+
+
 async def import_oneroster(
     engine: Engine[Any],
     batch: Batch,
     *,
     today: dt.date | None = None,
     progress: Progress | None = None,
+    identity: SigninSettings | None = None,
 ) -> Summary:
     """Apply ``batch`` in one write transaction; raises ``ImportRefused`` (writing nothing)
-    with every problem found. Importing the same batch again changes nothing."""
+    with every problem found. Importing the same batch again changes nothing.
+
+    ``identity``: the key national identity numbers are hashed under; without it the
+    ``metadata.fi.henkilotunnus`` column is refused rather than dropped."""
     started = time.perf_counter()
     today = today or school_today()
     report = progress or no_progress
@@ -760,6 +786,7 @@ async def import_oneroster(
         await writer.courses()
         await writer.classes()
         await writer.users()
+        await _save_national_ids(batch, writer.local.get("user", {}), identity)
         await writer.demographics()
         await writer.ties("roles", "staff_role", writer._staff, ("person", "organisation", "role"))
         await writer.ties("enrollments", "membership", writer._member, ("group", "person", "role"))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from server.demo.progress import Progress
+from server.signin.national_id import is_national_id
 from server.oneroster.read import (
     LIMITS,
     Budget,
@@ -127,6 +128,7 @@ FINNISH: dict[str, tuple[str, ...]] = {
         "metadata.fi.turvakielto",
         "metadata.fi.oppijanumero",
         "metadata.fi.custody",
+        "metadata.fi.henkilotunnus",
     ),
 }
 """The Finnish profile's columns per file; another ``metadata.fi.*`` column is refused (a
@@ -256,6 +258,10 @@ class UserRow(Row):
     language: str | None
     turvakielto: bool
     oppijanumero: str | None
+    national_id: str | None = field(default=None, repr=False)
+    """The henkilötunnus, to be hashed at once (``server/signin/identifiers.py``). Not part
+    of ``digest``: that is an unkeyed hash, and a national identity number must not be
+    guessable from it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -529,6 +535,13 @@ def _user(c: _Cells, head: dict[str, object]) -> Row:
     if oppijanumero is not None and not OPPIJANUMERO.match(oppijanumero):
         c.fail("metadata.fi.oppijanumero", f"{oppijanumero!r} is not an oppijanumero")
         oppijanumero = None
+    national_id = c.text("metadata.fi.henkilotunnus", limit=11)
+    if national_id is not None:
+        national_id = national_id.upper()
+        if not is_national_id(national_id):
+            # The value is not repeated: it may be a real person's number, mistyped.
+            c.fail("metadata.fi.henkilotunnus", "is not a well-formed henkilötunnus")
+            national_id = None
     values = (
         c.boolean("enabledUser", default=True),
         c.text("username", limit=100) or "",
@@ -554,6 +567,7 @@ def _user(c: _Cells, head: dict[str, object]) -> Row:
         language=values[7],
         turvakielto=values[8],
         oppijanumero=values[9],
+        national_id=national_id,
     )
 
 

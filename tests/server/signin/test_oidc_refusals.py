@@ -3,8 +3,7 @@ path, and every refusal of a bad answer, each of which must create nothing."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,46 +12,16 @@ import pytest
 import pytest_asyncio
 from piccolo.engine.base import Engine
 
-from server.app import create_app
 from server.clock import utc_now
 from server.db.oneroster_tables import ExternalRef
 from server.db.signin_tables import AccountEvent, OidcRequest, SigninHandoff
 from server.db.tables import Account, AuthToken
 from server.settings import Settings
-from server.signin.config import ClaimMatch, OidcProvider, SigninSettings
 from server.signin.oidc import JWKS_REFETCH_SECONDS
 from tests.city import City
-from tests.server.signin.fake_provider import (
-    CLIENT_ID,
-    CLIENT_SECRET,
-    FakeProvider,
-    running_fake_provider,
-    unsigned,
-)
-
-AINO_NUMBER = "1.2.246.562.24.10000000001"
-LEARNER_CLAIM = "urn:mpass.id:learnerId"
-
-
-@pytest.fixture
-def fx_fake() -> Iterator[FakeProvider]:
-    with running_fake_provider() as provider:
-        provider.publish(provider.new_key("k1"))
-        yield provider
-
-
-def _provider(fake: FakeProvider, **changes: Any) -> OidcProvider:
-    base = OidcProvider(
-        name="fake",
-        title="Fake MPASSid",
-        issuer=fake.issuer,
-        client_id=CLIENT_ID,
-        client_auth="client_secret_basic",
-        client_secret=CLIENT_SECRET,
-        matches=(ClaimMatch(LEARNER_CLAIM, "oppijanumero"),),
-        algorithms=("ES256",),
-    )
-    return dataclasses.replace(base, **changes)
+from tests.server.signin.conftest import fake_provider_config, signin_client
+from tests.server.signin.fake_provider import CLIENT_ID, FakeProvider, unsigned
+from tests.server.signin.steps import AINO_NUMBER, callback, claims, sign_in, start
 
 
 @pytest_asyncio.fixture
@@ -63,55 +32,8 @@ async def fx_rp(
     await ExternalRef(
         source="fi.oppijanumero", kind="person", source_id=AINO_NUMBER, local_id=fx_city.aino
     ).save()
-    signin = SigninSettings(
-        providers=(_provider(fx_fake),),
-        public_url="http://reppu.test",
-        identity_key=b"k" * 32,
-        app_redirect_uris=("fi.example.reppu:/signin", "http://127.0.0.1/callback"),
-    )
-    app = create_app(dataclasses.replace(fx_settings, signin=signin), engine=fx_db)
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as client:
+    async with signin_client(fx_settings, fx_db, fake_provider_config(fx_fake)) as client:
         yield client
-
-
-async def _start(client: httpx.AsyncClient, **params: str) -> dict[str, str]:
-    answer = await client.get("/auth/oidc/fake/start", params=params)
-    assert answer.status_code == 302, answer.text
-    assert answer.headers["cache-control"] == "no-store"
-    query = parse_qs(urlsplit(answer.headers["location"]).query)
-    return {name: values[0] for name, values in query.items()}
-
-
-def _claims(fake: FakeProvider, request: dict[str, str], **changes: Any) -> dict[str, Any]:
-    now = int(utc_now().timestamp())
-    claims: dict[str, Any] = {
-        "iss": fake.issuer,
-        "sub": "mpass-aino",
-        "aud": CLIENT_ID,
-        "exp": now + 300,
-        "iat": now,
-        "nonce": request["nonce"],
-        LEARNER_CLAIM: AINO_NUMBER,
-    }
-    claims.update(changes)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
-async def _callback(client: httpx.AsyncClient, request: dict[str, str], code: str) -> str:
-    answer = await client.get(
-        "/auth/oidc/fake/callback", params={"state": request["state"], "code": code}
-    )
-    assert answer.status_code == 302, answer.text
-    return str(answer.headers["location"])
-
-
-async def _sign_in(
-    client: httpx.AsyncClient, fake: FakeProvider, token: Callable[[dict[str, str]], str]
-) -> str:
-    request = await _start(client)
-    fake.grant("code-1", token(request), request["code_challenge"])
-    return await _callback(client, request, "code-1")
 
 
 async def _nothing_created() -> None:
@@ -123,14 +45,14 @@ async def _nothing_created() -> None:
 async def test_signing_in_gives_a_device_token_through_a_one_time_handoff(
     fx_rp: httpx.AsyncClient, fx_fake: FakeProvider, fx_city: City
 ) -> None:
-    request = await _start(fx_rp, device_name="Aino's phone")
+    request = await start(fx_rp, device_name="Aino's phone")
     assert request["response_type"] == "code"
     assert request["code_challenge_method"] == "S256"
     assert request["redirect_uri"] == "http://reppu.test/auth/oidc/fake/callback"
     assert request["client_id"] == CLIENT_ID
     key = fx_fake.keys[0]
-    fx_fake.grant("code-1", fx_fake.sign(_claims(fx_fake, request), key), request["code_challenge"])
-    location = await _callback(fx_rp, request, "code-1")
+    fx_fake.grant("code-1", fx_fake.sign(claims(fx_fake, request), key), request["code_challenge"])
+    location = await callback(fx_rp, request, "code-1")
     assert location.startswith("http://reppu.test/?handoff=")
     handoff = parse_qs(urlsplit(location).query)["handoff"][0]
     # The state, the code and the hand-off are stored only as keyed hashes.
@@ -171,23 +93,23 @@ async def test_signing_in_gives_a_device_token_through_a_one_time_handoff(
 
 
 BAD_TOKENS: dict[str, Callable[[FakeProvider, dict[str, str]], str]] = {
-    "forged signature": lambda f, r: f.sign(_claims(f, r), f.new_key("k1")),
-    "alg none": lambda f, r: unsigned(_claims(f, r)),
-    "wrong issuer": lambda f, r: f.sign(_claims(f, r, iss="https://evil.example"), f.keys[0]),
-    "wrong audience": lambda f, r: f.sign(_claims(f, r, aud="another-client"), f.keys[0]),
+    "forged signature": lambda f, r: f.sign(claims(f, r), f.new_key("k1")),
+    "alg none": lambda f, r: unsigned(claims(f, r)),
+    "wrong issuer": lambda f, r: f.sign(claims(f, r, iss="https://evil.example"), f.keys[0]),
+    "wrong audience": lambda f, r: f.sign(claims(f, r, aud="another-client"), f.keys[0]),
     "another client, several audiences": lambda f, r: f.sign(
-        _claims(f, r, aud=[CLIENT_ID, "another-client"], azp="another-client"), f.keys[0]
+        claims(f, r, aud=[CLIENT_ID, "another-client"], azp="another-client"), f.keys[0]
     ),
-    "expired": lambda f, r: f.sign(_claims(f, r, exp=int(utc_now().timestamp()) - 120), f.keys[0]),
+    "expired": lambda f, r: f.sign(claims(f, r, exp=int(utc_now().timestamp()) - 120), f.keys[0]),
     "issued in the future": lambda f, r: f.sign(
-        _claims(f, r, iat=int(utc_now().timestamp()) + 3600), f.keys[0]
+        claims(f, r, iat=int(utc_now().timestamp()) + 3600), f.keys[0]
     ),
     "issued long ago": lambda f, r: f.sign(
-        _claims(f, r, iat=int(utc_now().timestamp()) - 3600), f.keys[0]
+        claims(f, r, iat=int(utc_now().timestamp()) - 3600), f.keys[0]
     ),
-    "another nonce": lambda f, r: f.sign(_claims(f, r, nonce="not-ours"), f.keys[0]),
-    "no nonce": lambda f, r: f.sign(_claims(f, r, nonce=None), f.keys[0]),
-    "unknown kid": lambda f, r: f.sign(_claims(f, r), f.new_key("k-unknown")),
+    "another nonce": lambda f, r: f.sign(claims(f, r, nonce="not-ours"), f.keys[0]),
+    "no nonce": lambda f, r: f.sign(claims(f, r, nonce=None), f.keys[0]),
+    "unknown kid": lambda f, r: f.sign(claims(f, r), f.new_key("k-unknown")),
     "not a token": lambda f, r: "not.a.token",
 }
 
@@ -196,7 +118,7 @@ BAD_TOKENS: dict[str, Callable[[FakeProvider, dict[str, str]], str]] = {
 async def test_a_bad_id_token_is_refused_and_creates_nothing(
     fx_rp: httpx.AsyncClient, fx_fake: FakeProvider, case: str
 ) -> None:
-    location = await _sign_in(fx_rp, fx_fake, lambda r: BAD_TOKENS[case](fx_fake, r))
+    location = await sign_in(fx_rp, fx_fake, lambda r: BAD_TOKENS[case](fx_fake, r))
     assert location == "http://reppu.test/?signin_error=signin.invalid_id_token"
     await _nothing_created()
     refused = await AccountEvent.select().where(AccountEvent.kind == "signin.refused")
@@ -206,8 +128,8 @@ async def test_a_bad_id_token_is_refused_and_creates_nothing(
 async def test_a_mismatched_or_missing_state_is_refused(
     fx_rp: httpx.AsyncClient, fx_fake: FakeProvider
 ) -> None:
-    request = await _start(fx_rp)
-    fx_fake.grant("code-1", fx_fake.sign(_claims(fx_fake, request), fx_fake.keys[0]), "x")
+    request = await start(fx_rp)
+    fx_fake.grant("code-1", fx_fake.sign(claims(fx_fake, request), fx_fake.keys[0]), "x")
     for params in ({"state": "forged", "code": "code-1"}, {"code": "code-1"}):
         answer = await fx_rp.get("/auth/oidc/fake/callback", params=params)
         assert answer.status_code == 400
@@ -219,12 +141,12 @@ async def test_a_mismatched_or_missing_state_is_refused(
 async def test_a_replayed_code_is_refused_by_the_provider(
     fx_rp: httpx.AsyncClient, fx_fake: FakeProvider
 ) -> None:
-    first = await _sign_in(
-        fx_rp, fx_fake, lambda r: fx_fake.sign(_claims(fx_fake, r), fx_fake.keys[0])
+    first = await sign_in(
+        fx_rp, fx_fake, lambda r: fx_fake.sign(claims(fx_fake, r), fx_fake.keys[0])
     )
     assert "handoff=" in first
-    second = await _start(fx_rp)
-    location = await _callback(fx_rp, second, "code-1")  # the code of the first sign-in
+    second = await start(fx_rp)
+    location = await callback(fx_rp, second, "code-1")  # the code of the first sign-in
     assert location == "http://reppu.test/?signin_error=signin.refused"
     assert await SigninHandoff.count() == 1
 
@@ -232,7 +154,7 @@ async def test_a_replayed_code_is_refused_by_the_provider(
 async def test_a_cancelled_sign_in_goes_back_with_a_refusal(
     fx_rp: httpx.AsyncClient, fx_fake: FakeProvider
 ) -> None:
-    request = await _start(fx_rp)
+    request = await start(fx_rp)
     answer = await fx_rp.get(
         "/auth/oidc/fake/callback", params={"state": request["state"], "error": "access_denied"}
     )
@@ -246,18 +168,18 @@ async def test_a_rotated_key_is_fetched_once_and_an_unknown_one_is_not_chased(
     import datetime as dt
 
     old = fx_fake.keys[0]
-    first = await _sign_in(fx_rp, fx_fake, lambda r: fx_fake.sign(_claims(fx_fake, r), old))
+    first = await sign_in(fx_rp, fx_fake, lambda r: fx_fake.sign(claims(fx_fake, r), old))
     assert "handoff=" in first
     assert fx_fake.jwks_fetches == 1
     fx_frozen_clock.shift(dt.timedelta(seconds=JWKS_REFETCH_SECONDS + 1))
     new = fx_fake.new_key("k2")
     fx_fake.publish(old, new)
-    rotated = await _sign_in(fx_rp, fx_fake, lambda r: fx_fake.sign(_claims(fx_fake, r), new))
+    rotated = await sign_in(fx_rp, fx_fake, lambda r: fx_fake.sign(claims(fx_fake, r), new))
     assert "handoff=" in rotated
     assert fx_fake.jwks_fetches == 2
     # Right after a fetch, a token naming a key nobody published costs no further fetch.
     stray = fx_fake.new_key("k3")
-    refused = await _sign_in(fx_rp, fx_fake, lambda r: fx_fake.sign(_claims(fx_fake, r), stray))
+    refused = await sign_in(fx_rp, fx_fake, lambda r: fx_fake.sign(claims(fx_fake, r), stray))
     assert refused.endswith("signin_error=signin.invalid_id_token")
     assert fx_fake.jwks_fetches == 2
 
@@ -267,10 +189,10 @@ async def test_native_apps_return_only_to_allowed_redirect_uris(
 ) -> None:
     # A private-use scheme and a loopback redirect on any port (RFC 8252 7.1 and 7.3).
     for allowed in ("fi.example.reppu:/signin", "http://127.0.0.1:53124/callback"):
-        request = await _start(fx_rp, return_to=allowed)
-        token = fx_fake.sign(_claims(fx_fake, request), fx_fake.keys[0])
+        request = await start(fx_rp, return_to=allowed)
+        token = fx_fake.sign(claims(fx_fake, request), fx_fake.keys[0])
         fx_fake.grant(f"code-{allowed}", token, request["code_challenge"])
-        location = await _callback(fx_rp, request, f"code-{allowed}")
+        location = await callback(fx_rp, request, f"code-{allowed}")
         assert location.startswith(f"{allowed}?handoff=")
     for refused in (
         "https://evil.example/callback",
