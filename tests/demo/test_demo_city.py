@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -392,3 +393,30 @@ def test_text_progress_writes_plain_lines_off_a_terminal() -> None:
     assert lines[-1].startswith("load lesson")
     assert "[##########] 100% 200/200" in lines[-1]
     assert len(lines) == 2
+
+
+# reppu demo and the clock ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.now("2026-12-06T23:30:00+00:00")  # Sunday in UTC, already Monday in Helsinki
+def test_reppu_demo_dates_its_changes_in_the_helsinki_week(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from server.cli import main
+
+    database = tmp_path / "demo.sqlite3"
+    monkeypatch.setenv("REPPU_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("REPPU_DATABASE_URL", f"sqlite:///{database}")
+    assert main(["migrate"]) == 0
+    assert main(["demo", "--pupils", "500"]) == 0
+    with sqlite3.connect(database) as conn:
+        days = {
+            dt.date.fromisoformat(row[0])
+            for row in conn.execute("SELECT on_date FROM lesson_change")
+        }
+    assert days, "the demo made no lesson changes"
+    helsinki_week = dt.date(2026, 12, 7).isocalendar()[:2]
+    assert {day.isocalendar()[:2] for day in days} == {helsinki_week}
