@@ -31,6 +31,11 @@ from tests.notify_world import (
 )
 from tests.push_service import PushService
 
+# Deliveries here are expected to go now: the module runs on a school day in school hours,
+# outside the default quiet hours (21:00-07:00), where a non-urgent push would rightly wait
+# (at 01:50 on a Monday these tests failed). Tests of quiet hours set them around this instant.
+pytestmark = pytest.mark.now("2026-11-24T10:15:00+02:00")
+
 
 @pytest.fixture
 def fx_push() -> PushService:

@@ -21,6 +21,10 @@ from tests.devices import change, device, records
 from tests.notify_world import PUSH_ORIGIN, deliveries, make_worker, subscribed_device
 from tests.push_service import PushService
 
+# Tests whose pushes must go at once run on a school day in school hours: outside the default
+# quiet hours (21:00-07:00), and with lessons today.
+SCHOOL_DAY_MORNING = "2026-11-24T10:15:00+02:00"
+
 
 @pytest.fixture
 def fx_push() -> PushService:
@@ -162,6 +166,7 @@ async def test_bulletins_and_receipts_sync_to_their_readers_only(
     assert records(olli_parent, "receipt") == {}
 
 
+@pytest.mark.now(SCHOOL_DAY_MORNING)
 async def test_delivery_report_shows_whom_to_call(
     fx_client: httpx.AsyncClient,
     fx_city: City,
@@ -298,6 +303,7 @@ async def test_preferences_round_trip_and_refuse_half_quiet_hours(
     assert answer.json()["webpush"] == "instant"  # the mother's choice is hers alone
 
 
+@pytest.mark.now(SCHOOL_DAY_MORNING)
 async def test_todays_lesson_change_notifies_the_group(
     fx_client: httpx.AsyncClient,
     fx_city: City,
