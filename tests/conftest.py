@@ -67,6 +67,14 @@ def suite_now() -> dt.datetime:
     return instant
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fx_session_clock() -> Iterator[None]:
+    """The session's own set-up (migrations, databases) runs at the suite's instant too, so no
+    row the suite makes is stamped by the real clock, before or after the tests' instants."""
+    with time_machine.travel(suite_now(), tick=True):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def fx_frozen_clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
     """Move the process's clock to the test's instant; it runs on from there (``tick``)."""
