@@ -149,6 +149,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, access_log: b
     import uvicorn
 
     from server.calendar import uvicorn_log_config
+    from server.signin.logs import with_signin_redaction
 
     pending = asyncio.run(_pending(settings))
     if pending:
@@ -168,7 +169,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, access_log: b
         log_level="info",
         access_log=access_log,
         # The access log without calendar feeds' secret tokens (they are in the path).
-        log_config=uvicorn_log_config(),
+        # Nor sign-in's one-time codes (in the query).
+        log_config=with_signin_redaction(uvicorn_log_config()),
     )
     return 0
 
