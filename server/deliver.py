@@ -65,6 +65,7 @@ from server.fanout import (
     kind_of,
     remind_forms_due,
 )
+from server.push_endpoints import endpoint_allowed
 from server.push_transport import AiohttpTransport, PushTransport, PushTransportError
 from server.rosters import roll_rosters
 from server.settings import Settings
@@ -316,8 +317,11 @@ class PushSender:
         self.transport: PushTransport = transport or AiohttpTransport(
             timeout=PUSH_TIMEOUT, per_host=settings.push_connections_per_origin
         )
+        self._settings = settings
         self._per_origin = settings.push_connections_per_origin
         self._gates: dict[str, asyncio.Semaphore] = {}
+        self._allowed: dict[str, bool] = {}
+        """Push services (origins) on the operator's list now, asked once per worker."""
         self._payloads: dict[tuple[Text, int], bytes] = {}
         """The plaintext of each item's push (a storm bulletin's is the same for every device:
         encoded once, not 300,000 times)."""
@@ -358,6 +362,13 @@ class PushSender:
         if row["endpoint"] is None:
             return Outcome(row["id"], "gone", detail="subscription removed")
         origin = origin_of(row["endpoint"])
+        allowed = self._allowed.get(origin)
+        if allowed is None:
+            # The endpoint was checked when it was stored; this catches a list the operator
+            # has narrowed since, and rows stored under an older, looser check.
+            allowed = self._allowed[origin] = endpoint_allowed(self._settings, origin + "/")
+        if not allowed:
+            return Outcome(row["id"], "failed", detail="push service not on REPPU_PUSH_HOSTS")
         paused = self._paused.get(origin)
         if paused is not None and paused > now:
             return Outcome(row["id"], "queued", not_before=paused, detail="push service paused")

@@ -11,12 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import re
 from collections import defaultdict
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
-import yarl
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar import Request, delete, get, post, put
 from litestar.di import NamedDependency
@@ -61,55 +58,13 @@ from server.errors import ReppuError
 from server.fanout import delete_subscriptions, forget_targets
 from server.identity import Principal
 from server.messaging import names
-from server.settings import Settings
+from server.push_endpoints import endpoint_allowed
 from server.state import AppState
 from sync.policy import AccessFacts, Action, SentRef, decide
-
-_LDH_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
 
 
 def _b64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def endpoint_allowed(settings: Settings, endpoint: str) -> bool:
-    """Whether ``endpoint`` is a clean https URL (or http where the allowlist says so) on an
-    allowed host and port. An entry without a port allows the scheme's default port only."""
-    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in endpoint):
-        return False
-    try:
-        parts = urlsplit(endpoint)
-        port = parts.port
-    except ValueError:  # a port that is not a number, or out of range
-        return False
-    host = (parts.hostname or "").lower()
-    if not host or parts.username or parts.password or parts.scheme not in ("https", "http"):
-        return False
-    # A host name of letters, digits, hyphens and dots only: no IP literal in brackets, no
-    # percent-encoding, no backslash, no Unicode that the HTTP client would fold into
-    # something else (yarl applies NFKC and IDNA), no trailing dot.
-    if not _LDH_HOST.fullmatch(host):
-        return False
-    port = port or (443 if parts.scheme == "https" else 80)
-    try:
-        # The client that connects (aiohttp) parses with yarl: it must see the same place.
-        seen = yarl.URL(endpoint)
-    except ValueError:
-        return False
-    if (seen.scheme, seen.host, seen.port, seen.user) != (parts.scheme, host, port, None):
-        return False
-    for allowed in settings.push_hosts:
-        scheme, default_port = "https", 443
-        if allowed.startswith("http://"):
-            scheme, default_port, allowed = "http", 80, allowed.removeprefix("http://")
-        if parts.scheme != scheme:
-            continue
-        name, _, wanted = allowed.partition(":")
-        if port != (int(wanted) if wanted.isdigit() else default_port):
-            continue
-        if (name.startswith("*.") and host.endswith(name[1:])) or host == name:
-            return True
-    return False
 
 
 def _check_keys(body: SubscriptionIn) -> None:

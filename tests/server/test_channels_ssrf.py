@@ -31,8 +31,8 @@ from server.clock import utc_now
 from server.db.migrate import migrate
 from server.db.migrations.reppu_2026_12_07t01_10_00_000000 import ID, legacy_email
 from server.db.notify_tables import NotifyChannel, PushSubscription
+from server.push_endpoints import endpoint_allowed
 from server.push_transport import AiohttpTransport
-from server.routes.notifications import endpoint_allowed
 from server.settings import (
     DEFAULT_PUSH_HOSTS,
     Settings,
@@ -42,7 +42,7 @@ from server.settings import (
 )
 from tests.city import City
 from tests.devices import change, device
-from tests.notify_world import PUSH_ORIGIN, deliveries, make_worker
+from tests.notify_world import PUSH_ORIGIN, deliveries, make_worker, subscribed_device
 from tests.push_service import PushService
 
 # Every way of naming a host a person might try, as an e-mail address.
@@ -392,6 +392,35 @@ async def test_a_refused_push_endpoint_stores_nothing(
             "push.endpoint_not_allowed",
         ), endpoint
     assert await PushSubscription.count() == 0
+
+
+async def test_the_worker_pushes_only_to_services_on_the_list_now(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    """A subscription stored before the operator narrowed REPPU_PUSH_HOSTS (or under an older
+    check) is not pushed to: its delivery fails without a request."""
+    _, token = await subscribed_device(fx_client, fx_push, "mother")
+    await PushSubscription.update(
+        {PushSubscription.endpoint: f"http://metadata.test:8443/push/{token}"}
+    ).where(PushSubscription.person == fx_city.mother)
+    teacher = await device(fx_client, "teacher")
+    await change(
+        teacher,
+        "bulletin.send",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
+    )
+    await make_worker(fx_db, fx_settings, fx_push).drain()
+    (row,) = await deliveries(person=fx_city.mother, channel="webpush")
+    assert (row["status"], row["detail"]) == ("failed", "push service not on REPPU_PUSH_HOSTS")
+    assert fx_push.received == []
+    assert await PushSubscription.count() == 1  # the operator may put the service back
 
 
 async def test_the_push_client_does_not_follow_a_redirect() -> None:
