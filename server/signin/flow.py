@@ -207,6 +207,8 @@ async def finish(
         handoff = new_url_secret()
         now = utc_now()
         async with write_transaction(engine):
+            # Hand-offs past their two minutes, used or not, are swept as new ones arrive.
+            await SigninHandoff.delete().where(SigninHandoff.expires_at < now)
             account, disabled = await _account_for(person)
             if disabled:
                 raise ReppuError(ErrorCode.SIGNIN_REFUSED, "This account is disabled.")
