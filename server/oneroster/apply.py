@@ -392,7 +392,15 @@ class _Writer:
 
     async def users(self) -> None:
         ops = self.plan.ops["users"]
-        columns = ("given_name", "family_name", "language", "turvakielto", "email", "phone")
+        columns = (
+            "given_name",
+            "family_name",
+            "language",
+            "turvakielto",
+            "email",
+            "phone",
+            "shares_contact_with_guardians",
+        )
 
         def person(row: Row) -> tuple[Any, ...]:
             assert isinstance(row, UserRow)
@@ -403,6 +411,7 @@ class _Writer:
                 row.turvakielto,
                 row.email,
                 row.phone,
+                row.shares_contact,
             )
 
         def created(row: Row) -> tuple[Any, ...]:

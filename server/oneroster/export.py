@@ -33,7 +33,8 @@ _GROUPS = (
 )
 _PEOPLE = (
     "SELECT p.id, p.given_name, p.family_name, p.language, p.birth_date, p.turvakielto, "
-    "p.email, p.phone, a.username, a.disabled, r.source_id AS oppijanumero FROM person p "
+    "p.shares_contact_with_guardians, p.email, p.phone, a.username, a.disabled, "
+    "r.source_id AS oppijanumero FROM person p "
     "LEFT JOIN account a ON a.person = p.id LEFT JOIN external_ref r ON r.source = {} "
     "AND r.kind = 'person' AND r.local_id = p.id ORDER BY p.id"
 )
@@ -191,6 +192,9 @@ async def _collect(files: _Files, today: dt.date, progress: Progress) -> None:
                 "metadata.fi.turvakielto": _booleans(p["turvakielto"]),
                 "metadata.fi.oppijanumero": p["oppijanumero"],
                 "metadata.fi.custody": ",".join(kind for _, kind in agents),
+                "metadata.fi.shareContactWithGuardians": _booleans(
+                    p["shares_contact_with_guardians"]
+                ),
             },
         )
         if p["birth_date"] is not None:

@@ -129,6 +129,7 @@ FINNISH: dict[str, tuple[str, ...]] = {
         "metadata.fi.oppijanumero",
         "metadata.fi.custody",
         "metadata.fi.henkilotunnus",
+        "metadata.fi.shareContactWithGuardians",
     ),
 }
 """The Finnish profile's columns per file; another ``metadata.fi.*`` column is refused (a
@@ -262,6 +263,9 @@ class UserRow(Row):
     """The henkilötunnus, to be hashed at once (``server/signin/identifiers.py``). Not part
     of ``digest``: that is an unkeyed hash, and a national identity number must not be
     guessable from it."""
+    shares_contact: bool = False
+    """``metadata.fi.shareContactWithGuardians``: the child's other guardians may see this
+    person's contact details though they live elsewhere."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -554,9 +558,13 @@ def _user(c: _Cells, head: dict[str, object]) -> Row:
         c.boolean("metadata.fi.turvakielto", default=False),
         oppijanumero,
     )
+    shares = c.boolean("metadata.fi.shareContactWithGuardians", default=False)
     return UserRow(
         **head,  # type: ignore[arg-type]
-        digest=_digest(values),
+        # Hashed only when set, so that a line without it keeps the digest it had before
+        # the column existed (re-importing the same files still changes nothing).
+        digest=_digest((*values, "shares contact") if shares else values),
+        shares_contact=shares,
         enabled=values[0],
         username=values[1],
         given_name=values[2],

@@ -10,6 +10,7 @@ import datetime as dt
 
 from schemas.core import GuardianshipKind, Role
 from server.access import load_access_facts
+from server.db.tables import Person
 from sync.policy import Action, GroupRef, Partition, decide, readable_partitions, roles_on
 from tests.city import City
 
@@ -72,3 +73,30 @@ async def test_kinds_and_protection_survive_storage(fx_city: City) -> None:
 async def test_unknown_people_are_left_out(fx_city: City) -> None:
     assert await load_access_facts([]) == {}
     assert set(await load_access_facts([fx_city.aino, 999_999])) == {fx_city.aino}
+
+
+async def test_households_and_the_roster_flag_come_from_stored_rows(fx_city: City) -> None:
+    """Co-guardians' contact details by the rule that decides them (``docs/data-model.md``,
+    "Households"), from the addresses and flags as stored."""
+    c = fx_city
+    today = c.today
+
+    async def reason(viewer: int, target: int) -> str:
+        facts = await load_access_facts([viewer, target])
+        return decide(facts[viewer], Action.READ_CONTACT_DETAILS, facts[target], today).reason
+
+    # The city's mother and father live apart (Virtaneninkatu and Lahtineninkatu).
+    assert await reason(c.father, c.mother) == "denied"
+    await Person.update({Person.street_address: " VIRTANENINKATU 1,  vantaa"}).where(
+        Person.id == c.father
+    )
+    assert (await load_access_facts([c.father]))[c.father].household == "virtaneninkatu 1, vantaa"
+    assert await reason(c.father, c.mother) == "guardians of the same pupil, one household"
+    await Person.update(
+        {Person.street_address: "Muualla 9, Espoo", Person.shares_contact_with_guardians: True}
+    ).where(Person.id == c.mother)
+    assert await reason(c.father, c.mother) == "guardians of the same pupil, shared by the roster"
+    assert await reason(c.mother, c.father) == "denied"
+    await Person.update({Person.turvakielto: True}).where(Person.id == c.mother)
+    assert await reason(c.father, c.mother) == "denied"
+    assert await reason(c.principal, c.mother) == "principal of the protected person's school"
