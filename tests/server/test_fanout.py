@@ -651,7 +651,10 @@ async def test_the_real_transport_sends_over_the_network(
     sub = service.subscribe()
     await device(fx_client, "mother")
     (token_row,) = await AuthToken.select(AuthToken.id)
-    # Stored directly: the test settings allow only the in-process emulator's origin.
+    # Stored directly: the app's settings allow only the in-process emulator's origin. The
+    # worker asks the list again before it pushes, so its settings name this one too.
+    emulator = f"http://127.0.0.1:{port}"
+    fx_settings = dataclasses.replace(fx_settings, push_hosts=(*fx_settings.push_hosts, emulator))
     await PushSubscription.insert(
         PushSubscription(
             person=fx_city.mother,
