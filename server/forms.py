@@ -51,7 +51,7 @@ from server.messaging import names
 from server.mutations import MutationContext, MutationRejectedError
 from server.sync_store import RecordWrite, write_records
 from sync.forms import FormProblem, answers_hash, check_answers, response_status
-from sync.policy import AccessFacts, Action, GroupRef, SchoolRef, SentRef, decide
+from sync.policy import AccessFacts, Action, CityRef, GroupRef, SchoolRef, SentRef, decide
 
 _answers_json = msgspec.json.Decoder(dict[str, Answer])
 _definition_json = msgspec.json.Decoder(FormDefinition)
@@ -601,7 +601,5 @@ async def organisation_ref(organisation_id: int) -> SchoolRef | int | None:
 def may_use_definitions_of(viewer: AccessFacts, owner: SchoolRef | int, day: dt.date) -> bool:
     """Staff who may read (and send) an organisation's definitions: a school's staff and its
     city's admins; a municipality's: the staff of any of its schools and its admins."""
-    if isinstance(owner, SchoolRef):
-        staff = {s.organisation_id for s in viewer.staff_on(day)}
-        return owner.school_id in staff or bool(decide(viewer, Action.MANAGE_SCHOOL, owner, day))
-    return any(s.municipality_id == owner for s in viewer.staff_on(day))
+    target = owner if isinstance(owner, SchoolRef) else CityRef(owner)
+    return bool(decide(viewer, Action.USE_FORM_DEFINITIONS, target, day))

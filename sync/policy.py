@@ -259,6 +259,8 @@ class Action(StrEnum):
     """See a form request's answers and signatures: pupil records of its group."""
     READ_DELIVERY = "sent.read_delivery"
     """See whom a bulletin reached, by name and channel (never contact details)."""
+    USE_FORM_DEFINITIONS = "organisation.use_form_definitions"
+    """Read (and so send) a school's or a city's form definitions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,7 +517,14 @@ def decide(viewer: AccessFacts, action: Action, target: Target, day: dt.date) ->
     if isinstance(target, CityRef):
         if action == Action.MANAGE_CITY and target.municipality_id in _admin_cities(viewer, day):
             return _grant("admin of the city")
+        city_staff = {s.municipality_id for s in viewer.staff_on(day)}
+        if action == Action.USE_FORM_DEFINITIONS and target.municipality_id in city_staff:
+            return _grant("staff in the city")
         return DENIED
+    if action == Action.USE_FORM_DEFINITIONS:
+        if target.school_id in _staff_schools(viewer, day):
+            return _grant("staff of the school")
+        return decide(viewer, Action.MANAGE_SCHOOL, target, day)
     if action == Action.MANAGE_SCHOOL:
         if target.school_id in _staff_schools(viewer, day, StaffRoleKind.PRINCIPAL):
             return _grant("principal of the school")

@@ -284,6 +284,16 @@ REASON_CASES = [
     ("named, but the job ended", FORMER_TEACHER, Action.READ_LESSON,
      OccurrenceRef(GROUP[MA5], TEACHER, None), "denied"),
     ("a pupil's guardian", P[MOTHER], Action.READ_LESSON, LESSON_3C, "reader of the group"),
+    # Form definitions: the staff of the school or, for a city's, of the city.
+    ("definitions, a teacher's school", P[TEACHER], Action.USE_FORM_DEFINITIONS, A,
+     "staff of the school"),
+    ("definitions, another school", P[TEACHER], Action.USE_FORM_DEFINITIONS, B, "denied"),
+    ("definitions, the city's admin", P[ADMIN], Action.USE_FORM_DEFINITIONS, B,
+     "admin of the school's city"),
+    ("definitions of the city", P[TEACHER], Action.USE_FORM_DEFINITIONS, CityRef(CITY),
+     "staff in the city"),
+    ("definitions, a guardian", P[MOTHER], Action.USE_FORM_DEFINITIONS, A, "denied"),
+    ("definitions, after the job", FORMER_TEACHER, Action.USE_FORM_DEFINITIONS, A, "denied"),
 ]  # fmt: skip
 
 
