@@ -179,13 +179,13 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
         # buffered by a compressor.
         compression_config=CompressionConfig(
             backend="brotli",
+            middleware_class=NegotiatedCompression,
             brotli_quality=4,
             brotli_gzip_fallback=True,
             gzip_compress_level=6,
             minimum_size=512,
             exclude=["^/sync/live"],
         ),
-            middleware_class=NegotiatedCompression,
         openapi_config=OpenAPIConfig(
             title="Reppu",
             version="0.1.0",
