@@ -7,7 +7,10 @@ from typing import Annotated
 
 import msgspec
 
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+MAX_ID = 2**31 - 1
+"""The largest row id: ids are PostgreSQL ``integer`` (32-bit) columns."""
+
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 """A row id as clients send it: positive, and within the database's 32-bit integer ids."""
 
 NO_NUL = r"^[^\x00]*$"

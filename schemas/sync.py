@@ -182,13 +182,27 @@ class MutationIn(msgspec.Struct, forbid_unknown_fields=True):
     """When it happened on the device (its clock)."""
 
 
+ClientId = Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 class PushRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A push. The server reads the envelope (``schema_version``, ``client_id``, the list)
+    strictly, but each mutation on its own: a mutation that does not fit :class:`MutationIn`
+    is rejected alone (``mutation.invalid_args``) and never fails the push."""
+
     schema_version: int
-    client_id: Annotated[
-        str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    ]
+    client_id: ClientId
     """A random id the app makes once per installation and keeps."""
     mutations: Annotated[list[MutationIn], msgspec.Meta(max_length=MAX_PUSH_MUTATIONS)]
+
+
+class VersionOnly(msgspec.Struct):
+    """The one field every version of a pull or push body keeps. The server reads it before
+    the rest, so that a newer app's body, with fields this server has never heard of, is
+    answered ``sync.version_unknown`` ("this server is older than the app"), not
+    ``request.invalid``. Anything else in the body is ignored at this step."""
+
+    schema_version: object = None
 
 
 class MutationCode(StrEnum):
@@ -214,6 +228,9 @@ class MutationCode(StrEnum):
 
 class MutationResult(msgspec.Struct, omit_defaults=True):
     id: int
+    """The mutation's id. A mutation whose id is not an id (not an integer from 1 to 2**62)
+    takes no place in the sequence: it is answered with the id as sent if that is an
+    integer, else 0, rejected, and not recorded."""
     status: str
     """``applied`` or ``rejected``. A replayed id gets the answer it got the first time."""
     code: MutationCode | None = None

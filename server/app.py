@@ -48,6 +48,7 @@ from server.routes.signin import SIGNIN_ROUTES
 from server.routes.sync import sync_live, sync_pull, sync_push
 from server.settings import Settings
 from server.state import AppState
+from server.wire import BoundedRequest
 
 log = logging.getLogger("reppu")
 
@@ -170,6 +171,8 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             DefineMiddleware(BearerTokenMiddleware, app_state=app_state, exclude=PUBLIC_PATHS)
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        # Bodies Litestar decodes end in the error catalogue whatever their bytes.
+        request_class=BoundedRequest,
         # Also reachable as app.state.reppu, for tests and embedding processes.
         state=State({"reppu": app_state}),
         request_max_body_size=settings.max_body_bytes,
@@ -179,12 +182,12 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
         # buffered by a compressor.
         compression_config=CompressionConfig(
             backend="brotli",
-            middleware_class=NegotiatedCompression,
             brotli_quality=4,
             brotli_gzip_fallback=True,
             gzip_compress_level=6,
             minimum_size=512,
             exclude=["^/sync/live"],
+            middleware_class=NegotiatedCompression,
         ),
         openapi_config=OpenAPIConfig(
             title="Reppu",

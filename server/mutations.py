@@ -71,6 +71,8 @@ class MutationContext:
     repeat (a lesson's weekly plan, the day's lesson change, a group's pupils on a day).
     ``lesson.change`` and ``lesson.restore`` drop the change they rewrite; another user's
     write committed during the push is seen from the next push on."""
+    language: str = "en"
+    """The language rejection reasons are given in (``server/rejections.py``)."""
 
 
 Handler = Callable[[MutationContext, Any], Awaitable[None]]

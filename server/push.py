@@ -22,6 +22,10 @@ Two pushes from one installation at once (a retry racing the original) take turn
 transaction first locks the client's row (PostgreSQL; SQLite has one writer anyway) and reads
 the client's position under that lock, so the second finds the ids taken and answers them as
 replays.
+
+A push's body is read by ``server/push_body.py``: a mutation that cannot be read is rejected
+alone, in its place if it has an id. Reasons are given in the person's language
+(``server/rejections.py``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteTransaction
 
 from schemas.errors import ErrorCode
-from schemas.sync import MutationCode, MutationIn, MutationResult, PushRequest, PushResponse
+from schemas.sync import MutationCode, MutationIn, MutationResult, PushResponse
 from server.access import marks
 from server.catalogue import CATALOGUE
 from server.clock import utc_now
@@ -48,6 +52,8 @@ from server.db.engine import DUPLICATE, write_transaction
 from server.db.sync_tables import SyncClient
 from server.errors import ReppuError
 from server.mutations import MutationContext, MutationRejectedError, clamp_device_time
+from server.push_body import Item, Refused, Unplaced
+from server.rejections import Reason, handler_reason, invalid_value, say
 from sync.policy import AccessFacts
 
 APPLIED = "applied"
@@ -157,49 +163,50 @@ async def _record(client: int, done: list[tuple[MutationIn, MutationResult]], la
     )
 
 
-def _rejected(mutation: MutationIn, refused: MutationRejectedError) -> MutationResult:
-    return MutationResult(
-        id=mutation.id,
-        status=REJECTED,
-        code=refused.code,
-        reason=refused.reason,
-        field=refused.field,
-    )
+def rejection(
+    mutation_id: int, code: MutationCode, reason: str, field: str | None = None
+) -> MutationResult:
+    """A rejected result, its ``field`` fit to store (``sync_mutation.field``: 200 characters,
+    and PostgreSQL's text cannot hold NUL; a path can name a field the client made up)."""
+    if field is not None:
+        field = field.replace("\x00", "")[:200] or None
+    return MutationResult(id=mutation_id, status=REJECTED, code=code, reason=reason, field=field)
 
 
-def _unstorable(mutation: MutationIn, exc: Exception) -> MutationResult:
+def _rejected(
+    mutation: MutationIn, refused: MutationRejectedError, ctx: MutationContext
+) -> MutationResult:
+    reason = handler_reason(refused.code, refused.reason, ctx.language)
+    return rejection(mutation.id, refused.code, reason, refused.field)
+
+
+def _unstorable(mutation: MutationIn, exc: Exception, ctx: MutationContext) -> MutationResult:
     # A value the database refuses (the args types should have caught it): the mutation is
     # rejected and recorded, so the ones behind it are not blocked.
     log.warning("mutation %s: the database refused a value: %s", mutation.name, type(exc).__name__)
-    return MutationResult(
-        id=mutation.id,
-        status=REJECTED,
-        code=MutationCode.INVALID_ARGS,
-        reason="A value of this change cannot be stored.",
-    )
+    return rejection(mutation.id, MutationCode.INVALID_ARGS, say(Reason.UNSTORABLE, ctx.language))
 
 
-def _precheck(mutation: MutationIn) -> tuple[Any, MutationResult | None]:
-    """Decode the args; a rejection if the name or the args do not fit the catalogue."""
+def _precheck(
+    mutation: MutationIn, refusals: dict[int, MutationResult], language: str
+) -> tuple[Any, MutationResult | None]:
+    """Decode the args; a rejection if the mutation could not be read, or its name or its
+    args do not fit the catalogue."""
+    if mutation.id in refusals:
+        return None, refusals[mutation.id]
     spec = CATALOGUE.get(mutation.name)
     if spec is None:
-        return None, MutationResult(
-            id=mutation.id,
-            status=REJECTED,
-            code=MutationCode.UNKNOWN,
-            reason=f"There is no mutation called {mutation.name!r}.",
+        return None, rejection(
+            mutation.id, MutationCode.UNKNOWN, say(Reason.UNKNOWN_MUTATION, language), "$.name"
         )
     try:
         return msgspec.convert(mutation.args, spec.args_type, strict=False), None
     except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `")
-        field = path.rstrip("`") or None
-        return None, MutationResult(
-            id=mutation.id,
-            status=REJECTED,
-            code=MutationCode.INVALID_ARGS,
-            reason=message,
-            field=field,
+        reason, field = invalid_value(exc)
+        return None, rejection(mutation.id, MutationCode.INVALID_ARGS, say(reason, language), field)
+    except RecursionError:  # args nested deeper than converting them can go
+        return None, rejection(
+            mutation.id, MutationCode.INVALID_ARGS, say(Reason.NOT_VALID, language), "$.args"
         )
 
 
@@ -214,10 +221,10 @@ async def _apply_one(
         await CATALOGUE[mutation.name].handler(ctx, args)
     except MutationRejectedError as refused:
         await savepoint.rollback_to()  # type: ignore[no-untyped-call]
-        return _rejected(mutation, refused)
+        return _rejected(mutation, refused, ctx)
     except _UNSTORABLE as exc:
         await savepoint.rollback_to()  # type: ignore[no-untyped-call]
-        return _unstorable(mutation, exc)
+        return _unstorable(mutation, exc, ctx)
     await savepoint.release()  # type: ignore[no-untyped-call]
     return MutationResult(id=mutation.id, status=APPLIED)
 
@@ -236,8 +243,8 @@ async def _apply_run(
         return [await _apply_one(transaction, m, args, ctx) for m, args, ctx in run]
     await savepoint.release()  # type: ignore[no-untyped-call]
     return [
-        MutationResult(id=m.id, status=APPLIED) if refused is None else _rejected(m, refused)
-        for (m, _, _), refused in zip(run, outcomes, strict=True)
+        MutationResult(id=m.id, status=APPLIED) if refused is None else _rejected(m, refused, ctx)
+        for (m, _, ctx), refused in zip(run, outcomes, strict=True)
     ]
 
 
@@ -246,6 +253,8 @@ async def _apply(
     client: int,
     mutations: list[MutationIn],
     context: Callable[[MutationIn], MutationContext],
+    refusals: dict[int, MutationResult],
+    language: str,
 ) -> dict[int, MutationResult]:
     """Apply ``mutations`` in one write transaction; their results by id."""
     results: dict[int, MutationResult] = {}
@@ -259,25 +268,22 @@ async def _apply(
         while index < len(pending):
             mutation = pending[index]
             if mutation.id != last + 1:
-                results[mutation.id] = MutationResult(
-                    id=mutation.id,
-                    status=REJECTED,
-                    code=MutationCode.OUT_OF_ORDER,
-                    reason=f"Mutation {last + 1} has not arrived; send it first.",
+                results[mutation.id] = rejection(
+                    mutation.id, MutationCode.OUT_OF_ORDER, say(Reason.OUT_OF_ORDER, language)
                 )
                 index += 1
                 continue
-            args, rejection = _precheck(mutation)
+            args, refused = _precheck(mutation, refusals, language)
             spec = CATALOGUE.get(mutation.name)
-            if rejection is not None:
-                outcome = [rejection]
+            if refused is not None:
+                outcome = [refused]
             elif spec is not None and spec.batch is not None:
                 run = [(mutation, args, context(mutation))]
                 while index + len(run) < len(pending):
                     following = pending[index + len(run)]
                     if following.name != mutation.name or following.id != run[-1][0].id + 1:
                         break
-                    more, refused = _precheck(following)
+                    more, refused = _precheck(following, refusals, language)
                     if refused is not None:
                         break
                     run.append((following, more, context(following)))
@@ -299,11 +305,14 @@ async def push(
     *,
     viewer: AccessFacts,
     day: dt.date,
-    request: PushRequest,
+    client_id: str,
+    items: list[Item],
     device: str,
+    language: str = "en",
 ) -> PushResponse:
-    """Apply ``request``'s mutations for ``viewer`` as described in the module's docstring."""
-    client = await _register_client(request.client_id, viewer.person_id)
+    """Apply the push's mutations (``items``, as ``server/push_body.read_push`` read them) for
+    ``viewer`` as the module's docstring says; reasons in ``language``."""
+    client = await _register_client(client_id, viewer.person_id)
     memo: dict[object, Any] = {}
 
     def context(mutation: MutationIn) -> MutationContext:
@@ -314,14 +323,29 @@ async def push(
             day=day,
             occurred_at=clamp_device_time(mutation.occurred_at, received_at),
             received_at=received_at,
-            client_id=request.client_id,
+            client_id=client_id,
             mutation_id=mutation.id,
             device=device,
             memo=memo,
+            language=language,
         )
 
+    # A mutation refused while reading takes its place in the sequence as a stand-in with no
+    # args, whose precheck answers the refusal; one without an id is answered where it stood.
+    mutations: list[MutationIn] = []
+    refusals: dict[int, MutationResult] = {}
+    for item in items:
+        if isinstance(item, Unplaced):
+            continue
+        if isinstance(item, Refused):
+            if all(m.id != item.id for m in mutations):  # else a copy, answered as the first
+                refusals[item.id] = rejection(
+                    item.id, MutationCode.INVALID_ARGS, say(item.reason, language), item.field
+                )
+            mutations.append(MutationIn(item.id, item.name, {}, utc_now()))
+        else:
+            mutations.append(item)
     results: dict[int, MutationResult] = {}
-    mutations = request.mutations
     for first in range(0, len(mutations), PER_TRANSACTION):
         chunk = mutations[first : first + PER_TRANSACTION]
         # An id sent twice in one push: the first, in its place, is applied; the second is
@@ -332,7 +356,7 @@ async def push(
                 unique.append(mutation)
         for attempt in range(1, RETRIES + 1):
             try:
-                results.update(await _apply(engine, client, unique, context))
+                results.update(await _apply(engine, client, unique, context, refusals, language))
                 break
             except _CONFLICTING as exc:
                 # Two transactions took the same rows' locks in opposite orders (PostgreSQL
@@ -341,4 +365,12 @@ async def push(
                     raise
                 log.info("push: %s; trying again (%d)", type(exc).__name__, attempt)
                 memo.clear()
-    return PushResponse(results=[results[m.id] for m in mutations])
+    return PushResponse(results=[_answer(item, results, language) for item in items])
+
+
+def _answer(item: Item, results: dict[int, MutationResult], language: str) -> MutationResult:
+    if isinstance(item, Unplaced):
+        return rejection(
+            item.echo, MutationCode.INVALID_ARGS, say(item.reason, language), item.field
+        )
+    return results[item.id]

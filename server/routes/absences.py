@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Request, get, put
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from schemas.absences import (
     AbsenceEvent,
@@ -21,7 +21,7 @@ from schemas.absences import (
     PupilSummary,
     SchoolRules,
 )
-from schemas.core import Id, MembershipRole, OrganisationKind
+from schemas.core import MembershipRole, OrganisationKind
 from schemas.errors import ErrorCode
 from server.access import load_access_facts, marks
 from server.clock import school_today
@@ -35,6 +35,7 @@ from server.db.absence_tables import (
 from server.db.tables import Membership, Organisation, Person, SchoolGroup, Term
 from server.errors import ReppuError
 from server.identity import Principal
+from server.routes.ids import PathId
 from sync.attendance import ABSENT_STATUSES
 from sync.policy import AccessFacts, Action, GroupRef, SchoolRef, decide
 
@@ -163,7 +164,7 @@ async def _pupils_of(group_ids: list[int], day: dt.date) -> list[int]:
 @get("/groups/{group_id:int}/absences", tags=["absences"], summary="A group's absences")
 async def group_absences(
     request: Request[Principal, Any, Any],
-    group_id: FromPath[Id],
+    group_id: PathId,
     from_date: FromDate = None,
     to_date: ToDate = None,
 ) -> AbsenceSummary:
@@ -195,7 +196,7 @@ async def group_absences(
 @get("/schools/{school_id:int}/absences", tags=["absences"], summary="A school's absences")
 async def school_absences(
     request: Request[Principal, Any, Any],
-    school_id: FromPath[Id],
+    school_id: PathId,
     from_date: FromDate = None,
     to_date: ToDate = None,
 ) -> AbsenceSummary:
@@ -221,7 +222,7 @@ async def school_absences(
 )
 async def pupil_absence_events(
     request: Request[Principal, Any, Any],
-    pupil_id: FromPath[Id],
+    pupil_id: PathId,
     from_date: FromDate = None,
     to_date: ToDate = None,
 ) -> list[AbsenceEvent]:
@@ -312,9 +313,7 @@ async def _rules(school_id: int) -> SchoolRules:
 
 
 @get("/schools/{school_id:int}/rules", tags=["absences"], summary="A school's absence rules")
-async def get_school_rules(
-    request: Request[Principal, Any, Any], school_id: FromPath[Id]
-) -> SchoolRules:
+async def get_school_rules(request: Request[Principal, Any, Any], school_id: PathId) -> SchoolRules:
     """For the school's principals and the city's admins."""
     await _rules_school(request.user, school_id)
     return await _rules(school_id)
@@ -323,7 +322,7 @@ async def get_school_rules(
 @put("/schools/{school_id:int}/rules", tags=["absences"], summary="Set a school's absence rules")
 async def set_school_rules(
     request: Request[Principal, Any, Any],
-    school_id: FromPath[Id],
+    school_id: PathId,
     data: JSONBody[SchoolRules],
 ) -> SchoolRules:
     """Replace the school's rules. They apply to acts that arrive from now on."""

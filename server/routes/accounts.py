@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Request, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from schemas.auth import LoginResponse
@@ -16,6 +16,7 @@ from schemas.signin import ActivateRequest, ActivationCodeIssued
 from server.access import load_access_facts
 from server.clock import school_today
 from server.identity import Principal
+from server.routes.ids import PathId
 from server.signin.accounts import (
     check_may_disable,
     check_may_issue_code,
@@ -49,7 +50,7 @@ async def login_response(person_id: int, token: str, expires_at: Any) -> LoginRe
 )
 async def issue_code(
     request: Request[Principal, Any, Any],
-    person_id: FromPath[int],
+    person_id: PathId,
     app_state: NamedDependency[AppState],
 ) -> ActivationCodeIssued:
     """A code with which the person sets a password; earlier unused codes are withdrawn.
@@ -95,7 +96,7 @@ async def activate(
 )
 async def disable_account(
     request: Request[Principal, Any, Any],
-    person_id: FromPath[int],
+    person_id: PathId,
     app_state: NamedDependency[AppState],
 ) -> None:
     """The city's admins only. Every token of the account is revoked at once."""
@@ -114,7 +115,7 @@ async def disable_account(
 )
 async def enable_account(
     request: Request[Principal, Any, Any],
-    person_id: FromPath[int],
+    person_id: PathId,
     app_state: NamedDependency[AppState],
 ) -> None:
     """The city's admins only. The person signs in again; old tokens stay revoked."""
@@ -132,7 +133,7 @@ async def enable_account(
 )
 async def sign_out_account(
     request: Request[Principal, Any, Any],
-    person_id: FromPath[int],
+    person_id: PathId,
     app_state: NamedDependency[AppState],
 ) -> None:
     """The city's admins only (a lost phone): every token is revoked, the account stays."""

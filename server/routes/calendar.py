@@ -19,7 +19,6 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_304_NOT_MODIFIED
 
 from schemas.calendar import FeedCreated, FeedIn, FeedOut
-from schemas.core import Id
 from schemas.errors import ErrorCode
 from server.calendar import (
     MAX_FEEDS_PER_PERSON,
@@ -33,6 +32,7 @@ from server.calendar import (
 from server.clock import school_today, utc_now
 from server.errors import ReppuError
 from server.identity import Principal
+from server.routes.ids import PathId
 from server.state import AppState
 from sync.calendar import not_modified
 
@@ -148,7 +148,7 @@ async def my_feeds(request: Request[Principal, Any, Any]) -> list[FeedOut]:
 )
 async def remove_feed(
     request: Request[Principal, Any, Any],
-    feed_id: FromPath[Id],
+    feed_id: PathId,
     app_state: NamedDependency[AppState],
 ) -> None:
     """The feed's URL answers 404 from now on."""

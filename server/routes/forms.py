@@ -12,9 +12,8 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import JSONBody
 
-from schemas.core import Id
 from schemas.errors import ErrorCode
 from schemas.forms import (
     MAX_DEFINITION_BYTES,
@@ -37,6 +36,7 @@ from server.forms import (
     visible_request,
 )
 from server.identity import Principal
+from server.routes.ids import PathId, QueryId
 from server.state import AppState
 from sync.forms import FormProblem, check_definition
 from sync.policy import AccessFacts, Action, CityRef, SchoolRef, decide
@@ -130,7 +130,7 @@ async def create_definition(
 
 @get("/forms/definitions/{definition_id:int}", tags=["forms"], summary="Export a definition")
 async def get_definition(
-    request: Request[Principal, Any, Any], definition_id: FromPath[Id]
+    request: Request[Principal, Any, Any], definition_id: PathId
 ) -> DefinitionOut:
     """One definition version, whose ``definition`` is the shareable JSON document. For the
     staff who may send it (``docs/forms.md``)."""
@@ -144,7 +144,7 @@ async def get_definition(
 
 @get("/forms/definitions", tags=["forms"], summary="Definitions a school may send")
 async def list_definitions(
-    request: Request[Principal, Any, Any], organisation_id: FromQuery[Id]
+    request: Request[Principal, Any, Any], organisation_id: QueryId
 ) -> list[DefinitionSummary]:
     """Every version of the definitions of ``organisation_id`` and, for a school, of its
     municipality, newest first within each key."""
@@ -177,7 +177,7 @@ async def list_definitions(
 
 @get("/forms/requests/{request_id:int}/status", tags=["forms"], summary="Who has answered")
 async def form_request_status(
-    request: Request[Principal, Any, Any], request_id: FromPath[Id]
+    request: Request[Principal, Any, Any], request_id: PathId
 ) -> FormRequestStatus:
     """Each pupil's response: not opened, draft, submitted, partly signed or complete. For
     the group's teachers, the school's principals and the city's admins (the sender only as
@@ -196,7 +196,7 @@ async def form_request_status(
     media_type="text/csv",
 )
 async def form_responses_csv(
-    request: Request[Principal, Any, Any], request_id: FromPath[Id]
+    request: Request[Principal, Any, Any], request_id: PathId
 ) -> Response[str]:
     """A row per pupil, a column per question; for the same staff as the status."""
     day = school_today()

@@ -17,12 +17,12 @@ from typing import Annotated, Any
 from cryptography.hazmat.primitives.asymmetric import ec
 from litestar import Request, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from piccolo.columns import Column
 
 from notifications.channels import normalise
 from notifications.webpush import origin_of
-from schemas.core import Id
+from schemas.core import MAX_ID
 from schemas.errors import ErrorCode
 from schemas.messages import (
     DeliveryReport,
@@ -59,6 +59,7 @@ from server.fanout import delete_subscriptions, forget_targets
 from server.identity import Principal
 from server.messaging import names
 from server.push_endpoints import endpoint_allowed
+from server.routes.ids import PathId
 from server.state import AppState
 from sync.policy import AccessFacts, Action, SentRef, decide
 
@@ -213,7 +214,7 @@ async def add_channel(
 @delete("/me/channels/{channel_id:int}", tags=["notifications"], summary="Remove a channel")
 async def remove_channel(
     request: Request[Principal, Any, Any],
-    channel_id: FromPath[Id],
+    channel_id: PathId,
     app_state: NamedDependency[AppState],
 ) -> None:
     async with write_transaction(app_state.engine):
@@ -327,9 +328,9 @@ async def _may_see_report(viewer: AccessFacts, bulletin: dict[str, Any]) -> bool
 @get("/bulletins/{bulletin_id:int}/status", tags=["notifications"], summary="Who was reached")
 async def bulletin_status(
     request: Request[Principal, Any, Any],
-    bulletin_id: FromPath[Id],
+    bulletin_id: PathId,
     only: FromQuery[RecipientStatus | None] = None,
-    after: Annotated[int, QueryParameter(ge=0)] = 0,
+    after: Annotated[int, QueryParameter(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 500,
 ) -> DeliveryReport:
     """Per recipient: read, reached, pending or not reached (call them), with each channel's

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get
-from litestar.params import FromPath
 
 from schemas.errors import ErrorCode
 from schemas.people import Child, ContactDetails, Me, PersonCard
@@ -14,6 +13,7 @@ from server.clock import school_today
 from server.db.tables import Person
 from server.errors import ReppuError
 from server.identity import Principal
+from server.routes.ids import PathId
 from sync.policy import AccessFacts, Action, decide, readable_partitions, roles_on
 
 
@@ -82,7 +82,7 @@ async def me(request: Request[Principal, Any, Any]) -> Me:
 
 
 @get("/people/{person_id:int}", tags=["people"], summary="A person, as the policy allows")
-async def person(request: Request[Principal, Any, Any], person_id: FromPath[int]) -> PersonCard:
+async def person(request: Request[Principal, Any, Any], person_id: PathId) -> PersonCard:
     """A person's name, and their contact details where the policy allows.
 
     Refused with ``auth.forbidden`` unless the policy grants ``person.read``. The same answer

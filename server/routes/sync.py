@@ -21,20 +21,23 @@ from schemas.sync import (
     PartitionSummary,
     PullRequest,
     PullResponse,
-    PushRequest,
     Record,
     Upsert,
+    VersionOnly,
 )
 from server.access import load_access_facts
 from server.clock import school_today
 from server.db.engine import read_snapshot
+from server.db.tables import Person
 from server.errors import ReppuError
 from server.identity import Principal, authenticate
 from server.live import LiveHub
 from server.push import push as apply_push
+from server.push_body import read_push
+from server.rejections import language_of
 from server.state import AppState
 from server.sync_store import SqlPullStore, collect_changes
-from server.wire import decode_body, encode_answer
+from server.wire import UNREADABLE, Body, encode_answer, read_body
 from sync.cursor import CursorError, decode_cursor, encode_cursor
 from sync.policy import AccessFacts, readable_partitions
 from sync.pull import LogEntry, pull
@@ -42,7 +45,15 @@ from sync.pull import LogEntry, pull
 _record = msgspec.json.Decoder(Record)
 
 
-def _check_version(version: int) -> None:
+def _check_version(body: Body) -> None:
+    """Refuse a protocol version this server does not serve, before reading the rest of the
+    body: a newer app's body may hold fields this server has never heard of."""
+    try:
+        version = body.decode_raw(VersionOnly).schema_version
+    except UNREADABLE:
+        return  # decoding the body in full says what is wrong with it
+    if type(version) is not int:
+        return
     if version < MIN_SCHEMA_VERSION:
         raise ReppuError(
             ErrorCode.SYNC_UPDATE_REQUIRED,
@@ -73,8 +84,9 @@ async def sync_pull(
     request: Request[Principal, Any, Any], app_state: NamedDependency[AppState]
 ) -> Any:
     """Changes of every partition the caller may read, since the cursor. See the protocol doc."""
-    body = await decode_body(request, PullRequest)
-    _check_version(body.schema_version)
+    raw = await read_body(request)
+    _check_version(raw)
+    body = raw.decode(PullRequest)
     key = await app_state.cursor_key()
     positions: dict[str, int] | None = None
     floors: dict[str, int] = {}
@@ -143,20 +155,24 @@ async def sync_push(
     request: Request[Principal, Any, Any], app_state: NamedDependency[AppState]
 ) -> Any:
     """Apply the client's mutations in order, each exactly once; one result per mutation."""
-    body = await decode_body(request, PushRequest)
-    _check_version(body.schema_version)
+    raw = await read_body(request)
+    _check_version(raw)
+    envelope, items = read_push(raw)
     # One connection for the caller's facts (SQLite opens one per query outside a
     # transaction; the roll-call burst spent half its time starting them).
     async with read_snapshot(app_state.engine):
         viewer = await _viewer(request.user)
+        language = await Person.select(Person.language).where(Person.id == viewer.person_id)
     with collect_changes() as changed:
         try:
             answer = await apply_push(
                 app_state.engine,
                 viewer=viewer,
                 day=school_today(),
-                request=body,
+                client_id=envelope.client_id,
+                items=items,
                 device=request.user.device_name,
+                language=language_of(language[0]["language"] if language else None),
             )
         finally:
             # This process knows at once (also of what committed before a later part of
