@@ -14,6 +14,7 @@ fails here until it gets a case below or a commented place among the routes that
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,8 @@ class World:
     bulletin_id: int
     feeds: dict[str, str]
     """Calendar feed paths by their maker: the mother's of Aino, the teacher's own."""
+    headers: dict[str, dict[str, str]]
+    """The logins made on the way, kept: each one costs an argon2 check."""
 
 
 @dataclass(frozen=True)
@@ -140,10 +143,15 @@ async def test_every_get_route_is_covered(fx_app: Litestar) -> None:
     assert CASES.keys() <= routes  # no case for a route that is gone
 
 
+@functools.cache
+def _password_hash() -> str:
+    return hash_password(PASSWORD)  # argon2 is slow on purpose: once per process
+
+
 async def _account(username: str) -> int:
     row = Person(given_name=username.capitalize(), family_name="Vieras")
     await row.save()
-    await Account(person=row.id, username=username, password_hash=hash_password(PASSWORD)).save()
+    await Account(person=row.id, username=username, password_hash=_password_hash()).save()
     return int(row.id)
 
 
@@ -151,14 +159,17 @@ async def _made(client: httpx.AsyncClient, c: City) -> World:
     """A principal's form definition, sent by the teacher to 5A and answered by Olli's
     guardian; the teacher's bulletin to 5A; calendar feeds; a stranger's account."""
     await _account("stranger")
+    headers = {"principal": await log_in_as(client, "principal")}
     made = await client.post(
         "/forms/definitions",
         json={"organisation_id": c.school_a, "definition": every_kind()},
-        headers=await log_in_as(client, "principal"),
+        headers=headers["principal"],
     )
     assert made.status_code == 201, made.text
     definition_id = int(made.json()["id"])
     teacher = await device(client, "teacher")
+    headers["teacher"] = teacher.headers
+    headers["mother"] = await log_in_as(client, "mother")
     sent = await change(
         teacher,
         "form.request",
@@ -181,11 +192,11 @@ async def _made(client: httpx.AsyncClient, c: City) -> World:
     feeds = {}
     for who, subject in (("mother", c.aino), ("teacher", c.teacher)):
         feed = await client.post(
-            "/calendar/feeds", json={"person_id": subject}, headers=await log_in_as(client, who)
+            "/calendar/feeds", json={"person_id": subject}, headers=headers[who]
         )
         assert feed.status_code == 201, feed.text
         feeds[who] = feed.json()["url"].removeprefix(str(client.base_url))
-    return World(c, request_id, definition_id, bulletin_id, feeds)
+    return World(c, request_id, definition_id, bulletin_id, feeds, headers)
 
 
 async def end_every_tie(engine: Engine[Any], person: int, today: dt.date) -> None:
@@ -226,7 +237,7 @@ async def test_ended_ties_see_what_a_stranger_sees(
 ) -> None:  # fmt: skip
     world = await _made(fx_client, fx_city)
     path = case.path(world)
-    before = await fx_client.get(path, headers=await log_in_as(fx_client, case.who))
+    before = await fx_client.get(path, headers=world.headers[case.who])
     assert before.status_code == 200, (path, before.text)
 
     person = getattr(fx_city, case.who)
