@@ -22,7 +22,7 @@ from typing import Annotated
 
 import msgspec
 
-from schemas.core import NO_NUL, Id
+from schemas.core import MAX_ID, NO_NUL, Id
 
 MAX_FIELDS = 100
 MAX_OPTIONS = 50
@@ -246,7 +246,7 @@ class FormAnswerArgs(msgspec.Struct, forbid_unknown_fields=True):
 
     request_id: Id
     pupil_id: Id
-    definition_version: Annotated[int, msgspec.Meta(ge=1)]
+    definition_version: Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
     """The version of the definition the answers were filled for."""
     answers: Answers
 
@@ -257,7 +257,7 @@ class FormSignArgs(msgspec.Struct, forbid_unknown_fields=True):
 
     request_id: Id
     pupil_id: Id
-    definition_version: Annotated[int, msgspec.Meta(ge=1)]
+    definition_version: Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
     answers: Answers
 
 

@@ -28,6 +28,7 @@ from litestar.routes import HTTPRoute
 
 from schemas.errors import ErrorCode
 from server.routes.sync import sync_pull, sync_push
+from server.settings import Settings
 from tests.city import City
 from tests.conftest import log_in_as
 
@@ -175,6 +176,26 @@ async def test_no_unreadable_or_deep_body_gets_a_500(
                 # still be from the catalogue, and nothing may be a 5xx.
                 failures.append(_check(answer, f"{method} {path} {label}"))
     assert [f for f in failures if f] == []
+
+
+async def test_every_body_is_bounded_in_size(
+    fx_client: httpx.AsyncClient, fx_app: Litestar, fx_settings: Settings, fx_city: City
+) -> None:
+    """A body one byte over ``REPPU_MAX_BODY_BYTES`` is ``413 request.too_large`` wherever
+    a body is read, before it is decoded."""
+    headers = await log_in_as(fx_client, "teacher")
+    body = b'{"a": "' + b"x" * fx_settings.max_body_bytes + b'"}'
+    failures = []
+    for method, template, _, _, reads_body in _endpoints(fx_app):
+        if not reads_body:
+            continue
+        path = _fill(template, {})
+        answer = await fx_client.request(
+            method, path, content=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        if answer.status_code != 413 or answer.json().get("code") != "request.too_large":
+            failures.append(f"{method} {path}: {answer.status_code} {answer.text[:200]}")
+    assert failures == []
 
 
 @pytest.mark.parametrize("label", sorted(BAD_BODIES))
