@@ -35,6 +35,7 @@ from server.deliver import Worker
 from server.errors import EXCEPTION_HANDLERS, ReppuError
 from server.identity import authenticate, token_digest
 from server.live import LiveHub
+from server.openapi import CompletedOpenAPIJson
 from server.recent import RecentLookups
 from server.routes.absences import ABSENCE_ROUTES
 from server.routes.accounts import ACCOUNT_ROUTES
@@ -193,7 +194,8 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             title="Reppu",
             version="0.1.0",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+            # The JSON document completed by server/openapi.py (sync bodies, error answers).
+            render_plugins=[ScalarRenderPlugin(), CompletedOpenAPIJson()],
             components=Components(
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),

@@ -155,7 +155,14 @@ def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> R
     if isinstance(exc, NotFoundException):
         return error_response(ErrorCode.NOT_FOUND, "Not found.")
     if isinstance(exc, MethodNotAllowedException):
-        return error_response(ErrorCode.METHOD_NOT_ALLOWED, "Method not allowed here.")
+        # Litestar's router names the route's methods in ``allow``; RFC 9110 says a 405
+        # must carry them in an ``Allow`` header.
+        allow = (exc.headers or {}).get("allow")
+        return error_response(
+            ErrorCode.METHOD_NOT_ALLOWED,
+            "Method not allowed here.",
+            headers={"Allow": allow} if allow else None,
+        )
     if isinstance(exc, NotAuthorizedException):
         return error_response(ErrorCode.AUTH_REQUIRED, "A bearer token is required.")
     if isinstance(exc, PermissionDeniedException):

@@ -12,6 +12,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from schemas.auth import LoginResponse
+from schemas.errors import ErrorCode
 from schemas.signin import ActivateRequest, ActivationCodeIssued
 from server.access import load_access_facts
 from server.clock import school_today
@@ -27,6 +28,10 @@ from server.signin.accounts import (
 )
 from server.state import AppState
 from sync.policy import AccessFacts, roles_on
+
+
+ACCOUNT_ERRORS = [ErrorCode.AUTH_FORBIDDEN, ErrorCode.ACCOUNT_NOT_FOUND]
+"""What an admin's disable, enable and sign-out may answer besides the usual (OpenAPI)."""
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
@@ -47,6 +52,7 @@ async def login_response(person_id: int, token: str, expires_at: Any) -> LoginRe
     status_code=HTTP_201_CREATED,
     tags=["accounts"],
     summary="Issue a one-time activation code",
+    error_codes=[ErrorCode.AUTH_FORBIDDEN, ErrorCode.AUTH_RATE_LIMITED],
 )
 async def issue_code(
     request: Request[Principal, Any, Any],
@@ -68,6 +74,11 @@ async def issue_code(
     exclude_from_auth=True,
     tags=["auth"],
     summary="Set a password with an activation code",
+    error_codes=[
+        ErrorCode.ACTIVATION_INVALID,
+        ErrorCode.ACTIVATION_USERNAME_TAKEN,
+        ErrorCode.AUTH_RATE_LIMITED,
+    ],
 )
 async def activate(
     request: Request[Any, Any, Any],
@@ -93,6 +104,7 @@ async def activate(
     status_code=HTTP_204_NO_CONTENT,
     tags=["accounts"],
     summary="Disable an account and sign it out of every device",
+    error_codes=ACCOUNT_ERRORS,
 )
 async def disable_account(
     request: Request[Principal, Any, Any],
@@ -112,6 +124,7 @@ async def disable_account(
     status_code=HTTP_204_NO_CONTENT,
     tags=["accounts"],
     summary="Enable a disabled account",
+    error_codes=ACCOUNT_ERRORS,
 )
 async def enable_account(
     request: Request[Principal, Any, Any],
@@ -130,6 +143,7 @@ async def enable_account(
     status_code=HTTP_204_NO_CONTENT,
     tags=["accounts"],
     summary="Sign an account out of every device",
+    error_codes=ACCOUNT_ERRORS,
 )
 async def sign_out_account(
     request: Request[Principal, Any, Any],

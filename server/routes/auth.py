@@ -10,6 +10,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from schemas.auth import LoginRequest, LoginResponse
+from schemas.errors import ErrorCode
 from server.access import load_access_facts
 from server.clock import school_today
 from server.identity import Principal, log_in, log_out, token_digest
@@ -18,7 +19,12 @@ from sync.policy import AccessFacts, roles_on
 
 
 @post(
-    "/auth/login", status_code=200, exclude_from_auth=True, tags=["auth"], summary="Log in a device"
+    "/auth/login",
+    status_code=200,
+    exclude_from_auth=True,
+    tags=["auth"],
+    summary="Log in a device",
+    error_codes=[ErrorCode.AUTH_BAD_CREDENTIALS, ErrorCode.AUTH_RATE_LIMITED],
 )
 async def login(
     request: Request[Any, Any, Any],

@@ -15,6 +15,7 @@ from typing import Any
 
 from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_304_NOT_MODIFIED
 
@@ -67,6 +68,13 @@ def _since(header: str | None) -> dt.datetime | None:
     tags=["calendar"],
     summary="A timetable calendar feed (iCalendar)",
     security=[],
+    media_type=CALENDAR_MEDIA_TYPE,
+    error_codes=[ErrorCode.NOT_FOUND],
+    responses={
+        HTTP_304_NOT_MODIFIED: ResponseSpec(
+            None, description="Not modified since the ETag or date the app sent."
+        )
+    },
 )
 async def calendar_feed(
     request: Request[Any, Any, Any], name: FromPath[str], app_state: NamedDependency[AppState]
@@ -105,6 +113,7 @@ async def calendar_feed(
     status_code=HTTP_201_CREATED,
     tags=["calendar"],
     summary="Make a calendar feed of my or my child's timetable",
+    error_codes=[ErrorCode.NOT_FOUND],
 )
 async def add_feed(
     request: Request[Principal, Any, Any],

@@ -58,7 +58,12 @@ def _out(row: dict[str, Any]) -> DefinitionOut:
     )
 
 
-@post("/forms/definitions", tags=["forms"], summary="Create or import a form definition")
+@post(
+    "/forms/definitions",
+    tags=["forms"],
+    summary="Create or import a form definition",
+    error_codes=[ErrorCode.AUTH_FORBIDDEN],
+)
 async def create_definition(
     request: Request[Principal, Any, Any],
     data: JSONBody[DefinitionIn],
@@ -142,7 +147,12 @@ async def get_definition(
     return _out(row)
 
 
-@get("/forms/definitions", tags=["forms"], summary="Definitions a school may send")
+@get(
+    "/forms/definitions",
+    tags=["forms"],
+    summary="Definitions a school may send",
+    error_codes=[ErrorCode.NOT_FOUND],
+)
 async def list_definitions(
     request: Request[Principal, Any, Any], organisation_id: QueryId
 ) -> list[DefinitionSummary]:

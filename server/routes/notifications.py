@@ -91,7 +91,12 @@ async def vapid_public_key(app_state: NamedDependency[AppState]) -> VapidKey:
     return VapidKey(public_key=app_state.settings.vapid_public_key)
 
 
-@post("/push/subscriptions", tags=["notifications"], summary="Subscribe this device")
+@post(
+    "/push/subscriptions",
+    tags=["notifications"],
+    summary="Subscribe this device",
+    error_codes=[ErrorCode.PUSH_ENDPOINT_NOT_ALLOWED, ErrorCode.PUSH_INVALID_KEYS],
+)
 async def subscribe(
     request: Request[Principal, Any, Any],
     data: JSONBody[SubscriptionIn],
@@ -167,7 +172,12 @@ async def list_channels(request: Request[Principal, Any, Any]) -> list[ChannelOu
     ]
 
 
-@post("/me/channels", tags=["notifications"], summary="Add an e-mail address or phone number")
+@post(
+    "/me/channels",
+    tags=["notifications"],
+    summary="Add an e-mail address or phone number",
+    error_codes=[ErrorCode.CHANNEL_UNSUPPORTED, ErrorCode.CHANNEL_INVALID_ADDRESS],
+)
 async def add_channel(
     request: Request[Principal, Any, Any],
     data: JSONBody[ChannelIn],

@@ -81,7 +81,12 @@ async def me(request: Request[Principal, Any, Any]) -> Me:
     )
 
 
-@get("/people/{person_id:int}", tags=["people"], summary="A person, as the policy allows")
+@get(
+    "/people/{person_id:int}",
+    tags=["people"],
+    summary="A person, as the policy allows",
+    error_codes=[ErrorCode.AUTH_FORBIDDEN],
+)
 async def person(request: Request[Principal, Any, Any], person_id: PathId) -> PersonCard:
     """A person's name, and their contact details where the policy allows.
 

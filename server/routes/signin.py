@@ -11,8 +11,10 @@ from litestar import Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter, QueryParameter
 from litestar.response import Redirect
+from litestar.status_codes import HTTP_302_FOUND
 
 from schemas.auth import LoginResponse
+from schemas.errors import ErrorCode
 from schemas.signin import HandoffRequest, SigninProvider, SigninProviders, SignoutResponse
 from server.identity import Principal, token_digest
 from server.routes.accounts import client_address, login_response
@@ -40,6 +42,12 @@ async def providers(app_state: NamedDependency[AppState]) -> SigninProviders:
     exclude_from_auth=True,
     tags=["auth"],
     summary="Start signing in through a provider",
+    status_code=HTTP_302_FOUND,
+    error_codes=[
+        ErrorCode.SIGNIN_UNKNOWN_PROVIDER,
+        ErrorCode.SIGNIN_REDIRECT_NOT_ALLOWED,
+        ErrorCode.SIGNIN_PROVIDER_UNAVAILABLE,
+    ],
 )
 async def start_signin(
     provider: FromPath[str],
@@ -64,6 +72,8 @@ async def start_signin(
     exclude_from_auth=True,
     tags=["auth"],
     summary="The provider's redirect back",
+    status_code=HTTP_302_FOUND,
+    error_codes=[ErrorCode.SIGNIN_UNKNOWN_PROVIDER, ErrorCode.SIGNIN_STATE_MISMATCH],
 )
 async def signin_callback(
     request: Request[Any, Any, Any],
@@ -92,6 +102,7 @@ async def signin_callback(
     exclude_from_auth=True,
     tags=["auth"],
     summary="Exchange a hand-off code for a device token",
+    error_codes=[ErrorCode.SIGNIN_HANDOFF_INVALID],
 )
 async def redeem_handoff(
     data: JSONBody[HandoffRequest], app_state: NamedDependency[AppState]

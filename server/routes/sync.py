@@ -79,7 +79,19 @@ async def _viewer(principal: Principal) -> AccessFacts:
     return facts.get(principal.person_id, AccessFacts(principal.person_id))
 
 
-@post("/sync/pull", status_code=200, tags=["sync"], summary="Pull changes since a cursor")
+@post(
+    "/sync/pull",
+    status_code=200,
+    tags=["sync"],
+    summary="Pull changes since a cursor",
+    wire_request=PullRequest,
+    wire_answer=PullResponse,
+    error_codes=[
+        ErrorCode.SYNC_BAD_CURSOR,
+        ErrorCode.SYNC_UPDATE_REQUIRED,
+        ErrorCode.SYNC_VERSION_UNKNOWN,
+    ],
+)
 async def sync_pull(
     request: Request[Principal, Any, Any], app_state: NamedDependency[AppState]
 ) -> Any:
@@ -150,7 +162,19 @@ async def sync_pull(
     return encode_answer(request, answer)
 
 
-@post("/sync/push", status_code=200, tags=["sync"], summary="Push queued mutations")
+@post(
+    "/sync/push",
+    status_code=200,
+    tags=["sync"],
+    summary="Push queued mutations",
+    wire_request=PushRequest,
+    wire_answer=PushResponse,
+    error_codes=[
+        ErrorCode.SYNC_UPDATE_REQUIRED,
+        ErrorCode.SYNC_VERSION_UNKNOWN,
+        ErrorCode.SYNC_CLIENT_MISMATCH,
+    ],
+)
 async def sync_push(
     request: Request[Principal, Any, Any], app_state: NamedDependency[AppState]
 ) -> Any:
@@ -184,6 +208,19 @@ async def sync_push(
 
 KEEP_ALIVE_SECONDS = 15.0
 RECHECK_PARTITIONS_SECONDS = 60.0
+
+LIVE_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["ready", "poke", "end"]},
+        "data": {
+            "type": "string",
+            "description": "poke: the changed partitions, separated by spaces; end: why.",
+        },
+    },
+}
+"""One event of the live stream, for the OpenAPI document (comments keep it open)."""
 
 
 async def live_events(
@@ -226,7 +263,13 @@ async def live_events(
                 yield ServerSentEventMessage(comment="keep-alive")
 
 
-@get("/sync/live", tags=["sync"], summary="A stream of 'pull now' pokes (Server-Sent Events)")
+@get(
+    "/sync/live",
+    tags=["sync"],
+    summary="A stream of 'pull now' pokes (Server-Sent Events)",
+    media_type="text/event-stream",
+    event_schema=LIVE_EVENT_SCHEMA,
+)
 async def sync_live(
     request: Request[Principal, Any, Any], app_state: NamedDependency[AppState]
 ) -> ServerSentEvent:
