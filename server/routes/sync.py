@@ -21,6 +21,8 @@ from schemas.sync import (
     PartitionSummary,
     PullRequest,
     PullResponse,
+    PushRequest,
+    PushResponse,
     Record,
     Upsert,
     VersionOnly,
