@@ -27,6 +27,8 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 
 from schemas.errors import ErrorCode
+from schemas.sync import SCHEMA_VERSION
+from server.clock import utc_now
 from server.routes.sync import sync_pull, sync_push
 from server.settings import Settings
 from tests.city import City
@@ -206,3 +208,47 @@ async def test_login_takes_no_body_it_cannot_read_without_a_token(
     answer = await fx_client.post("/auth/login", content=body, headers={"Content-Type": media})
     assert _check(answer, label) is None
     assert answer.json()["code"] == "request.malformed"
+
+
+@pytest.mark.parametrize("msgpack", [False, True], ids=["json", "msgpack"])
+async def test_args_nested_to_any_depth_cost_at_most_their_own_mutation(
+    fx_client: httpx.AsyncClient, fx_city: City, msgpack: bool
+) -> None:
+    """Nesting below the decoder's limit is one mutation's rejection, the mutation after it
+    applied; past the limit the whole body is ``request.malformed``. Never a 500, whichever
+    side of the limit (which depends on the stack the decoder runs on) a depth falls."""
+    headers = await log_in_as(fx_client, "teacher")
+    now = utc_now().isoformat()
+    outcomes = set()
+    for depth in (10, 100, 300, 500, 700, 800, 900, 950, 990, 1_000, 1_100, 5_000):
+        good = {"to": [fx_city.mother], "subject": "s", "body": f"after {depth} {msgpack}"}
+        body = {
+            "schema_version": SCHEMA_VERSION,
+            "client_id": f"deep-{depth}-{int(msgpack)}",
+            "mutations": [
+                {"id": 1, "name": "message.send", "args": {"to": "DEEP"}, "occurred_at": now},
+                {"id": 2, "name": "message.send", "args": good, "occurred_at": now},
+            ],
+        }
+        # Written out by hand: the encoders recurse too.
+        if msgpack:
+            deep = b"\x91" * depth + b"\x90"
+            content = msgspec.msgpack.encode(body).replace(msgspec.msgpack.encode("DEEP"), deep)
+            media = "application/x-msgpack"
+        else:
+            deep = b"[" * depth + b"]" * depth
+            content = msgspec.json.encode(body).replace(b'"DEEP"', deep)
+            media = "application/json"
+        answer = await fx_client.post(
+            "/sync/push", content=content, headers={**headers, "Content-Type": media}
+        )
+        if answer.status_code == 400:
+            assert answer.json()["code"] == "request.malformed", (depth, answer.text)
+            outcomes.add("malformed")
+            continue
+        assert answer.status_code == 200, (depth, answer.text)
+        results = answer.json()["results"]
+        assert [r["status"] for r in results] == ["rejected", "applied"], (depth, results)
+        assert results[0]["code"] == "mutation.invalid_args"
+        outcomes.add("rejected")
+    assert outcomes == {"rejected", "malformed"}  # both sides of the limit were reached
