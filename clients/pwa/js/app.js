@@ -15,6 +15,7 @@ const state = {
   childId: null,
   dirty: false, // the person is typing in a form: background updates must not re-render it
   syncError: null,
+  signinError: null, // the code of a refused provider sign-in, shown on the login screen
 };
 
 // -- helpers the views use -----------------------------------------------------------------
@@ -177,7 +178,17 @@ function loginView() {
     }
   } },
   field(t('username'), username), field(t('password'), password), button, error);
-  return h('main', { id: 'main', className: 'login' }, h('h1', {}, t('app_name')), h('h2', {}, t('login_title')), form);
+  if (state.signinError) error.textContent = t('signin_failed', { code: state.signinError });
+  // The providers the server offers (docs/identity.md); none offline or when none are set.
+  const providers = h('ul', { id: 'providers', className: 'providers' });
+  api('/auth/providers').then(({ providers: found }) => {
+    const device = encodeURIComponent(`Reppu web app (${navigator.platform || 'browser'})`);
+    providers.replaceChildren(...found.map((p) => h('li', {}, h('a', {
+      className: 'button provider', 'data-provider': p.name,
+      href: `/auth/oidc/${encodeURIComponent(p.name)}/start?device_name=${device}`,
+    }, t('sign_in_with', { provider: p.title })))));
+  }).catch(() => {});
+  return h('main', { id: 'main', className: 'login' }, h('h1', {}, t('app_name')), h('h2', {}, t('login_title')), providers, form);
 }
 
 async function logIn(username, password) {
@@ -185,6 +196,29 @@ async function logIn(username, password) {
     method: 'POST',
     body: { username, password, device_name: `Reppu web app (${navigator.platform || 'browser'})` },
   });
+  await signedIn(answer);
+}
+
+/** Back from a provider (docs/identity.md): the address carries a one-time hand-off code,
+ * exchanged here for the device token, or the code of a refusal. Either leaves the address. */
+async function returnFromProvider() {
+  const params = new URLSearchParams(location.search);
+  const handoff = params.get('handoff');
+  const refusal = params.get('signin_error');
+  if (!handoff && !refusal) return false;
+  history.replaceState(null, '', location.pathname + location.hash);
+  if (refusal) { state.signinError = refusal; return false; }
+  try {
+    await signedIn(await api('/auth/oidc/handoff', { method: 'POST', body: { handoff } }));
+    return true;
+  } catch (e) {
+    state.signinError = e instanceof ApiError ? e.code : 'network';
+    return false;
+  }
+}
+
+async function signedIn(answer) {
+  state.signinError = null;
   // A new person on this device starts from an empty store, with a new client id.
   await db.wipe();
   await db.setMeta('token', answer.token);
@@ -196,11 +230,14 @@ async function logIn(username, password) {
 }
 
 async function logOut() {
-  try { await api('/auth/logout', { method: 'POST' }); } catch (_) { /* offline: forget anyway */ }
+  let answer = null;
+  try { answer = await api('/auth/signout', { method: 'POST' }); } catch (_) { /* offline: forget anyway */ }
   if (state.stopLive) state.stopLive();
   await db.wipe();
   state.me = null;
   location.hash = '';
+  // Signed in through a provider: end its session too (RP-initiated logout).
+  if (answer && answer.end_session_url) { location.assign(answer.end_session_url); return; }
   render({ force: true });
 }
 ctx.logOut = logOut;
@@ -263,6 +300,7 @@ async function boot() {
   window.addEventListener('offline', () => { state.online = false; renderStatus(); });
   document.addEventListener('visibilitychange', () => { if (!document.hidden) trySync(); });
 
+  if (await returnFromProvider()) { registerWorker(); return; }
   const me = (await db.getMeta('token')) ? await db.getMeta('me') : null;
   if (!me) {
     setLanguage((navigator.language || 'fi').slice(0, 2));

@@ -51,16 +51,21 @@ def ensure_oidc_provider() -> None:
 
 
 @contextmanager
-def running_oidc_provider(config: dict[str, Any]) -> Iterator[str]:
+def running_oidc_provider(
+    config: dict[str, Any], *, offset_seconds: float | None = None
+) -> Iterator[str]:
     """Start a provider configured by ``config`` (``oidc/provider.mjs``); yields its issuer.
 
     The provider lives at the test's frozen instant (libfaketime, a constant offset from
     the wall clock, as the browser tests' server does): the tokens it signs must be fresh by
-    the test process's clock."""
+    the test process's clock. ``offset_seconds``: another offset (the browser tests' server's
+    own)."""
     ensure_oidc_provider()
     if not Path(FAKETIME_LIBRARY).exists():
         _unavailable(f"libfaketime ({FAKETIME_LIBRARY}, Debian's faketime package) is missing")
     offset = utc_now().timestamp() - time_machine.escape_hatch.time.time()
+    if offset_seconds is not None:
+        offset = offset_seconds
     env = {
         **os.environ,
         "OIDC_CONFIG": json.dumps({"module": str(MODULE), **config}),

@@ -4,7 +4,8 @@
 //     "clients": [ ...client metadata... ], "accounts": { "<sub>": { claims } },
 //     "scopes": { "<scope>": ["claim", ...] }, "acrValues": [...] }
 // The login is automatic: the account is the authorization request's login_hint (the test
-// acts as the person), the acr the first one asked for. Prints "listening <issuer>" when ready.
+// acts as the person) or "defaultAccount"; the acr is the first one asked for.
+// Prints "listening <issuer>" when ready.
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 
@@ -50,7 +51,7 @@ provider.use(async (ctx, next) => {
   const match = ctx.path.match(/^\/interaction\/([^/]+)$/);
   if (!match) return next();
   const details = await provider.interactionDetails(ctx.req, ctx.res);
-  const accountId = details.params.login_hint;
+  const accountId = details.params.login_hint || config.defaultAccount;
   if (details.prompt.name !== 'login' || !config.accounts[accountId]) {
     ctx.status = 400;
     ctx.body = `no automatic ${details.prompt.name} for ${accountId}`;
