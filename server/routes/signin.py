@@ -82,6 +82,7 @@ async def signin_callback(
     oidc_state: Annotated[str | None, QueryParameter(name="state", max_length=2000)] = None,
     code: QueryText = None,
     error: QueryText = None,
+    iss: QueryText = None,
 ) -> Redirect:
     """Redirects to the app with ``?handoff=<one-time code>``, or ``?signin_error=<code>``."""
     url = await flow.finish(
@@ -92,6 +93,7 @@ async def signin_callback(
         code=code,
         error=error,
         address=client_address(request),
+        issuer=iss,
     )
     return Redirect(url, status_code=302, headers=_PRIVATE)
 

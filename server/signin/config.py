@@ -40,6 +40,10 @@ class SigninConfigError(ValueError):
 class ClaimMatch:
     claim: str
     scheme: str
+    qualifier: str = ""
+    """Another claim that scopes this one: MPASSid's staff identifiers are unique only
+    within a school, so ``{"claim": "urn:mpass.id:uid", "qualifier":
+    "urn:mpass.id:schoolCode"}`` looks up ``<school code>/<uid>``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +163,15 @@ def _provider(name: str, raw: Any) -> OidcProvider:
             not isinstance(item, dict)
             or not isinstance(item.get("claim"), str)
             or item.get("scheme") not in MATCH_SCHEMES
+            or not isinstance(item.get("qualifier", ""), str)
+            or set(item) - {"claim", "scheme", "qualifier"}
         ):
             raise SigninConfigError(
-                var, f"{name}.match: each is {{'claim': ..., 'scheme': one of {MATCH_SCHEMES}}}"
+                var,
+                f"{name}.match: each is {{'claim': ..., 'scheme': one of {MATCH_SCHEMES}, "
+                "'qualifier'?: ...}",
             )
-        matches.append(ClaimMatch(item["claim"], item["scheme"]))
+        matches.append(ClaimMatch(item["claim"], item["scheme"], item.get("qualifier", "")))
     if not matches:
         raise SigninConfigError(var, f"{name}.match must name at least one claim")
     algorithms = _strings(raw.get("algorithms", ["RS256", "ES256", "PS256"]), f"{name}.algs")

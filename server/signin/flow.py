@@ -170,11 +170,13 @@ async def finish(
     code: str | None,
     error: str | None,
     address: str,
+    issuer: str | None = None,
 ) -> str:
     """Step 2: where to send the browser back to, with a hand-off code or an error code.
 
     Raises ``signin.state_mismatch`` (and sends nobody anywhere) when the state names no
-    sign-in this server started: then there is no app to go back to.
+    sign-in this server started: then there is no app to go back to. ``issuer``: the
+    answer's ``iss`` parameter (RFC 9207), which must be the provider's issuer if present.
     """
     provider = provider_named(settings, provider_name)
     pending = await _spend_request(engine, settings, provider, state) if state else None
@@ -194,6 +196,10 @@ async def finish(
     try:
         if error or not code:
             raise ReppuError(ErrorCode.SIGNIN_REFUSED, "The sign-in was cancelled or refused.")
+        if issuer is not None and issuer != provider.issuer:
+            # RFC 9207: the answer names another issuer than the one this sign-in went to
+            # (a mix-up between providers); its code is not sent anywhere.
+            raise ReppuError(ErrorCode.SIGNIN_REFUSED, "The answer came from another service.")
         metadata = await oidc.provider_metadata(provider)
         id_token = await oidc.exchange_code(
             provider,

@@ -4,7 +4,9 @@ configured them (``match``), looked up where the roster keeps them.
 - ``oppijanumero``: the national learner number, kept by the OneRoster import as an
   ``external_ref`` of the source ``fi.oppijanumero`` (``docs/oneroster.md``).
 - ``national_id`` and ``staff_id``: kept only as ``HMAC-SHA-256(identity key, ...)`` in
-  ``person_identifier``; the value a provider sends is hashed the same way and compared.
+  ``person_identifier``; the value a provider sends is hashed the same way and compared. A
+  rule with a ``qualifier`` looks up ``<qualifier's value>/<value>`` (a staff identifier
+  within its school).
 
 Every configured claim the token carries is looked up, and together they must name exactly
 one person: none is ``signin.no_match``, two or more ``signin.ambiguous`` (the roster needs
@@ -65,8 +67,14 @@ async def match_person(
     found: set[int] = set()
     for rule in provider.matches:
         value = claims.get(rule.claim)
-        if isinstance(value, str) and value.strip():
-            found |= await _people_with(settings, rule.scheme, value)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        if rule.qualifier:
+            scope = claims.get(rule.qualifier)
+            if not isinstance(scope, str) or not scope.strip():
+                continue  # an identifier without its school names nobody for certain
+            value = f"{scope.strip()}/{value.strip()}"
+        found |= await _people_with(settings, rule.scheme, value)
     if not found:
         raise ReppuError(
             ErrorCode.SIGNIN_NO_MATCH,

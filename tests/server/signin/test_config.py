@@ -17,7 +17,10 @@ MPASSID = {
     "client_secret": "s3cret-value",
     "roles": ["pupil", "teacher", "principal"],
     "scopes": ["openid", "profile"],
-    "match": [{"claim": "urn:mpass.id:learnerId", "scheme": "oppijanumero"}],
+    "match": [
+        {"claim": "urn:mpass.id:learnerId", "scheme": "oppijanumero"},
+        {"claim": "urn:mpass.id:uid", "scheme": "staff_id", "qualifier": "urn:mpass.id:schoolCode"},
+    ],
 }
 SUOMIFI = {
     "title": "Suomi.fi",
@@ -53,6 +56,9 @@ def test_providers_are_read_and_their_secrets_kept_out_of_reprs(tmp_path: Path) 
     assert suomifi is not None
     assert suomifi.acr_values == ("http://ftn.ficora.fi/2017/loa3",)
     assert json.loads(suomifi.private_key)["d"] == "d"
+    mpassid = signin.provider("mpassid")
+    assert mpassid is not None
+    assert mpassid.matches[1].qualifier == "urn:mpass.id:schoolCode"
     assert signin.app_redirect_uris == ("fi.example.reppu:/signin", "http://127.0.0.1/callback")
     shown = repr(load_settings(env))
     assert "s3cret-value" not in shown
@@ -75,6 +81,11 @@ def test_providers_are_read_and_their_secrets_kept_out_of_reprs(tmp_path: Path) 
             "REPPU_OIDC_PROVIDERS",
         ),
         ({"m": {**MPASSID, "client_secrte": "typo"}}, {}, "REPPU_OIDC_PROVIDERS"),
+        (
+            {"m": {**MPASSID, "match": [{"claim": "x", "scheme": "staff_id", "qualifer": "y"}]}},
+            {},
+            "REPPU_OIDC_PROVIDERS",
+        ),
         ({"Bad Name": MPASSID}, {}, "REPPU_OIDC_PROVIDERS"),
         ({"m": MPASSID}, {"REPPU_PUBLIC_URL": ""}, "REPPU_PUBLIC_URL"),
         ({"m": MPASSID}, {"REPPU_PUBLIC_URL": "http://reppu.example.fi"}, "REPPU_PUBLIC_URL"),

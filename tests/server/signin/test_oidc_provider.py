@@ -34,6 +34,7 @@ from tests.server.signin.steps import AINO_NUMBER
 pytestmark = pytest.mark.slow
 
 STAFF_CLAIM = "urn:mpass.id:uid"
+SCHOOL_CLAIM = "urn:mpass.id:schoolCode"
 MARIA = "131052-308T"
 LOA3 = "http://ftn.ficora.fi/2017/loa3"
 MPASS_SECRET = "the MPASSid-like provider's client secret"
@@ -59,10 +60,12 @@ def fx_mpass() -> Iterator[str]:
                 "token_endpoint_auth_method": "client_secret_basic",
             },
         ],
-        "scopes": {"mpass": [LEARNER_CLAIM, STAFF_CLAIM, "urn:mpass.id:schoolCode"]},
+        "scopes": {"mpass": [LEARNER_CLAIM, STAFF_CLAIM, SCHOOL_CLAIM]},
         "accounts": {
-            "aino": {LEARNER_CLAIM: AINO_NUMBER, "urn:mpass.id:schoolCode": "00001"},
-            "tiina": {STAFF_CLAIM: "tiina.opettaja@koivukyla", "urn:mpass.id:schoolCode": "00001"},
+            "aino": {LEARNER_CLAIM: AINO_NUMBER, SCHOOL_CLAIM: "00001"},
+            "tiina": {STAFF_CLAIM: "tiina.opettaja@koivukyla", SCHOOL_CLAIM: "00001"},
+            # The same staff identifier at another school is another person.
+            "tiina-elsewhere": {STAFF_CLAIM: "tiina.opettaja@koivukyla", SCHOOL_CLAIM: "00002"},
             "stranger": {LEARNER_CLAIM: "1.2.246.562.24.99999999999"},
         },
     }
@@ -102,7 +105,7 @@ def _mpass(issuer: str, **changes: Any) -> OidcProvider:
         scopes=("openid", "mpass"),
         matches=(
             ClaimMatch(LEARNER_CLAIM, "oppijanumero"),
-            ClaimMatch(STAFF_CLAIM, "staff_id"),
+            ClaimMatch(STAFF_CLAIM, "staff_id", SCHOOL_CLAIM),
         ),
     )
     return dataclasses.replace(base, **changes)
@@ -164,7 +167,7 @@ async def _roster(city: City) -> None:
         PersonIdentifier(
             person=city.teacher,
             scheme="staff_id",
-            digest=identifier_digest(signin, "staff_id", "tiina.opettaja@koivukyla"),
+            digest=identifier_digest(signin, "staff_id", "00001/tiina.opettaja@koivukyla"),
         ),
         PersonIdentifier(
             person=city.mother,
@@ -206,6 +209,8 @@ async def test_pupils_staff_and_guardians_sign_in_through_their_providers(
 
         stranger = await _sign_in(client, "mpassid", "stranger")
         assert stranger.endswith("signin_error=signin.no_match")
+        elsewhere = await _sign_in(client, "mpassid", "tiina-elsewhere")
+        assert elsewhere.endswith("signin_error=signin.no_match")
 
 
 async def test_the_provider_refuses_a_replayed_code_and_another_clients_code(

@@ -151,6 +151,21 @@ async def test_a_replayed_code_is_refused_by_the_provider(
     assert await SigninHandoff.count() == 1
 
 
+async def test_an_answer_naming_another_issuer_is_refused_before_its_code_is_used(
+    fx_rp: httpx.AsyncClient, fx_fake: FakeProvider
+) -> None:
+    request = await start(fx_rp)
+    token = fx_fake.sign(claims(fx_fake, request), fx_fake.keys[0])
+    fx_fake.grant("code-1", token, request["code_challenge"])
+    answer = await fx_rp.get(
+        "/auth/oidc/fake/callback",
+        params={"state": request["state"], "code": "code-1", "iss": "https://evil.example"},
+    )
+    assert answer.headers["location"] == "http://reppu.test/?signin_error=signin.refused"
+    assert fx_fake.token_requests == []
+    await _nothing_created()
+
+
 async def test_a_cancelled_sign_in_goes_back_with_a_refusal(
     fx_rp: httpx.AsyncClient, fx_fake: FakeProvider
 ) -> None:
