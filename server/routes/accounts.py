@@ -29,7 +29,6 @@ from server.signin.accounts import (
 from server.state import AppState
 from sync.policy import AccessFacts, roles_on
 
-
 ACCOUNT_ERRORS = [ErrorCode.AUTH_FORBIDDEN, ErrorCode.ACCOUNT_NOT_FOUND]
 """What an admin's disable, enable and sign-out may answer besides the usual (OpenAPI)."""
 
