@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 OrganisationRow = tuple[int, str, str, int | None, str]
 TermRow = tuple[int, int, str, dt.date, dt.date]
-PersonRow = tuple[int, str, str, str, dt.date | None, bool, str | None, str | None, str | None]
+PersonRow = tuple[
+    int, str, str, str, dt.date | None, bool, str | None, str | None, str | None, bool
+]
 AccountRow = tuple[int, int, str, str, bool]
 SchoolGroupRow = tuple[int, int, int | None, str, str, int | None, str | None]
 MembershipRow = tuple[int, int, int, str, dt.date, dt.date | None]
@@ -37,7 +39,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         ("term", "id organisation name starts_on ends_on"),
         (
             "person",
-            "id given_name family_name language birth_date turvakielto email phone street_address",
+            "id given_name family_name language birth_date turvakielto email phone street_address"
+            " shares_contact_with_guardians",
         ),
         ("account", "id person username password_hash disabled"),
         ("school_group", "id school term name kind grade subject"),

@@ -119,6 +119,8 @@ class Draft:
                 email,
                 phone,
                 street_address,
+                # Nobody's contact details go to a co-guardian outside their household.
+                False,
             )
         )
         return person_id
