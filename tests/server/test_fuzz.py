@@ -1,0 +1,287 @@
+"""Schema-driven fuzzing of every route: schemathesis holds the server to its OpenAPI document.
+
+schemathesis reads ``/schema/openapi.json`` and generates requests for every operation in it
+(a new route is fuzzed without a line here), valid ones and ones that break the schema, as a
+pupil, a guardian and a teacher of ``tests/city.py``, on SQLite and PostgreSQL. Every answer
+must be no 5xx, with a documented status, media type, headers and body.
+
+The requests go through the suite's in-process client, on the test's event loop, where the
+database engine lives (schemathesis's own ASGI transport runs the app on another loop, which
+PostgreSQL's pool does not survive). Hypothesis runs in a worker thread and hands each
+request to the loop. Each test has its own database, so the fuzz's writes stay there.
+
+Each operation gets valid requests, invalid ones (where its schema can be broken) and, where
+its path names people, groups or schools, valid requests naming those of the city, so that
+the code behind the access check is reached too. A request that revokes the caller's token
+(``/auth/logout``) does not leave the rest of the fuzz to be answered 401: the next request
+goes with a new token, and the test fails if any operation saw nothing but 401s.
+
+``REPPU_FUZZ_EXAMPLES`` sets the examples per operation and pass (default 6, derandomized so
+that CI is reproducible: about 470 requests per role and database); ``REPPU_FUZZ_EXAMPLES=200``
+fuzzes for real, locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from litestar import Litestar
+from schemathesis import APIOperation, Case, GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from server.db.engine import write_transaction
+from server.identity import authenticate, issue_token
+from server.settings import Settings
+from tests.city import City
+from tests.conftest import log_in_as
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = int(os.environ.get("REPPU_FUZZ_EXAMPLES", "6"))
+ROLES = {"pupil": "aino", "guardian": "mother", "teacher": "teacher"}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+BASE_URL = "http://reppu.test"
+SECONDS_PER_REQUEST = 60
+
+
+def _fits_msgpack(value: Any) -> Any:
+    """``value`` with integers MessagePack cannot carry (beyond 64 bits) sent as text."""
+    if isinstance(value, dict):
+        return {k: _fits_msgpack(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fits_msgpack(v) for v in value]
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
+
+
+@schemathesis.serializer("application/x-msgpack")
+def _msgpack(_: schemathesis.SerializationContext, value: Any) -> bytes:
+    return msgspec.msgpack.encode(_fits_msgpack(value))
+
+
+def _http_request(case: Case, token: dict[str, str]) -> httpx.Request:
+    """The request schemathesis means to send for ``case``, byte for byte, as httpx's."""
+    prepared = requests.Request(
+        **case.as_transport_kwargs(base_url=BASE_URL, headers=token)
+    ).prepare()
+    return httpx.Request(
+        str(prepared.method),
+        str(prepared.url),
+        headers=dict(prepared.headers),
+        content=prepared.body.encode() if isinstance(prepared.body, str) else prepared.body,
+    )
+
+
+async def _first_event(app: Litestar, request: httpx.Request) -> httpx.Response:
+    """An event stream's status, headers and first chunk; then the client goes away.
+
+    httpx's ASGI transport waits for the whole body, which a live stream never ends.
+    """
+    started: dict[str, Any] = {}
+    chunks: list[bytes] = []
+    seen = asyncio.Event()
+    body = request.read()
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await seen.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            started.update(message)
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if chunks[-1] or not message.get("more_body"):
+                seen.set()
+
+    url = request.url
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": request.method,
+        "scheme": "http",
+        "path": url.path,
+        "raw_path": url.raw_path.split(b"?")[0],
+        "query_string": url.query,
+        "root_path": "",
+        "headers": [(k.lower(), v) for k, v in request.headers.raw],
+        "client": ("127.0.0.1", 50000),
+        "server": ("reppu.test", 80),
+    }
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    answer = httpx.Response(
+        started["status"],
+        headers=started.get("headers", []),
+        content=b"".join(chunks),
+        request=request,
+    )
+    answer.elapsed = dt.timedelta(0)
+    return answer
+
+
+def _is_event_stream(case: Case) -> bool:
+    definition = case.operation.definition.raw
+    return any(
+        "text/event-stream" in (answer.get("content") or {})
+        for answer in definition.get("responses", {}).values()
+    )
+
+
+def _has_invalid_requests(operation: dict[str, Any]) -> bool:
+    """Whether a request can break the operation's schema: not when it takes no body and
+    no parameters but text in its path (``/calendar/{name}``: every string is a name)."""
+    return "requestBody" in operation or any(
+        not (p["in"] == "path" and p.get("schema") == {"type": "string"})
+        for p in operation.get("parameters", [])
+    )
+
+
+def _ids_of(city: City) -> dict[str, list[int]]:
+    """Ids of the city by path parameter name: random ids seldom name anything, and the
+    code behind a route's access check deserves fuzzing too."""
+    pupils = [city.aino, city.eero, city.olli]
+    people = [*pupils, city.mother, city.father, city.olli_parent, city.teacher, city.principal]
+    return {
+        "person_id": people,
+        "pupil_id": pupils,
+        "group_id": [city.class_5a, city.class_5b, city.math_a, city.class_3c],
+        "school_id": [city.school_a, city.school_b],
+    }
+
+
+def _with_known_ids(operation: APIOperation, ids: dict[str, list[int]]) -> Any:
+    """Valid requests whose path names things of the city; None if it names nothing we know."""
+    names = [p["name"] for p in operation.definition.raw.get("parameters", []) if p["in"] == "path"]
+    if not names or any(name not in ids for name in names):
+        return None
+    return st.tuples(*(st.sampled_from(ids[name]) for name in names)).flatmap(
+        lambda values: operation.as_strategy(path_parameters=dict(zip(names, values, strict=True)))
+    )
+
+
+def _fuzz_operation(case_strategy: Any, send: Callable[[Case], None], examples: int) -> None:
+    """Hypothesis's run over one operation and mode (in a worker thread)."""
+
+    @given(case_strategy)
+    @settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: Case) -> None:
+        send(case)
+
+    run()
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+async def test_every_route_answers_as_the_openapi_document_says(
+    role: str,
+    fx_settings: Settings,
+    fx_app: Litestar,
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+) -> None:
+    document = (await fx_client.get("/schema/openapi.json")).json()
+    schema = schemathesis.openapi.from_dict(document)
+    token = (await log_in_as(fx_client, ROLES[role]))["Authorization"].removeprefix("Bearer ")
+    principal = await authenticate(fx_settings, token)
+    assert principal is not None
+    loop = asyncio.get_running_loop()
+    statuses: dict[str, Counter[int]] = defaultdict(Counter)
+
+    async def live_token() -> dict[str, str]:
+        """The caller's token, or a new one if a request revoked it (``/auth/logout``): the
+        fuzz must not go on as nobody. Issued as login does, without the slow password hash."""
+        nonlocal token
+        if await authenticate(fx_settings, token) is None:
+            async with write_transaction(fx_app.state.reppu.engine):
+                issued = await issue_token(
+                    fx_settings,
+                    account_id=principal.account_id,
+                    person_id=principal.person_id,
+                    device_name="fuzz",
+                )
+            token = issued.token
+        return {"Authorization": f"Bearer {token}"}
+
+    async def exchange(case: Case) -> tuple[httpx.Response, dict[str, str]]:
+        headers = await live_token()
+        request = _http_request(case, headers)
+        if _is_event_stream(case):
+            return await _first_event(fx_app, request), headers
+        return await fx_client.send(request), headers
+
+    def send(case: Case) -> None:
+        future = asyncio.run_coroutine_threadsafe(exchange(case), loop)
+        answer, headers = future.result(SECONDS_PER_REQUEST)
+        statuses[case.operation.label][answer.status_code] += 1
+        case.validate_response(answer, checks=CHECKS, headers=headers)
+
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == sum(
+        1
+        for item in document["paths"].values()
+        for method in item
+        if method in ("get", "put", "post", "delete", "patch")
+    )
+    ids = _ids_of(fx_city)
+    failures: list[str] = []
+    try:
+        for operation in operations:
+            modes = [GenerationMode.POSITIVE]
+            if _has_invalid_requests(operation.definition.raw):
+                modes.append(GenerationMode.NEGATIVE)
+            strategies = {mode.value: operation.as_strategy(generation_mode=mode) for mode in modes}
+            if (known := _with_known_ids(operation, ids)) is not None:
+                strategies["positive, ids of the city"] = known
+            for name, strategy in strategies.items():
+                try:
+                    await asyncio.to_thread(_fuzz_operation, strategy, send, EXAMPLES)
+                # Every operation's failures, not only the first (schemathesis raises a
+                # BaseExceptionGroup of the distinct failures it found).
+                except (Exception, BaseExceptionGroup) as exc:
+                    failures.append(f"{operation.label} ({name}): {exc}")
+    finally:
+        await fx_app.state.reppu.live.stop()
+    sent = sum(sum(counts.values()) for counts in statuses.values())
+    print(f"\n{role}: {sent} requests over {len(operations)} operations")
+    assert not failures, "\n\n".join(failures)
+    # The fuzz reached past authentication everywhere: no operation saw only 401s.
+    assert not [label for label, counts in statuses.items() if set(counts) == {401}]
