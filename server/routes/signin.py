@@ -53,7 +53,9 @@ async def start_signin(
     provider: FromPath[str],
     app_state: NamedDependency[AppState],
     return_to: QueryText = None,
-    device_name: Annotated[str, Parameter(min_length=1, max_length=100)] = "Browser",
+    device_name: Annotated[
+        str, Parameter(min_length=1, max_length=100, pattern=r"^[^\x00]*$")
+    ] = "Browser",
 ) -> Redirect:
     """Redirects to the provider. ``return_to``: a native app's redirect URI (RFC 8252) the
     operator allowed; without it the browser comes back to the web app."""

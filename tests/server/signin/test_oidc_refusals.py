@@ -221,3 +221,11 @@ async def test_native_apps_return_only_to_allowed_redirect_uris(
     unknown = await fx_rp.get("/auth/oidc/nobody/start")
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "signin.unknown_provider"
+
+
+async def test_bad_start_parameters_are_refused_and_store_nothing(fx_rp: httpx.AsyncClient) -> None:
+    for params in ({"device_name": "a\x00b"}, {"device_name": "x" * 101}, {"device_name": ""}):
+        answer = await fx_rp.get("/auth/oidc/fake/start", params=params)
+        assert answer.status_code == 422, params
+        assert answer.json()["code"] == "request.invalid"
+    assert await OidcRequest.count() == 0
