@@ -122,6 +122,8 @@ async def issue_activation_code(
         await ActivationCode.update({ActivationCode.used_at: now}).where(
             (ActivationCode.person == person) & ActivationCode.used_at.is_null()
         )
+        # Codes past their time are of no use; account_event keeps that they were issued.
+        await ActivationCode.delete().where(ActivationCode.expires_at < now)
         await ActivationCode.insert(
             ActivationCode(
                 person=person,

@@ -128,6 +128,10 @@ async def test_a_code_expires_and_a_new_one_withdraws_the_old(
     expired = await _activate(fx_client, second, "olli")
     assert expired.status_code == 400
     assert expired.json()["code"] == "activation.invalid"
+    # Expired codes go as the next one is issued; the audit trail keeps that they were.
+    assert (await _issue(fx_client, "principal", fx_city.olli)).status_code == 201
+    assert await ActivationCode.count() == 1
+    assert len(await _events("activation.issued")) == 3
 
 
 async def test_a_taken_username_refuses_and_keeps_the_code(
