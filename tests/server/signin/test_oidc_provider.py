@@ -54,6 +54,12 @@ def fx_mpass() -> Iterator[str]:
                 "token_endpoint_auth_method": "client_secret_basic",
             },
             {
+                "client_id": "reppu-post",
+                "client_secret": MPASS_SECRET,
+                "redirect_uris": [CALLBACK.format("mpassid")],
+                "token_endpoint_auth_method": "client_secret_post",
+            },
+            {
                 "client_id": "another-service",
                 "client_secret": "another service's secret",
                 "redirect_uris": [CALLBACK.format("mpassid")],
@@ -246,6 +252,11 @@ async def test_the_provider_refuses_a_replayed_code_and_another_clients_code(
         )
         assert answer.headers["location"].endswith("signin_error=signin.refused")
         assert await SigninHandoff.count() == handoffs
+
+    # The secret in the body instead of Basic, as a provider registered so requires.
+    post = _mpass(fx_mpass, client_id="reppu-post", client_auth="client_secret_post")
+    async with signin_client(fx_settings, fx_db, post) as client:
+        assert "handoff=" in await _sign_in(client, "mpassid", "aino")
 
     # A wrong client secret (a misconfiguration) is refused by the provider too.
     async with signin_client(
