@@ -71,6 +71,29 @@ def _print_logins(logins: dict[str, str], password: str) -> None:
         print(f"  {username:<{width}}  {description}")
 
 
+async def _activation_code(settings: Settings, *, username: str | None, person: int | None) -> int:
+    """``reppu activation-code``: a code for one person, printed once (docs/identity.md)."""
+    from server.db.engine import open_database
+    from server.db.tables import Person
+    from server.errors import ReppuError
+    from server.signin.accounts import issue_activation_code, person_of_username
+
+    if await _pending(settings):
+        return _fail("the database has migrations to apply: run `reppu migrate` first")
+    async with open_database(settings) as engine:
+        if username is not None:
+            person = await person_of_username(username)
+        if person is None or not await Person.exists().where(Person.id == person):
+            return _fail("no such person (give --username of an account or --person <id>)")
+        try:
+            issued = await issue_activation_code(engine, settings, actor=None, person=person)
+        except ReppuError as refused:
+            return _fail(refused.message)
+    print(f"Activation code for person {person}: {issued.code}")
+    print(f"Valid until {issued.expires_at.isoformat(timespec='minutes')}; it works once.")
+    return 0
+
+
 async def _import_oneroster(settings: Settings, path: str) -> int:
     from pathlib import Path
 
@@ -213,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
         oneroster = formats.add_parser("oneroster", help=helptext)
         oneroster.add_argument("path", help="folder, or zip file (docs/oneroster.md)")
 
+    code = commands.add_parser(
+        "activation-code",
+        help="issue a one-time activation code for a person (the first admin's way in)",
+    )
+    who = code.add_mutually_exclusive_group(required=True)
+    who.add_argument("--username", help="the person's account's username")
+    who.add_argument("--person", type=int, help="the person's id")
+
     demo = commands.add_parser("demo", help="load a generated demo city into an empty database")
     demo.add_argument("--pupils", type=int, default=2000, help="pupils (full city: 160000)")
     demo.add_argument("--seed", type=int, default=1, help="random seed (same seed, same city)")
@@ -244,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_import_oneroster(settings, args.path))
     if args.command == "export":
         return asyncio.run(_export_oneroster(settings, args.path))
+    if args.command == "activation-code":
+        return asyncio.run(_activation_code(settings, username=args.username, person=args.person))
     if args.command == "demo":
         if args.pupils < 500:
             return _fail("--pupils must be at least 500 (a school of classes of 18 to 25)")

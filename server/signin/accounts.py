@@ -99,18 +99,21 @@ async def check_may_disable(viewer_id: int, target_id: int) -> None:
 
 
 async def issue_activation_code(
-    engine: Engine[Any], settings: Settings, *, actor: int, person: int
+    engine: Engine[Any], settings: Settings, *, actor: int | None, person: int
 ) -> IssuedCode:
     """A new code for ``person`` (access already checked); older unused codes are withdrawn.
 
+    ``actor``: who issued it; None for the operator on the command line (``reppu
+    activation-code``: the first admin's way in), recorded as issued by the person.
     Raises ``auth.rate_limited`` past :data:`CODES_PER_ISSUER_PER_HOUR`.
     """
+    issuer = person if actor is None else actor
     now = utc_now()
     code = new_activation_code()
     expires_at = now + dt.timedelta(seconds=settings.signin.activation_code_seconds)
     async with write_transaction(engine):
         recent = await ActivationCode.count().where(
-            (ActivationCode.issued_by == actor)
+            (ActivationCode.issued_by == issuer)
             & (ActivationCode.created_at > now - dt.timedelta(hours=1))
         )
         if recent >= CODES_PER_ISSUER_PER_HOUR:
@@ -127,13 +130,18 @@ async def issue_activation_code(
         await ActivationCode.insert(
             ActivationCode(
                 person=person,
-                issued_by=actor,
+                issued_by=issuer,
                 code_hash=keyed_digest(settings.signin, "activation", _normal(code)),
                 created_at=now,
                 expires_at=expires_at,
             )
         )
-        await record_event(EventKind.ACTIVATION_ISSUED, person=person, actor=actor)
+        await record_event(
+            EventKind.ACTIVATION_ISSUED,
+            person=person,
+            actor=actor,
+            detail="" if actor is not None else "by the operator (reppu activation-code)",
+        )
     return IssuedCode(code=code, expires_at=expires_at)
 
 
@@ -227,6 +235,12 @@ async def redeem_activation_code(
             ErrorCode.ACTIVATION_INVALID, "The activation code is not valid. Ask for a new one."
         )
     return issued
+
+
+async def person_of_username(username: str) -> int | None:
+    """The person whose account has this username, for the operator's command line."""
+    row = await Account.select(Account.person).where(Account.username == username).first()
+    return int(row["person"]) if row else None
 
 
 async def _activate_account(person: int, username: str, password_hash: str) -> int:
