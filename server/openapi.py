@@ -18,6 +18,8 @@ module adds as the document is served:
    everywhere. A route adds the codes particular to it with ``error_codes=[...]``.
 3. Public routes (``exclude_from_auth``) say that they need no token (``security: []``).
 
+Only the served JSON is completed: ``app.openapi_schema`` stays Litestar's own object.
+
 ``tests/server/test_fuzz.py`` holds the server to this document: schemathesis generates
 requests from it and checks every answer's status, media type and body against it.
 """

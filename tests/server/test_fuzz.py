@@ -280,8 +280,8 @@ async def test_every_route_answers_as_the_openapi_document_says(
                     failures.append(f"{operation.label} ({name}): {exc}")
     finally:
         await fx_app.state.reppu.live.stop()
-    sent = sum(sum(counts.values()) for counts in statuses.values())
-    print(f"\n{role}: {sent} requests over {len(operations)} operations")
+    answers = sum(statuses.values(), Counter[int]())
+    print(f"\n{role}: {answers.total()} requests over {len(operations)} operations:", answers)
     assert not failures, "\n\n".join(failures)
     # The fuzz reached past authentication everywhere: no operation saw only 401s.
     assert not [label for label, counts in statuses.items() if set(counts) == {401}]
