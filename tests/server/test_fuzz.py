@@ -170,8 +170,8 @@ def _has_invalid_requests(operation: dict[str, Any]) -> bool:
 
 
 def _ids_of(city: City) -> dict[str, list[int]]:
-    """Ids of the city by path parameter name: random ids seldom name anything, and the
-    code behind a route's access check deserves fuzzing too."""
+    """Ids of the city by parameter name: random ids seldom name anything, and the code
+    behind a route's access check deserves fuzzing too."""
     pupils = [city.aino, city.eero, city.olli]
     people = [*pupils, city.mother, city.father, city.olli_parent, city.teacher, city.principal]
     return {
@@ -179,17 +179,26 @@ def _ids_of(city: City) -> dict[str, list[int]]:
         "pupil_id": pupils,
         "group_id": [city.class_5a, city.class_5b, city.math_a, city.class_3c],
         "school_id": [city.school_a, city.school_b],
+        "organisation_id": [city.city, city.school_a, city.school_b],
     }
 
 
 def _with_known_ids(operation: APIOperation, ids: dict[str, list[int]]) -> Any:
-    """Valid requests whose path names things of the city; None if it names nothing we know."""
-    names = [p["name"] for p in operation.definition.raw.get("parameters", []) if p["in"] == "path"]
-    if not names or any(name not in ids for name in names):
+    """Valid requests whose path (and query) name things of the city; None if the path names
+    something else or the request names nothing we know."""
+    parameters = operation.definition.raw.get("parameters", [])
+    path = [p["name"] for p in parameters if p["in"] == "path"]
+    query = [p["name"] for p in parameters if p["in"] == "query" and p["name"] in ids]
+    if any(name not in ids for name in path) or not (path or query):
         return None
-    return st.tuples(*(st.sampled_from(ids[name]) for name in names)).flatmap(
-        lambda values: operation.as_strategy(path_parameters=dict(zip(names, values, strict=True)))
-    )
+
+    def named(values: tuple[int, ...]) -> Any:
+        return operation.as_strategy(
+            path_parameters=dict(zip(path, values[: len(path)], strict=True)),
+            query=dict(zip(query, values[len(path) :], strict=True)),
+        )
+
+    return st.tuples(*(st.sampled_from(ids[name]) for name in path + query)).flatmap(named)
 
 
 def _fuzz_operation(case_strategy: Any, send: Callable[[Case], None], examples: int) -> None:
