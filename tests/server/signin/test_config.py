@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,12 @@ def test_unusable_sign_in_settings_stop_start_up(
     with pytest.raises(SettingsError) as refused:
         load_settings(env)
     assert refused.value.variable == variable
+
+
+def test_docs_name_every_sign_in_variable() -> None:
+    root = Path(__file__).resolve().parents[3]
+    source = (root / "server" / "signin" / "config.py").read_text()
+    variables = set(re.findall(r'"(REPPU_[A-Z_]+)"', source))
+    assert len(variables) >= 5
+    documented = (root / "docs" / "identity.md").read_text()
+    assert sorted(v for v in variables if f"`{v}`" not in documented) == []
