@@ -12,8 +12,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from schemas.core import GuardianshipKind, MembershipRole, OrganisationKind, StaffRoleKind
-from server.db.tables import Person
-from sync.policy import AccessFacts, GroupTie, StaffTie, Validity, WardTie, household_of
+from server.db.tables import Person, SchoolGroup
+from sync.policy import (
+    AccessFacts,
+    GroupRef,
+    GroupTie,
+    StaffTie,
+    Validity,
+    WardTie,
+    household_of,
+)
 
 
 def _validity(row: dict[str, Any]) -> Validity:
@@ -106,3 +114,14 @@ async def load_access_facts(person_ids: Iterable[int]) -> dict[int, AccessFacts]
         )
         for p in people
     }
+
+
+async def load_group_refs(group_ids: Iterable[int]) -> dict[int, GroupRef]:
+    """The policy's view of each existing group among ``group_ids``: its school and city."""
+    ids = sorted(set(group_ids))
+    if not ids:
+        return {}
+    rows = await SchoolGroup.select(
+        SchoolGroup.id, SchoolGroup.school, SchoolGroup.school._.parent.as_alias("city")
+    ).where(SchoolGroup.id.is_in(ids))
+    return {r["id"]: GroupRef(r["id"], r["school"], r["city"]) for r in rows}

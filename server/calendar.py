@@ -24,7 +24,7 @@ from piccolo.engine.base import Engine
 
 from schemas.calendar import FeedOut
 from schemas.core import MembershipRole
-from server.access import load_access_facts
+from server.access import load_access_facts, load_group_refs
 from server.clock import utc_now
 from server.db.calendar_tables import CalendarFeed
 from server.db.engine import write_transaction
@@ -43,7 +43,7 @@ from sync.calendar import (
     read_state,
     redact_feed_paths,
 )
-from sync.policy import AccessFacts, Action, GroupRef, OccurrenceRef, decide
+from sync.policy import AccessFacts, Action, OccurrenceRef, decide
 
 MAX_FEEDS_PER_PERSON = 20
 """Live feeds one person may hold: a family's children and a spare or two, not a leak."""
@@ -188,16 +188,6 @@ async def _group_terms(group_ids: Iterable[int], today: dt.date) -> dict[int, Sp
     return found
 
 
-async def _group_refs(group_ids: Iterable[int]) -> dict[int, GroupRef]:
-    ids = sorted(set(group_ids))
-    if not ids:
-        return {}
-    rows = await SchoolGroup.select(
-        SchoolGroup.id, SchoolGroup.school, SchoolGroup.school._.parent.as_alias("city")
-    ).where(SchoolGroup.id.is_in(ids))
-    return {r["id"]: GroupRef(r["id"], r["school"], r["city"]) for r in rows}
-
-
 _LESSON_COLUMNS = (
     Lesson.id,
     Lesson.group,
@@ -243,7 +233,7 @@ async def timetable_of(
     )
     # Being named by the timetable is no tie of its own (it may outlive the job): a lesson
     # one teaches or stands in for shows only while the policy lets one read it today.
-    refs = await _group_refs(r["group"] for r in [*as_teacher, *as_substitute])
+    refs = await load_group_refs(r["group"] for r in [*as_teacher, *as_substitute])
     teachers = {r["id"]: r["teacher"] for r in as_substitute}
 
     def readable(group_id: int, teacher_id: int | None, substitute_id: int | None) -> bool:

@@ -9,7 +9,8 @@ memberships (the demo loader, an import) should call :func:`roster_writes` for t
 it touched, in the same transaction.
 
 A roster also goes to the inboxes of the group's substitutes named by lesson changes in the
-sync window (``server/timetable.py``), so a substitute takes the roll call offline too.
+sync window who may still cover them today (``server/cover.py``), so a substitute takes the
+roll call offline too.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from schemas.absences import RosterPupil, RosterRecord
 from schemas.core import MembershipRole, PartitionKind
 from server.access import marks
 from server.clock import school_today
+from server.cover import inboxes, substitutes
 from server.db.engine import write_transaction
 from server.db.tables import Membership, SchoolGroup
 from server.sync_store import RecordWrite, write_records
-from server.timetable import inboxes, substitutes
 
 ROLL_BATCH = 200
 _PUPILS = (

@@ -11,8 +11,10 @@ domain rows and turn them into :class:`RecordWrite` s for the one write path
 A substitute named by a lesson change in the window is not one of the group's teachers, so
 the change, its lesson and the group's roster (``server/rosters.py``) also go to the
 substitute's own inbox partition (``inbox:<person>``) while the change is in the window: the
-substitute's phone shows the lesson to cover and can take its roll call offline. Whatever
-writes or removes a change rewrites those three (:func:`substitute_writes`).
+substitute's phone shows the lesson to cover and can take its roll call offline, for as long
+as the substitute works at the school (``server/cover.py``). Whatever writes or removes a
+change rewrites those three (:func:`substitute_writes`); whatever starts or ends a staff role
+places that person's cover afresh (:func:`cover_writes`).
 """
 
 from __future__ import annotations
@@ -26,55 +28,17 @@ from piccolo.engine.base import Engine
 from schemas.core import GroupKind, PartitionKind
 from schemas.sync import GroupRecord, LessonChangeRecord, LessonRecord
 from server.clock import school_today
+from server.cover import inboxes, substitutes, sync_window
 from server.db.engine import write_transaction
-from server.db.tables import Lesson, LessonChange, SchoolGroup
+from server.db.tables import Lesson, LessonChange, SchoolGroup, StaffRole
+from server.rosters import roster_writes
 from server.sync_store import RecordWrite, write_records
 
 ROLL_BATCH = 500
 
 
-def sync_window(today: dt.date) -> tuple[dt.date, dt.date]:
-    """The first and last day whose lesson changes are synced: this week and next."""
-    monday = today - dt.timedelta(days=today.weekday())
-    return monday, monday + dt.timedelta(days=13)
-
-
 def group_partition(group_id: int) -> frozenset[str]:
     return frozenset({f"{PartitionKind.GROUP.value}:{group_id}"})
-
-
-def inboxes(people: Iterable[int]) -> frozenset[str]:
-    return frozenset(f"{PartitionKind.INBOX.value}:{p}" for p in people)
-
-
-async def substitutes(
-    today: dt.date | None = None,
-    *,
-    lesson_ids: Iterable[int] | None = None,
-    group_ids: Iterable[int] | None = None,
-) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
-    """The substitutes named by lesson changes in the sync window of ``today``, by lesson and
-    by group (of the given lessons or groups; all if neither is given)."""
-    start, end = sync_window(today or school_today())
-    query = LessonChange.select(
-        LessonChange.lesson,
-        LessonChange.lesson._.group.as_alias("group_id"),
-        LessonChange.substitute_teacher,
-    ).where(
-        LessonChange.substitute_teacher.is_not_null()
-        & (LessonChange.on_date >= start)
-        & (LessonChange.on_date <= end)
-    )
-    if lesson_ids is not None:
-        query = query.where(LessonChange.lesson.is_in(list(lesson_ids) or [-1]))
-    if group_ids is not None:
-        query = query.where(LessonChange.lesson._.group.is_in(list(group_ids) or [-1]))
-    by_lesson: dict[int, set[int]] = {}
-    by_group: dict[int, set[int]] = {}
-    for r in await query:
-        by_lesson.setdefault(r["lesson"], set()).add(r["substitute_teacher"])
-        by_group.setdefault(r["group_id"], set()).add(r["substitute_teacher"])
-    return by_lesson, by_group
 
 
 def _name(given: str | None, family: str | None) -> str | None:
@@ -162,7 +126,9 @@ async def lesson_writes(
     return [_lesson_write(r, subs.get(r["id"], set())) for r in await query]
 
 
-def _change_write(r: dict[str, Any], window: tuple[dt.date, dt.date]) -> RecordWrite:
+def _change_write(
+    r: dict[str, Any], window: tuple[dt.date, dt.date], covering: set[int]
+) -> RecordWrite:
     start, end = window
     synced = start <= r["on_date"] <= end
     return RecordWrite(
@@ -182,7 +148,7 @@ def _change_write(r: dict[str, Any], window: tuple[dt.date, dt.date]) -> RecordW
             note=r["note"],
         ),
         group_partition(r["group_id"])
-        | inboxes([r["substitute_teacher"]] if r["substitute_teacher"] is not None else [])
+        | inboxes([r["substitute_teacher"]] if r["substitute_teacher"] in covering else [])
         if synced
         else frozenset(),
     )
@@ -210,7 +176,10 @@ async def lesson_change_writes(
     )
     if change_ids is not None:
         query = query.where(LessonChange.id.is_in(list(change_ids) or [-1]))
-    return [_change_write(r, window) for r in await query]
+    rows = await query
+    named = [r["lesson"] for r in rows if r["substitute_teacher"] is not None]
+    covering, _ = await substitutes(today, lesson_ids=named) if named else ({}, {})
+    return [_change_write(r, window, covering.get(r["lesson"], set())) for r in rows]
 
 
 async def roll_window(engine: Engine[Any], today: dt.date | None = None) -> int:
@@ -242,7 +211,21 @@ async def roll_window(engine: Engine[Any], today: dt.date | None = None) -> int:
                 [r["lesson"] for r in covered], [r["group_id"] for r in covered], today
             )
             await write_records(engine, writes)
+    # Staff roles end and start by date as well as by import: a substitute whose job ended
+    # yesterday no longer covers, one whose job starts today does.
+    people = await _staff_changed_on(today)
+    if people:
+        async with write_transaction(engine):
+            await write_records(engine, await cover_writes(people, today))
     return len(rows)
+
+
+async def _staff_changed_on(today: dt.date) -> list[int]:
+    """People with a staff role that starts today or ended yesterday."""
+    rows = await StaffRole.select(StaffRole.person).where(
+        (StaffRole.valid_from == today) | (StaffRole.valid_to == today - dt.timedelta(days=1))
+    )
+    return sorted({int(r["person"]) for r in rows})
 
 
 async def substitute_writes(
@@ -250,8 +233,6 @@ async def substitute_writes(
 ) -> list[RecordWrite]:
     """The lessons and rosters whose substitutes may have changed, placed afresh: call it
     with the lesson and group of every change written or removed that names a substitute."""
-    from server.rosters import roster_writes  # rosters places by this module's substitutes
-
     lessons, groups = set(lesson_ids), set(group_ids)
     if not lessons and not groups:
         return []
@@ -261,11 +242,36 @@ async def substitute_writes(
     ]
 
 
+async def cover_writes(people: Iterable[int], today: dt.date | None = None) -> list[RecordWrite]:
+    """The lesson changes in the sync window that name any of ``people`` as the substitute,
+    with their lessons and rosters, placed afresh: call it for the people whose staff roles
+    started or ended (an import, the daily roll), since cover lasts only while the job does."""
+    wanted = sorted(set(people))
+    if not wanted:
+        return []
+    start, end = sync_window(today or school_today())
+    rows = await LessonChange.select(
+        LessonChange.id, LessonChange.lesson, LessonChange.lesson._.group.as_alias("group_id")
+    ).where(
+        LessonChange.substitute_teacher.is_in(wanted)
+        & (LessonChange.on_date >= start)
+        & (LessonChange.on_date <= end)
+    )
+    if not rows:
+        return []
+    return [
+        *(await lesson_change_writes([r["id"] for r in rows], today=today)),
+        *(
+            await substitute_writes(
+                [r["lesson"] for r in rows], [r["group_id"] for r in rows], today
+            )
+        ),
+    ]
+
+
 async def all_timetable_writes() -> list[RecordWrite]:
     """Every timetable record and every group's roster (``server/rosters.py``), for building
     the sync state of a freshly loaded database."""
-    from server.rosters import roster_writes  # rosters places by this module's substitutes
-
     return [
         *(await group_writes()),
         *(await lesson_writes()),

@@ -56,7 +56,7 @@ from server.rosters import roster_writes
 from server.signin.config import SigninSettings
 from server.signin.identifiers import replace_identifiers
 from server.sync_store import RecordWrite, write_records
-from server.timetable import group_writes, lesson_writes
+from server.timetable import cover_writes, group_writes, lesson_writes
 
 CHUNK = 2000
 """Ids per ``IN (...)`` list."""
@@ -108,6 +108,7 @@ _DISABLE = "UPDATE account SET disabled = {{}} WHERE person IN ({ids})"
 _USERNAMES = "SELECT username, person FROM account WHERE username IN ({ids})"
 _LESSONS_OF = "SELECT id FROM lesson WHERE teacher IN ({ids})"
 _GROUPS_OF = 'SELECT DISTINCT "group" AS id FROM membership WHERE {column} IN ({ids})'
+_PEOPLE_OF_ROLES = "SELECT DISTINCT person FROM staff_role WHERE id IN ({ids})"
 
 
 @dataclass(slots=True)
@@ -175,6 +176,9 @@ class _Writer:
         self.changed_refs: list[tuple[Any, ...]] = []
         self.ended_refs: list[int] = []
         self.groups: set[int] = set()
+        self.staff_people: set[int] = set()
+        """People whose staff roles this import starts, changes or ends: their substitute
+        cover is placed afresh (``server/cover.py``)."""
         """Groups whose roster may have changed."""
         self.group_records: set[int] = set()
         self.renamed: set[int] = set()
@@ -624,6 +628,8 @@ class _Writer:
         await self.create(file, table, news, values, (*columns, "valid_from", "valid_to"))
         if table == "membership":
             self.groups.update(int(values(r)[0]) for r in news)
+        if table == "staff_role":
+            self.staff_people.update(int(values(r)[0]) for r in news)
         gone: list[int] = []
         for row, ref in ops.updates:
             assert isinstance(row, RoleRow | EnrollmentRow)
@@ -648,9 +654,15 @@ class _Writer:
             if table == "membership":
                 self.groups.update(await self._group_of(ref.local_id))
                 self.groups.add(int(found[0]))
+            if table == "staff_role":
+                self.staff_people.add(int(found[0]))
             await self.update(table, ref.local_id, update)
             self.remember(kind, row, ref.local_id, ref)
         ended = gone + [r.local_id for _, r in ops.ends if r.local_id is not None]
+        if table == "staff_role":
+            for chunk in _chunks(ended):
+                rows = await run_sql(_PEOPLE_OF_ROLES.format(ids=marks(len(chunk))), *chunk)
+                self.staff_people.update(int(r["person"]) for r in rows)
         await self.end_ties(table, "id", ended)
         self.end_refs(ops.ends)
         self.tick(f"write {file}", len(ops.updates) + len(ops.ends))
@@ -711,7 +723,14 @@ class _Writer:
             writes += await roster_writes(chunk, self.today)
         for chunk in _chunks(lessons):
             writes += await lesson_writes(chunk)
-        return writes
+        for chunk in _chunks(sorted(self.staff_people)):
+            writes += await cover_writes(chunk, self.today)
+        # A record may be asked for twice (a roster of a changed group that a substitute
+        # also covers); every copy is placed as of today, so the first one is kept.
+        unique: dict[tuple[str, int], RecordWrite] = {}
+        for write in writes:
+            unique.setdefault((write.record_type, write.record_id), write)
+        return list(unique.values())
 
 
 async def _load_refs(source: str) -> dict[str, dict[str, Ref]]:

@@ -26,6 +26,7 @@ from server.db.absence_tables import (
     RollMark,
     SchoolSettings,
 )
+from server.db.engine import write_transaction
 from server.db.tables import (
     Account,
     Guardianship,
@@ -38,6 +39,7 @@ from server.db.tables import (
 )
 from server.rosters import roll_rosters
 from server.settings import Settings
+from server.timetable import roll_window
 from tests.city import PASSWORD, City
 from tests.devices import change, device, records
 
@@ -878,6 +880,44 @@ async def test_a_substitute_gets_the_lesson_and_roster_to_cover_and_loses_them_a
     await teacher.sync()
     assert c.class_5a in records(teacher, "roster")
     assert s.lesson_5a in records(teacher, "lesson")
+
+
+async def test_a_substitute_whose_job_ends_loses_the_cover_from_the_phone(
+    fx_client: httpx.AsyncClient, fx_school: School, fx_db: Engine[Any]
+) -> None:
+    """Being named by a lesson change is no tie of its own: once the substitute's staff role
+    has ended, the lesson, the change and the roster leave their phone (the daily roll places
+    the cover afresh), while the group's teacher keeps all three."""
+    s, c = fx_school, fx_school.city
+    await roll_rosters(fx_db)
+    teacher = await device(fx_client, "teacher")
+    substitute = await device(fx_client, "substitute")
+    covered = await change(
+        teacher,
+        "lesson.change",
+        lesson_id=s.lesson_5a,
+        on_date=s.today,
+        substitute_teacher_id=s.substitute,
+    )
+    assert covered["status"] == "applied", covered
+    await substitute.sync()
+    assert set(records(substitute, "roster")) == {c.class_5a}
+    assert set(records(substitute, "lesson")) == {s.lesson_5a}
+    assert len(records(substitute, "lesson_change")) == 1
+    # The job ended yesterday (as a OneRoster delta or the role's own end date has it).
+    async with write_transaction(fx_db):
+        await StaffRole.update({StaffRole.valid_to: s.today - dt.timedelta(days=1)}).where(
+            StaffRole.person == s.substitute
+        )
+    await roll_window(fx_db, s.today)
+    await substitute.sync()
+    assert records(substitute, "roster") == {}
+    assert records(substitute, "lesson") == {}
+    assert records(substitute, "lesson_change") == {}
+    await teacher.sync()
+    assert c.class_5a in records(teacher, "roster")
+    assert s.lesson_5a in records(teacher, "lesson")
+    assert len(records(teacher, "lesson_change")) == 1
 
 
 async def test_an_id_sent_twice_in_one_push_is_applied_once_in_its_place(

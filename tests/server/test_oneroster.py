@@ -16,12 +16,15 @@ from piccolo.engine.base import Engine
 
 from server.cli import build_parser
 from server.clock import school_today
+from server.db.engine import write_transaction
 from server.db.oneroster_tables import ExternalRef
 from server.db.schema import EVERY_TABLE
 from server.db.sync_tables import ChangeLog, SyncRecord
 from server.db.tables import (
     Account,
     Guardianship,
+    Lesson,
+    LessonChange,
     Membership,
     Organisation,
     Person,
@@ -40,7 +43,8 @@ from server.oneroster import (
 )
 from server.oneroster.apply import LEARNER_NUMBER, Summary
 from server.oneroster.parse import DemographicRow, Mode, UserRow
-from server.sync_store import _notify_payloads
+from server.sync_store import _notify_payloads, write_records
+from server.timetable import cover_writes
 from tests.city import PASSWORD
 from tests.conftest import _empty_all_tables
 from tests.devices import device, records
@@ -534,3 +538,64 @@ async def test_a_user_who_ends_and_comes_back_is_the_same_person(
     account = await Account.select().where(Account.person == olli["id"]).first()
     assert account is not None
     assert account["disabled"] is False
+
+
+async def test_a_delta_that_ends_a_substitutes_job_takes_the_cover_off_their_phone(
+    fx_db: Engine[Any], fx_client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Item 4 of issue 14, through an import: the principal stands in for 5A's lesson today;
+    a roles delta ends his job, and the lesson, the change and 5A's roster leave his phone
+    at once (the import places his cover afresh), while 5A's teacher keeps them."""
+    today = school_today()
+    await _import(fx_db, "bulk")
+    groups = {g["name"]: g["id"] for g in await SchoolGroup.select()}
+    tiina = (await _person("tiina.opettaja"))["id"]
+    pekka = (await _person("pekka.rehtori"))["id"]
+    await Account.update({Account.password_hash: hash_password(PASSWORD)}).where(
+        Account.username.is_in(["tiina.opettaja", "pekka.rehtori"])
+    )
+    lesson = Lesson(
+        group=groups["5A"],
+        subject="MA",
+        teacher=tiina,
+        room="A1",
+        weekday=today.isoweekday(),
+        starts_at=dt.time(8, 15),
+        ends_at=dt.time(9, 0),
+        valid_from=today - dt.timedelta(days=30),
+        valid_to=None,
+    )
+    await lesson.save()
+    await LessonChange(lesson=lesson.id, on_date=today, substitute_teacher=pekka).save()
+    async with write_transaction(fx_db):
+        await write_records(fx_db, await cover_writes([pekka], today))
+    principal = await device(fx_client, "pekka.rehtori")
+    await principal.sync()
+    assert set(records(principal, "lesson")) == {lesson.id}
+    assert len(records(principal, "lesson_change")) == 1
+    assert groups["5A"] in records(principal, "roster")
+
+    delta = tmp_path / "delta"
+    delta.mkdir()
+    manifest = (FIXTURES / "delta_move" / "manifest.csv").read_text()
+    (delta / "manifest.csv").write_text(
+        manifest.replace("file.users,delta", "file.users,absent")
+        .replace("file.roles,absent", "file.roles,delta")
+        .replace("file.enrollments,delta", "file.enrollments,absent")
+    )
+    (delta / "roles.csv").write_text(
+        "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,"
+        "orgSourcedId,userProfileSourcedId\n"
+        "r-pekka,tobedeleted,2026-12-01T08:00:00Z,u-pekka,primary,principal,2026-08-01,,"
+        "o-koivukyla,\n"
+    )
+    summary = await _import(fx_db, delta)
+    assert summary.counts["roles"].ended == 1
+    await principal.sync()
+    assert records(principal, "lesson") == {}
+    assert records(principal, "lesson_change") == {}
+    assert records(principal, "roster") == {}
+    teacher = await device(fx_client, "tiina.opettaja")
+    await teacher.sync()
+    assert lesson.id in records(teacher, "lesson")
+    assert groups["5A"] in records(teacher, "roster")
