@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from server.demo.progress import Progress
-from server.signin.national_id import is_national_id
 from server.oneroster.read import (
     LIMITS,
     Budget,
@@ -31,6 +30,7 @@ from server.oneroster.read import (
     Unreadable,
     find_files,
 )
+from server.signin.national_id import is_national_id
 
 MAX_PROBLEMS = 200
 """Parsing stops collecting problems here: the first ones are enough to mend a file."""
