@@ -45,6 +45,9 @@ from tests.devices import change, device
 from tests.notify_world import PUSH_ORIGIN, deliveries, make_worker, subscribed_device
 from tests.push_service import PushService
 
+SCHOOL_DAY_MORNING = "2026-11-24T10:15:00+02:00"
+"""Tests that deliver run on a school day in school hours, outside the default quiet hours."""
+
 # Every way of naming a host a person might try, as an e-mail address.
 REFUSED_EMAILS = [
     "mother@127.0.0.1",
@@ -273,6 +276,7 @@ def fx_smtp() -> Iterator[tuple[int, list[dict[str, Any]]]]:
         server.server_close()
 
 
+@pytest.mark.now(SCHOOL_DAY_MORNING)  # it delivers at once: outside quiet hours
 async def test_an_email_goes_through_the_operators_mail_server_to_that_address(
     fx_client: httpx.AsyncClient,
     fx_city: City,
@@ -394,6 +398,7 @@ async def test_a_refused_push_endpoint_stores_nothing(
     assert await PushSubscription.count() == 0
 
 
+@pytest.mark.now(SCHOOL_DAY_MORNING)  # it delivers at once: outside quiet hours
 async def test_the_worker_pushes_only_to_services_on_the_list_now(
     fx_client: httpx.AsyncClient,
     fx_city: City,
