@@ -18,7 +18,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -91,7 +91,7 @@ class Settings:
     throttle; our own concurrency limit keeps the load in check)."""
     run_worker: bool = True
     """Whether ``reppu serve`` runs the delivery worker inside each server process."""
-    signin: SigninSettings = SigninSettings()
+    signin: SigninSettings = field(default_factory=SigninSettings)
     """OpenID Connect providers, activation codes and the identity key (``docs/identity.md``)."""
 
     @property
