@@ -16,6 +16,11 @@ the code behind the access check is reached too. A request that revokes the call
 (``/auth/logout``) does not leave the rest of the fuzz to be answered 401: the next request
 goes with a new token, and the test fails if any operation saw nothing but 401s.
 
+A second test runs schemathesis's coverage phase once per database, as a teacher: boundary
+values and each way of breaking each schema one at a time, a missing token, a wrong content
+type, and every method a path does not have (405 with ``Allow``): about 1,600 requests
+today, the same every run.
+
 ``REPPU_FUZZ_EXAMPLES`` sets the examples per operation and pass (default 6, derandomized so
 that CI is reproducible: about 470 requests per role and database); ``REPPU_FUZZ_EXAMPLES=200``
 fuzzes for real, locally.
@@ -41,15 +46,19 @@ from litestar import Litestar
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
+    missing_required_header,
     negative_data_rejection,
     not_a_server_error,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
+from schemathesis.generation.meta import CoveragePhaseData, CoverageScenario
+from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from server.db.engine import write_transaction
-from server.identity import authenticate, issue_token
+from server.identity import Principal, authenticate, issue_token
 from server.settings import Settings
 from tests.city import City
 from tests.conftest import log_in_as
@@ -219,6 +228,90 @@ def _fuzz_operation(case_strategy: Any, send: Callable[[Case], None], examples: 
     run()
 
 
+class Caller:
+    """Sends schemathesis's cases to the app as one person, through the suite's client on
+    the test's loop, and has schemathesis judge the answers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        app: Litestar,
+        client: httpx.AsyncClient,
+        token: str,
+        principal: Principal,
+    ) -> None:
+        self.settings, self.app, self.client, self.token = settings, app, client, token
+        self.principal = principal
+        self.statuses: dict[str, Counter[int]] = defaultdict(Counter)
+        self.loop = asyncio.get_running_loop()
+
+    async def live_token(self) -> dict[str, str]:
+        """The caller's token, or a new one if a request revoked it (``/auth/logout``): the
+        fuzz must not go on as nobody. Issued as login does, without the slow password hash."""
+        if await authenticate(self.settings, self.token) is None:
+            async with write_transaction(self.app.state.reppu.engine):
+                issued = await issue_token(
+                    self.settings,
+                    account_id=self.principal.account_id,
+                    person_id=self.principal.person_id,
+                    device_name="fuzz",
+                )
+            self.token = issued.token
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def exchange(self, case: Case, checks: list[Any]) -> None:
+        """Send ``case`` (without a token where it means to leave it out) and judge the answer."""
+        leaves_out_token = _leaves_out(case, "authorization")
+        headers = {} if leaves_out_token else await self.live_token()
+        request = _http_request(case, headers)
+        if _is_event_stream(case):
+            answer = await _first_event(self.app, request)
+        else:
+            answer = await self.client.send(request)
+        self.statuses[case.operation.label][answer.status_code] += 1
+        case.validate_response(answer, checks=checks, headers=headers)
+
+    def send(self, case: Case) -> None:
+        """:meth:`exchange` from Hypothesis's worker thread."""
+        future = asyncio.run_coroutine_threadsafe(self.exchange(case, CHECKS), self.loop)
+        future.result(SECONDS_PER_REQUEST)
+
+    def report(self, name: str, operations: int) -> None:
+        answers = sum(self.statuses.values(), Counter[int]())
+        print(f"\n{name}: {answers.total()} requests over {operations} operations:", answers)
+
+
+def _leaves_out(case: Case, header: str) -> bool:
+    data = case.meta.phase.data if case.meta is not None else None
+    return (
+        isinstance(data, CoveragePhaseData)
+        and data.scenario == CoverageScenario.MISSING_PARAMETER
+        and (data.parameter or "").lower() == header
+    )
+
+
+async def _caller(
+    settings: Settings, app: Litestar, client: httpx.AsyncClient, username: str
+) -> Caller:
+    token = (await log_in_as(client, username))["Authorization"].removeprefix("Bearer ")
+    principal = await authenticate(settings, token)
+    assert principal is not None
+    return Caller(settings, app, client, token, principal)
+
+
+async def _operations(client: httpx.AsyncClient) -> tuple[OpenApiSchema, list[APIOperation]]:
+    document = (await client.get("/schema/openapi.json")).json()
+    schema = schemathesis.openapi.from_dict(document)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == sum(
+        1
+        for item in document["paths"].values()
+        for method in item
+        if method in ("get", "put", "post", "delete", "patch")
+    )
+    return schema, operations
+
+
 @pytest.mark.parametrize("role", sorted(ROLES))
 async def test_every_route_answers_as_the_openapi_document_says(
     role: str,
@@ -227,49 +320,8 @@ async def test_every_route_answers_as_the_openapi_document_says(
     fx_client: httpx.AsyncClient,
     fx_city: City,
 ) -> None:
-    document = (await fx_client.get("/schema/openapi.json")).json()
-    schema = schemathesis.openapi.from_dict(document)
-    token = (await log_in_as(fx_client, ROLES[role]))["Authorization"].removeprefix("Bearer ")
-    principal = await authenticate(fx_settings, token)
-    assert principal is not None
-    loop = asyncio.get_running_loop()
-    statuses: dict[str, Counter[int]] = defaultdict(Counter)
-
-    async def live_token() -> dict[str, str]:
-        """The caller's token, or a new one if a request revoked it (``/auth/logout``): the
-        fuzz must not go on as nobody. Issued as login does, without the slow password hash."""
-        nonlocal token
-        if await authenticate(fx_settings, token) is None:
-            async with write_transaction(fx_app.state.reppu.engine):
-                issued = await issue_token(
-                    fx_settings,
-                    account_id=principal.account_id,
-                    person_id=principal.person_id,
-                    device_name="fuzz",
-                )
-            token = issued.token
-        return {"Authorization": f"Bearer {token}"}
-
-    async def exchange(case: Case) -> tuple[httpx.Response, dict[str, str]]:
-        headers = await live_token()
-        request = _http_request(case, headers)
-        if _is_event_stream(case):
-            return await _first_event(fx_app, request), headers
-        return await fx_client.send(request), headers
-
-    def send(case: Case) -> None:
-        future = asyncio.run_coroutine_threadsafe(exchange(case), loop)
-        answer, headers = future.result(SECONDS_PER_REQUEST)
-        statuses[case.operation.label][answer.status_code] += 1
-        case.validate_response(answer, checks=CHECKS, headers=headers)
-
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == sum(
-        1
-        for item in document["paths"].values()
-        for method in item
-        if method in ("get", "put", "post", "delete", "patch")
-    )
+    _, operations = await _operations(fx_client)
+    caller = await _caller(fx_settings, fx_app, fx_client, ROLES[role])
     ids = _ids_of(fx_city)
     failures: list[str] = []
     try:
@@ -282,15 +334,41 @@ async def test_every_route_answers_as_the_openapi_document_says(
                 strategies["positive, ids of the city"] = known
             for name, strategy in strategies.items():
                 try:
-                    await asyncio.to_thread(_fuzz_operation, strategy, send, EXAMPLES)
+                    await asyncio.to_thread(_fuzz_operation, strategy, caller.send, EXAMPLES)
                 # Every operation's failures, not only the first (schemathesis raises a
                 # BaseExceptionGroup of the distinct failures it found).
                 except (Exception, BaseExceptionGroup) as exc:
                     failures.append(f"{operation.label} ({name}): {exc}")
     finally:
         await fx_app.state.reppu.live.stop()
-    answers = sum(statuses.values(), Counter[int]())
-    print(f"\n{role}: {answers.total()} requests over {len(operations)} operations:", answers)
+    caller.report(role, len(operations))
     assert not failures, "\n\n".join(failures)
     # The fuzz reached past authentication everywhere: no operation saw only 401s.
-    assert not [label for label, counts in statuses.items() if set(counts) == {401}]
+    assert not [label for label, counts in caller.statuses.items() if set(counts) == {401}]
+
+
+async def test_every_route_meets_the_coverage_cases(
+    fx_settings: Settings, fx_app: Litestar, fx_client: httpx.AsyncClient, fx_city: City
+) -> None:
+    """schemathesis's coverage phase, as a teacher: for every operation, boundary values and
+    each way of breaking its schema one at a time, a missing token, an unsupported content
+    type, and every method the path does not have (405 with ``Allow``). Deterministic."""
+    schema, operations = await _operations(fx_client)
+    caller = await _caller(fx_settings, fx_app, fx_client, ROLES["teacher"])
+    checks = [*CHECKS, unsupported_method, missing_required_header]
+    modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
+    failures: list[str] = []
+    try:
+        for operation in operations:
+            config = schema.config.generation_for(operation=operation)
+            for case in schema.iter_coverage_cases(
+                operation, generation_modes=modes, generation_config=config
+            ):
+                try:
+                    await caller.exchange(case, checks)
+                except (Exception, BaseExceptionGroup) as exc:
+                    failures.append(f"{operation.label}: {exc}")
+    finally:
+        await fx_app.state.reppu.live.stop()
+    caller.report("coverage", len(operations))
+    assert not failures, "\n\n".join(failures)
