@@ -94,9 +94,13 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
                 ErrorCode.AUTH_INVALID_TOKEN, "Send the token as 'Authorization: Bearer <token>'."
             )
         token = token.strip()
-        recent = self.app_state.recent
+        recent, hub = self.app_state.recent, self.app_state.live
         digest = token_digest(self.app_state.settings, token)
-        principal = recent.principal(digest)
+        principal = None
+        if recent.enabled:
+            await hub.start()  # a kept token is trusted only while revocations are heard of
+            if hub.listening:
+                principal = recent.principal(digest)
         if principal is None:
             principal = await authenticate(self.app_state.settings, token)
             if principal is not None:
@@ -119,6 +123,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
         live=LiveHub(settings),
         recent=RecentLookups(settings.access_cache_seconds),
     )
+    app_state.live.on_revoked = app_state.recent.forget_principals
     lifespan = []
     if engine is not None:
         app_state.open(engine)

@@ -10,7 +10,10 @@ any process reaches streams held by every process:
   every worker process on the machine that shares the file.
 
 What the hub hears also keeps :class:`HeadCache` honest, which answers "nothing new" pulls
-without the database. A change made in another process is heard of within moments (at once
+without the database, and tells the process when an account was disabled or signed out
+everywhere (``reppu_revoked`` on PostgreSQL, the ``account_event`` trail on SQLite), so that
+the tokens it keeps for a few seconds (``server/recent.py``) are forgotten in every process,
+not only in the one that acted. A change made in another process is heard of within moments (at once
 on PostgreSQL, within ``poll_seconds`` on SQLite); until then a pull may be told "nothing
 new", never told to skip anything, and the poke that follows brings it back.
 """
@@ -20,16 +23,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import asyncpg
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
 
+from server.db.bulk import run_sql
+from server.db.signin_tables import AccountEvent
 from server.db.sync_tables import PartitionState
 from server.settings import Settings
 
 log = logging.getLogger("reppu.live")
 CHANNEL = "reppu_sync"
+REVOKED_CHANNEL = "reppu_revoked"
+REVOKING_EVENTS = ("account.disabled", "account.signed_out")
+"""The ``account_event`` kinds after which no process may keep an account's tokens."""
+
+
+async def announce_revocation(engine: Engine[Any]) -> None:
+    """Tell every server process that tokens were revoked; call in the revoking transaction
+    (after writing its ``account_event``). On PostgreSQL a NOTIFY, delivered at commit; on
+    SQLite the event row itself is what the other processes' hubs poll for."""
+    if isinstance(engine, PostgresEngine):
+        await run_sql(f"SELECT pg_notify('{REVOKED_CHANNEL}', '')")
 
 
 class Subscription:
@@ -96,11 +114,18 @@ class LiveHub:
         self.settings = settings
         self.poll_seconds = poll_seconds
         self.heads = HeadCache()
+        self.on_revoked: Callable[[], None] | None = None
+        """Called when tokens were revoked in any process (and when that may have gone by
+        unheard): the app forgets the tokens it keeps."""
         self.listening = False
         """True while changes made anywhere are being heard of; only then is ``heads`` used."""
         self._subscribers: dict[str, set[asyncio.Queue[set[str]]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+
+    def _revoked(self) -> None:
+        if self.on_revoked is not None:
+            self.on_revoked()
 
     def publish(self, partitions: Iterable[str]) -> None:
         """Poke every subscriber of any of ``partitions``, and forget their heads."""
@@ -166,6 +191,8 @@ class LiveHub:
             connection.add_termination_listener(lambda _, lost=lost: lost.set())
             try:
                 await connection.add_listener(CHANNEL, on_notify)
+                await connection.add_listener(REVOKED_CHANNEL, lambda *_: self._revoked())
+                self._revoked()  # one may have gone by while nobody listened
                 if self._ready.is_set():
                     # Reconnected: a change may have gone by unheard, so everyone pulls.
                     self.publish(list(self._subscribers))
@@ -182,6 +209,7 @@ class LiveHub:
 
     async def _poll(self) -> None:
         last = await self._max_head()
+        last_event = await self._max_event()
         self.listening = True
         self._ready.set()
         while True:
@@ -190,13 +218,29 @@ class LiveHub:
                 rows = await PartitionState.select(
                     PartitionState.partition, PartitionState.head
                 ).where(PartitionState.head > last)
+                events = await AccountEvent.select(AccountEvent.id).where(
+                    (AccountEvent.id > last_event) & AccountEvent.kind.is_in(list(REVOKING_EVENTS))
+                )
             except Exception as exc:  # the file is busy or gone for a moment: try again
                 log.warning("live: cannot read partition heads (%s)", type(exc).__name__)
                 self.heads.forget_all()
+                self._revoked()
                 continue
             if rows:
                 last = max(int(r["head"]) for r in rows)
                 self.publish(r["partition"] for r in rows)
+            if events:
+                last_event = max(int(e["id"]) for e in events)
+                self._revoked()
+
+    @staticmethod
+    async def _max_event() -> int:
+        row = (
+            await AccountEvent.select(AccountEvent.id)
+            .order_by(AccountEvent.id, ascending=False)
+            .first()
+        )
+        return 0 if row is None else int(row["id"])
 
     @staticmethod
     async def _max_head() -> int:

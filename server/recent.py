@@ -3,8 +3,10 @@
 Every sync request needs both, and they change seldom. Keeping them for
 ``REPPU_ACCESS_CACHE_SECONDS`` (default 5; 0 turns this off) lets a "nothing new" pull be
 answered without the database. What that costs, said plainly: in the *other* worker processes
-a revoked token or an ended membership goes on working for at most those seconds (in the
-process that logged out, the token is forgotten at once).
+an ended membership goes on working for at most those seconds, and so does a token logged out
+in another process (in the process that logged out, it is forgotten at once). An account
+disabled or signed out everywhere is forgotten in every process as soon as its hub hears of
+it (``server/live.py``); the tokens are trusted only while the hub is listening.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class RecentLookups:
 
     def forget_principal(self, digest: str) -> None:
         self._principals.pop(digest, None)
+
+    def forget_principals(self) -> None:
+        """Forget every token kept: some account was disabled or signed out everywhere."""
+        self._principals.clear()
 
     def forget_account(self, account_id: int) -> None:
         """Forget every token of an account (disabled, or signed out everywhere)."""

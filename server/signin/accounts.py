@@ -33,6 +33,7 @@ from server.db.tables import Account, AuthToken, LoginFailure
 from server.errors import ReppuError
 from server.fanout import delete_subscriptions
 from server.identity import IssuedToken, hash_password, issue_token
+from server.live import announce_revocation
 from server.settings import Settings
 from server.signin.audit import EventKind, record_event
 from server.signin.secrets import keyed_digest, new_activation_code, normalise_activation_code
@@ -307,6 +308,8 @@ async def set_disabled(engine: Engine[Any], *, actor: int, person: int, disabled
             )
         kind = EventKind.ACCOUNT_DISABLED if disabled else EventKind.ACCOUNT_ENABLED
         await record_event(kind, person=person, actor=actor)
+        if disabled:
+            await announce_revocation(engine)
     return account_id
 
 
@@ -316,4 +319,5 @@ async def sign_out_everywhere(engine: Engine[Any], *, actor: int, person: int) -
     async with write_transaction(engine):
         await revoke_every_token(account_id)
         await record_event(EventKind.ACCOUNT_SIGNED_OUT, person=person, actor=actor)
+        await announce_revocation(engine)
     return account_id

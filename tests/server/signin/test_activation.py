@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from typing import Any
 
 import httpx
+import pytest
 import time_machine
 from litestar import Litestar
 from piccolo.engine.base import Engine
@@ -249,3 +251,36 @@ async def test_an_admin_signs_a_lost_phone_out_everywhere(
 def _client(app: Litestar) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     return httpx.AsyncClient(transport=transport, base_url="http://reppu.test")
+
+
+async def _refused_soon(client: httpx.AsyncClient, headers: dict[str, str]) -> bool:
+    """Whether the token stops working within ten seconds: another process hears of a
+    revocation through the database (a NOTIFY on PostgreSQL, the polled audit trail on
+    SQLite), not at once. A bounded wait, not a timing."""
+    for _ in range(100):
+        if not await _token_works(client, headers):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("act", ["disable", "sign-out"])
+async def test_every_process_that_keeps_tokens_forgets_a_disabled_account(
+    fx_settings: Settings, fx_db: Engine[Any], fx_city: City, act: str
+) -> None:
+    # Two apps on one database stand for two server processes, both keeping access lookups
+    # for a minute. The other one has the teacher's token in hand when the admin acts.
+    keeping = dataclasses.replace(fx_settings, access_cache_seconds=60)
+    acting, other = create_app(keeping, engine=fx_db), create_app(keeping, engine=fx_db)
+    try:
+        async with _client(acting) as a, _client(other) as b:
+            phone = await log_in_as(b, "teacher")
+            assert await _token_works(b, phone)
+            admin = await log_in_as(a, "admin")
+            answer = await a.post(f"/people/{fx_city.teacher}/account/{act}", headers=admin)
+            assert answer.status_code == 204, answer.text
+            assert await _refused_soon(b, phone)
+            assert await _token_works(b, admin)  # only the account acted on is refused
+    finally:
+        for app in (acting, other):
+            await app.state["reppu"].live.stop()
