@@ -95,10 +95,11 @@ def _msgpack(_: schemathesis.SerializationContext, value: Any) -> bytes:
     return msgspec.msgpack.encode(_fits_msgpack(value))
 
 
-def _http_request(case: Case, token: dict[str, str]) -> httpx.Request:
-    """The request schemathesis means to send for ``case``, byte for byte, as httpx's."""
+def _http_request(case: Case, headers: dict[str, str]) -> httpx.Request:
+    """The request schemathesis means to send for ``case`` (with ``headers`` added), byte for
+    byte, as httpx's."""
     prepared = requests.Request(
-        **case.as_transport_kwargs(base_url=BASE_URL, headers=token)
+        **case.as_transport_kwargs(base_url=BASE_URL, headers=headers)
     ).prepare()
     return httpx.Request(
         str(prepared.method),
@@ -157,7 +158,7 @@ async def _first_event(app: Litestar, request: httpx.Request) -> httpx.Response:
         content=b"".join(chunks),
         request=request,
     )
-    answer.elapsed = dt.timedelta(0)
+    answer.elapsed = dt.timedelta(0)  # schemathesis reads it; httpx sets it only on a read
     return answer
 
 
