@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import time_machine
 
 ROOT = Path(__file__).resolve().parents[2]
 REPPU = [sys.executable, "-m", "server.cli"]
@@ -56,9 +57,19 @@ def _missing(what: str) -> None:
     pytest.skip(reason)
 
 
+def real_now() -> dt.datetime:
+    """The real clock, past the suite's frozen one (``tests/conftest.py``).
+
+    The browser tests are the one place the suite starts from the real clock, on purpose:
+    libfaketime moves the server's clock by a constant offset from the real one, and
+    Chromium's network stack judges cookies (the OpenID provider's among them) by the real
+    clock, so the server must live within days of it: on the next school day's morning."""
+    return time_machine.escape_hatch.datetime.datetime.now(dt.UTC)
+
+
 def school_day_morning(now: dt.datetime | None = None) -> dt.datetime:
     """09:00 in Helsinki on the next Monday-to-Friday after today (aware, UTC)."""
-    local = (now or dt.datetime.now(dt.UTC)).astimezone(HELSINKI)
+    local = (now or real_now()).astimezone(HELSINKI)
     day = local.date() + dt.timedelta(days=1)
     while day.isoweekday() > 5:
         day += dt.timedelta(days=1)
@@ -81,7 +92,7 @@ class Server:
     """The server's clock minus the real one."""
 
     def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC) + self.offset
+        return real_now() + self.offset
 
     @property
     def today(self) -> dt.date:
@@ -135,7 +146,7 @@ def fx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("reppu-browser")
     port = _free_port()
     fake_now = school_day_morning()
-    offset = int((fake_now - dt.datetime.now(dt.UTC)).total_seconds())
+    offset = int((fake_now - real_now()).total_seconds())
     env = {
         **os.environ,
         "REPPU_DATA_DIR": str(data_dir),

@@ -41,6 +41,7 @@ from tests.browser.conftest import (
     Server,
     _free_port,
     _missing,
+    real_now,
     reference_store,
     school_day_morning,
     shot,
@@ -156,7 +157,7 @@ def fx_signin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signi
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     fake_now = school_day_morning()
-    offset = int((fake_now - dt.datetime.now(dt.UTC)).total_seconds())
+    offset = int((fake_now - real_now()).total_seconds())
     provider_config = {
         "clients": [
             {
