@@ -15,11 +15,25 @@ are kept undecoded (``msgspec.Raw``) and each is read alone:
 3. an item without a usable ``id`` cannot take a place: it is :class:`Unplaced`, answered as
    rejected (with its id as sent if that is an integer, else 0) and not recorded; the
    client's next id is still the one it was.
+
+The id is read on its own, skipping every other field, and the name on its own after it:
+msgspec skips a string without checking that it is UTF-8 (in JSON and MessagePack alike), so
+text that is not UTF-8 in the name, the args or the time costs the mutation its rejection but
+never its place.
+
+One fault msgspec will not skip: a JSON string escape of a lone UTF-16 surrogate
+(``"\\udc00"``), which RFC 8259's grammar allows but which is no character. msgspec refuses
+the whole body for it, which would fail every push of that outbox for ever. So when (and only
+when) the envelope cannot be read and holds one, :func:`unpair_surrogates` turns each lone surrogate
+escape into a byte that is not UTF-8, and the mutations that held one are rejected as
+unreadable in their places, the others applied. Such text is not stored with a replacement
+character: the app sent something it did not mean.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -27,7 +41,7 @@ import msgspec
 
 from schemas.sync import MAX_PUSH_MUTATIONS, ClientId, MutationIn
 from server.rejections import Reason, invalid_value
-from server.wire import UNREADABLE, Body
+from server.wire import UNREADABLE, Body, malformed
 
 MAX_MUTATION_ID = 2**62
 """As ``MutationIn.id`` says; ``sync_mutation.mutation_id`` is a 64-bit column."""
@@ -44,6 +58,9 @@ class PushEnvelope(msgspec.Struct, forbid_unknown_fields=True):
 
 class _IdOnly(msgspec.Struct):
     id: object = None
+
+
+class _NameOnly(msgspec.Struct):
     name: object = None
 
 
@@ -116,13 +133,84 @@ def _place(item: Body, reason: Reason, field: str | None) -> Refused | Unplaced:
         return Unplaced(0, reason, field)
     if _is_id(found.id):
         assert isinstance(found.id, int)
-        return Refused(found.id, _usable_name(found.name), reason, field)
+        return Refused(found.id, _name(item), reason, field)
     echo = found.id if type(found.id) is int and -_MAX_ECHOED <= found.id <= _MAX_ECHOED else 0
     return Unplaced(echo, Reason.UNREADABLE, "$.id")
+
+
+def _name(item: Body) -> str:
+    """The item's name if it is a usable name, else empty (also if it cannot be read)."""
+    try:
+        return _usable_name(item.decode_raw(_NameOnly).name)
+    except (*UNREADABLE, msgspec.ValidationError):
+        return ""
+
+
+# A JSON string escape, one at a time from the left, so that the backslash of an escaped
+# backslash (``\\udc00``) is never read as the start of a ``\u`` escape.
+_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+_NOT_UTF8 = b"\xff"
+"""A byte that never appears in UTF-8: a string that holds it cannot be decoded."""
+
+
+def _surrogate(match: re.Match[bytes] | None, low: bool) -> bool:
+    if match is None or match.group(1) is None:
+        return False
+    unit = int(match.group(1), 16)
+    return 0xDC00 <= unit <= 0xDFFF if low else 0xD800 <= unit <= 0xDBFF
+
+
+def unpair_surrogates(data: bytes) -> bytes:
+    """``data`` (JSON) with each escape of a UTF-16 surrogate that is not half of a pair
+    replaced by a byte that is not UTF-8; pairs and every other escape are kept."""
+    escapes = list(_ESCAPE.finditer(data))
+    out: list[bytes] = []
+    kept = 0
+    paired = False  # the escape before was a high surrogate with its low one: this is that
+    for i, match in enumerate(escapes):
+        if paired:
+            paired = False
+            continue
+        following = escapes[i + 1] if i + 1 < len(escapes) else None
+        if _surrogate(match, low=False):
+            if following is not None and following.start() == match.end():
+                paired = _surrogate(following, low=True)
+            if paired:
+                continue
+        elif not _surrogate(match, low=True):
+            continue
+        out.append(data[kept : match.start()])
+        out.append(_NOT_UTF8)
+        kept = match.end()
+    out.append(data[kept:])
+    return b"".join(out)
+
+
+def _envelope(body: Body) -> tuple[PushEnvelope, Body]:
+    """The envelope and the body its mutations are read from: ``body``, or ``body`` with its
+    lone surrogate escapes unpaired if that is the one fault that fails it."""
+    try:
+        return body.decode_raw(PushEnvelope), body
+    except msgspec.ValidationError:
+        pass  # decoded again below, to be answered as the catalogue says
+    except msgspec.DecodeError as exc:
+        # msgspec words it in several ways (a bad pair, a hex escape ended early), so look.
+        repaired = Body(body.data if body.msgpack else unpair_surrogates(body.data))
+        if repaired.data == body.data:
+            raise malformed(exc) from exc
+        try:
+            return repaired.decode_raw(PushEnvelope), repaired
+        except UNREADABLE:
+            raise malformed(exc) from exc  # the envelope itself, or something else as well
+        except msgspec.ValidationError:
+            return repaired.decode(PushEnvelope), repaired
+    except UNREADABLE as exc:
+        raise malformed(exc) from exc
+    return body.decode(PushEnvelope), body
 
 
 def read_push(body: Body) -> tuple[PushEnvelope, list[Item]]:
     """The push's envelope (``request.invalid``/``request.malformed`` if it does not fit),
     and each of its mutations as read by :func:`read_mutation`."""
-    envelope = body.decode(PushEnvelope)
-    return envelope, [read_mutation(body.part(raw)) for raw in envelope.mutations]
+    envelope, read_from = _envelope(body)
+    return envelope, [read_mutation(read_from.part(raw)) for raw in envelope.mutations]
