@@ -28,6 +28,7 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from schemas.errors import ErrorBody, ErrorCode
+from server.plain_words import plain
 from sync.calendar import redact_feed_paths
 
 log = logging.getLogger("reppu.errors")
@@ -132,7 +133,19 @@ def _is_malformed(exc: BaseException) -> bool:
     return False
 
 
-def _on_validation(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def _sent_name(request: Request[Any, Any, Any], key: str) -> str:
+    """A parameter by the name the client sends (``from``), not the handler's (``from_date``)."""
+    handler = request.scope.get("route_handler")
+    parameter = handler.parsed_fn_signature.parameters.get(key) if handler else None
+    definition = getattr(parameter, "kwarg_definition", None)
+    # ParameterKwarg names it query/header/cookie; the newer QueryParameter and its kin, name.
+    for attribute in ("name", "query", "header", "cookie"):
+        if isinstance(sent := getattr(definition, attribute, None), str) and sent:
+            return sent
+    return key
+
+
+def _on_validation(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     if _is_malformed(exc):
         return error_response(ErrorCode.REQUEST_MALFORMED, "The body is not valid JSON.")
     extra = exc.extra
@@ -147,8 +160,8 @@ def _on_validation(_: Request[Any, Any, Any], exc: HTTPException) -> Response[by
     elif field is None and first.get("key") not in (None, "data"):
         key = str(first["key"])
         # A body field as a JSON path; a query or path parameter by the name the client sent.
-        field = f"$.{key}" if first.get("source") == "body" else key
-    return error_response(ErrorCode.REQUEST_INVALID, message, field=field)
+        field = f"$.{key}" if first.get("source") == "body" else _sent_name(request, key)
+    return error_response(ErrorCode.REQUEST_INVALID, plain(message), field=field)
 
 
 def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

@@ -22,6 +22,7 @@ from litestar.exceptions import InternalServerException
 
 from schemas.errors import ErrorCode
 from server.errors import ReppuError
+from server.plain_words import plain
 
 MSGPACK = "application/x-msgpack"
 JSON = "application/json"
@@ -39,7 +40,7 @@ def _field(exc: msgspec.ValidationError) -> tuple[str, str | None]:
     field = path.rstrip("`") or None
     if field is None and "field `" in message:
         field = "$." + message.split("field `", 1)[1].split("`", 1)[0]
-    return message, field
+    return plain(message), field
 
 
 def malformed(exc: BaseException) -> ReppuError:
