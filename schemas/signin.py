@@ -21,8 +21,10 @@ class ActivationCodeIssued(msgspec.Struct):
 
 class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=NO_NUL)]
-    username: Annotated[str, msgspec.Meta(min_length=3, max_length=100, pattern=r"^[^\x00\s]+$")]
-    """The new account's username; a person who has an account already gives its username."""
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^\x00\s]+$")]
+    """The new account's username (at least 3 characters: after NFKC, ASCII letters, digits,
+    ``.``, ``_``, ``-``; unique whatever the case); a person who has an account already gives
+    its username, whatever its length."""
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     """At least 10 characters."""
     device_name: DeviceName
@@ -42,6 +44,12 @@ class SigninProviders(msgspec.Struct):
 class HandoffRequest(msgspec.Struct, forbid_unknown_fields=True):
     handoff: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
     """The one-time code the callback put in the app's redirect (``?handoff=``)."""
+    handoff_verifier: Annotated[
+        str, msgspec.Meta(min_length=43, max_length=128, pattern=r"^[A-Za-z0-9._~-]+$")
+    ]
+    """The random secret whose S256 challenge the app gave to ``/auth/oidc/{provider}/start``
+    (as PKCE's ``code_verifier``, RFC 7636): the hand-off is redeemed only by the app that
+    started the sign-in."""
 
 
 class SignoutResponse(msgspec.Struct):

@@ -45,6 +45,9 @@ class OidcRequest(Table, tablename="oidc_request"):
     provider = Varchar(length=40)
     nonce = Varchar(length=100)
     code_verifier = Varchar(length=128)
+    handoff_challenge = Varchar(length=64)
+    """The S256 challenge of the app's ``handoff_verifier``: only the app that started the
+    sign-in can redeem its hand-off (``docs/identity.md``)."""
     return_to = Varchar(length=400)
     device_name = Varchar(length=100)
     created_at = Timestamptz()
@@ -64,6 +67,8 @@ class SigninHandoff(Table, tablename="signin_handoff"):
     )
     provider = Varchar(length=40)
     device_name = Varchar(length=100)
+    handoff_challenge = Varchar(length=64)
+    """The sign-in's ``handoff_challenge``, which the redeeming verifier must match."""
     created_at = Timestamptz()
     expires_at = Timestamptz()
     used_at = Timestamptz(null=True, default=None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, post
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -28,6 +29,9 @@ from server.signin.accounts import (
 )
 from server.state import AppState
 from sync.policy import AccessFacts, roles_on
+
+NO_STORE = CacheControlHeader(no_store=True)
+"""An answer that carries a token or a code is not kept by any cache (RFC 6749 section 5.1)."""
 
 ACCOUNT_ERRORS = [ErrorCode.AUTH_FORBIDDEN, ErrorCode.ACCOUNT_NOT_FOUND]
 """What an admin's disable, enable and sign-out may answer besides the usual (OpenAPI)."""
@@ -51,6 +55,7 @@ async def login_response(person_id: int, token: str, expires_at: Any) -> LoginRe
     status_code=HTTP_201_CREATED,
     tags=["accounts"],
     summary="Issue a one-time activation code",
+    cache_control=NO_STORE,
     error_codes=[ErrorCode.AUTH_FORBIDDEN, ErrorCode.AUTH_RATE_LIMITED],
 )
 async def issue_code(
@@ -73,6 +78,7 @@ async def issue_code(
     exclude_from_auth=True,
     tags=["auth"],
     summary="Set a password with an activation code",
+    cache_control=NO_STORE,
     error_codes=[
         ErrorCode.ACTIVATION_INVALID,
         ErrorCode.ACTIVATION_USERNAME_TAKEN,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, post
+from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
@@ -24,6 +25,7 @@ from sync.policy import AccessFacts, roles_on
     exclude_from_auth=True,
     tags=["auth"],
     summary="Log in a device",
+    cache_control=CacheControlHeader(no_store=True),  # a token (RFC 6749 section 5.1)
     error_codes=[ErrorCode.AUTH_BAD_CREDENTIALS, ErrorCode.AUTH_RATE_LIMITED],
 )
 async def login(

@@ -17,7 +17,7 @@ from schemas.auth import LoginResponse
 from schemas.errors import ErrorCode
 from schemas.signin import HandoffRequest, SigninProvider, SigninProviders, SignoutResponse
 from server.identity import Principal, token_digest
-from server.routes.accounts import client_address, login_response
+from server.routes.accounts import NO_STORE, client_address, login_response
 from server.signin import flow
 from server.state import AppState
 
@@ -52,19 +52,25 @@ async def providers(app_state: NamedDependency[AppState]) -> SigninProviders:
 async def start_signin(
     provider: FromPath[str],
     app_state: NamedDependency[AppState],
+    handoff_challenge: Annotated[
+        str, Parameter(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]{43}$")
+    ],
     return_to: QueryText = None,
     device_name: Annotated[
         str, Parameter(min_length=1, max_length=100, pattern=r"^[^\x00]*$")
     ] = "Browser",
 ) -> Redirect:
     """Redirects to the provider. ``return_to``: a native app's redirect URI (RFC 8252) the
-    operator allowed; without it the browser comes back to the web app."""
+    operator allowed; without it the browser comes back to the web app.
+    ``handoff_challenge`` (required): BASE64URL(SHA256(``handoff_verifier``)), a random
+    secret the app keeps and gives with the hand-off code to ``POST /auth/oidc/handoff``."""
     url = await flow.start(
         app_state.engine,
         app_state.settings.signin,
         provider_name=provider,
         return_to=return_to,
         device_name=device_name,
+        handoff_challenge=handoff_challenge,
     )
     return Redirect(url, status_code=302, headers=_PRIVATE)
 
@@ -106,13 +112,19 @@ async def signin_callback(
     exclude_from_auth=True,
     tags=["auth"],
     summary="Exchange a hand-off code for a device token",
+    cache_control=NO_STORE,
     error_codes=[ErrorCode.SIGNIN_HANDOFF_INVALID],
 )
 async def redeem_handoff(
     data: JSONBody[HandoffRequest], app_state: NamedDependency[AppState]
 ) -> LoginResponse:
     """The device token, as ``POST /auth/login`` gives it; a hand-off code works once."""
-    issued = await flow.redeem_handoff(app_state.engine, app_state.settings, handoff=data.handoff)
+    issued = await flow.redeem_handoff(
+        app_state.engine,
+        app_state.settings,
+        handoff=data.handoff,
+        verifier=data.handoff_verifier,
+    )
     return await login_response(issued.person_id, issued.token, issued.expires_at)
 
 

@@ -17,10 +17,13 @@ the process that disabled the account forgets its tokens at once.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+from piccolo.columns.combination import WhereRaw
 from piccolo.engine.base import Engine
 
 from schemas.errors import ErrorCode
@@ -43,6 +46,10 @@ CODES_PER_ISSUER_PER_HOUR = 30
 """A principal hands out codes to a class at a time; more than this in an hour is a mistake
 or a stolen session."""
 MIN_PASSWORD_LENGTH = 10
+MIN_NEW_USERNAME_LENGTH = 3
+"""For a username chosen at activation; a person's existing username redeems at any length."""
+_PLAIN_USERNAME = re.compile(r"[A-Za-z0-9._-]+")
+"""A new username, after NFKC: ASCII letters, digits, ``.``, ``_``, ``-`` (no look-alikes)."""
 
 _FORBIDDEN = "You may not manage this person's account."
 
@@ -110,6 +117,13 @@ async def issue_activation_code(
     """
     issuer = person if actor is None else actor
     now = utc_now()
+    if await Account.exists().where((Account.person == person) & Account.disabled.eq(True)):
+        # A code would let the person in the moment the account is enabled, without anyone
+        # deciding that: enable the account first.
+        raise ReppuError(
+            ErrorCode.AUTH_FORBIDDEN,
+            "This account is disabled: its city's admin enables it before a code is issued.",
+        )
     code = new_activation_code()
     expires_at = now + dt.timedelta(seconds=settings.signin.activation_code_seconds)
     async with write_transaction(engine):
@@ -191,10 +205,10 @@ async def redeem_activation_code(
     A person without an account gets one named ``username``; a person with one keeps its
     username, which must be the one given. The code is spent only if all of this succeeds.
     """
-    if len(password) < MIN_PASSWORD_LENGTH:
+    if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
         raise ReppuError(
             ErrorCode.REQUEST_INVALID,
-            f"The password must be at least {MIN_PASSWORD_LENGTH} characters.",
+            f"The password must be at least {MIN_PASSWORD_LENGTH} characters, not only spaces.",
             field="$.password",
         )
     attempt = await _count_redeem_attempt(engine, settings, address)
@@ -224,12 +238,23 @@ async def redeem_activation_code(
         if spent and password_hash:
             person = int(spent[0]["person"])
             account_id = await _activate_account(person, username, password_hash)
+            if await revoke_every_token(account_id):
+                # A password reset signs every other device out (the old password may be
+                # what was stolen); a revoking event tells every process to forget them.
+                await record_event(
+                    EventKind.ACCOUNT_SIGNED_OUT,
+                    person=person,
+                    detail="by a password reset (activation code)",
+                )
+                await announce_revocation(engine)
             issued = await issue_token(
                 settings, account_id=account_id, person_id=person, device_name=device_name
             )
             await record_event(EventKind.ACTIVATION_REDEEMED, person=person, address=address)
             await LoginFailure.delete().where(LoginFailure.id == attempt)
     if issued is None:
+        # Also for a wrong username or a disabled account: the refusal does not tell
+        # that the code was valid.
         async with write_transaction(engine):
             await record_event(EventKind.ACTIVATION_REFUSED, address=address, detail="no such code")
         raise ReppuError(
@@ -252,7 +277,16 @@ async def _activate_account(person: int, username: str, password_hash: str) -> i
         .first()
     )
     if account is None:
-        if await Account.exists().where(Account.username == username):
+        username = unicodedata.normalize("NFKC", username)
+        if len(username) < MIN_NEW_USERNAME_LENGTH or not _PLAIN_USERNAME.fullmatch(username):
+            raise ReppuError(
+                ErrorCode.REQUEST_INVALID,
+                f"A username is at least {MIN_NEW_USERNAME_LENGTH} characters: letters a-z, "
+                "digits, '.', '_' and '-'.",
+                field="$.username",
+            )
+        # Unique whatever the case: "DEMO-ADMIN" is taken when "demo-admin" is.
+        if await Account.exists().where(WhereRaw("lower(username) = {}", username.lower())):
             raise ReppuError(
                 ErrorCode.ACTIVATION_USERNAME_TAKEN,
                 "That username is taken. Choose another.",
@@ -262,15 +296,10 @@ async def _activate_account(person: int, username: str, password_hash: str) -> i
             Account(person=person, username=username, password_hash=password_hash)
         ).returning(Account.id)
         return int(rows[0]["id"])
-    if account["disabled"]:
+    if account["disabled"] or account["username"].casefold() != username.casefold():
+        # The generic refusal: neither tells a guesser that the code was valid.
         raise ReppuError(
-            ErrorCode.ACTIVATION_INVALID, "This account is disabled. Ask the school's office."
-        )
-    if account["username"].casefold() != username.casefold():
-        raise ReppuError(
-            ErrorCode.REQUEST_INVALID,
-            "You already have an account: give its username.",
-            field="$.username",
+            ErrorCode.ACTIVATION_INVALID, "The activation code is not valid. Ask for a new one."
         )
     await Account.update({Account.password_hash: password_hash}).where(Account.id == account["id"])
     return int(account["id"])
@@ -283,9 +312,9 @@ async def _account_of(person: int) -> int:
     return int(row["id"])
 
 
-async def revoke_every_token(account_id: int) -> None:
+async def revoke_every_token(account_id: int) -> bool:
     """Revoke every live token of the account and drop their push subscriptions; call
-    inside a write transaction."""
+    inside a write transaction. Whether there was any."""
     tokens = await AuthToken.select(AuthToken.id).where(
         (AuthToken.account == account_id) & AuthToken.revoked_at.is_null()
     )
@@ -293,6 +322,7 @@ async def revoke_every_token(account_id: int) -> None:
     if ids:
         await AuthToken.update({AuthToken.revoked_at: utc_now()}).where(AuthToken.id.is_in(ids))
         await delete_subscriptions(PushSubscription.device.is_in(ids))
+    return bool(ids)
 
 
 async def set_disabled(engine: Engine[Any], *, actor: int, person: int, disabled: bool) -> int:

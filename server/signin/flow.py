@@ -2,15 +2,19 @@
 may reach another server process than the start):
 
 1. ``start``: check the app's redirect URI, read the provider's discovery, store the
-   request's hashed ``state`` with its ``nonce`` and PKCE verifier (``oidc_request``, ten
-   minutes), and send the browser to the provider.
+   request's hashed ``state`` with its ``nonce``, PKCE verifier and the app's
+   ``handoff_challenge`` (``oidc_request``, ten minutes), and send the browser to the
+   provider.
 2. ``finish`` (the callback): spend the request (a ``state`` works once), exchange the code,
    check the ID token (``server/signin/oidc.py``), find the person
    (``server/signin/matching.py``), and leave a one-time hand-off code (two minutes) for the
    app; the browser goes back to the app with ``?handoff=<code>``. Any refusal is audited and
    sends the browser back with ``?signin_error=<code>`` instead; nothing else is created.
-3. ``redeem_handoff``: the app posts the hand-off code and gets a device token exactly as
-   ``POST /auth/login`` gives one. The bearer token never travels in a URL.
+3. ``redeem_handoff``: the app posts the hand-off code with its ``handoff_verifier`` and gets
+   a device token exactly as ``POST /auth/login`` gives one. The bearer token never travels
+   in a URL, and a hand-off code alone is worth nothing: whoever opens a link with somebody
+   else's ``?handoff=`` (login CSRF) lacks the verifier the starting app keeps (RFC 8252
+   section 8.1 asks such a proof of a public client).
 4. ``sign_out``: revoke the device's token, and say where the provider's own session ends
    (RP-initiated logout), if the token came from a provider that has an
    ``end_session_endpoint``.
@@ -18,7 +22,10 @@ may reach another server process than the start):
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +88,13 @@ def _with_query(uri: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
 
 
+def handoff_challenge_of(verifier: str) -> str:
+    """The S256 challenge of a ``handoff_verifier``, as PKCE makes it (RFC 7636 section 4.2):
+    BASE64URL(SHA256(verifier)) without padding."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 async def start(
     engine: Engine[Any],
     settings: SigninSettings,
@@ -88,8 +102,10 @@ async def start(
     provider_name: str,
     return_to: str | None,
     device_name: str,
+    handoff_challenge: str,
 ) -> str:
-    """Step 1: the provider's URL to send the browser to."""
+    """Step 1: the provider's URL to send the browser to. ``handoff_challenge``: the S256
+    challenge of the app's ``handoff_verifier``, which step 3 asks for."""
     provider = provider_named(settings, provider_name)
     back = app_return_uri(settings, return_to)
     metadata = await oidc.provider_metadata(provider)
@@ -104,6 +120,7 @@ async def start(
                 provider=provider.name,
                 nonce=request.nonce,
                 code_verifier=request.code_verifier,
+                handoff_challenge=handoff_challenge,
                 return_to=back,
                 device_name=device_name,
                 created_at=now,
@@ -119,6 +136,7 @@ class _Pending:
     code_verifier: str
     return_to: str
     device_name: str
+    handoff_challenge: str
 
 
 async def _spend_request(
@@ -139,12 +157,19 @@ async def _spend_request(
                 OidcRequest.code_verifier,
                 OidcRequest.return_to,
                 OidcRequest.device_name,
+                OidcRequest.handoff_challenge,
             )
         )
     if not rows:
         return None
     row = rows[0]
-    return _Pending(row["nonce"], row["code_verifier"], row["return_to"], row["device_name"])
+    return _Pending(
+        row["nonce"],
+        row["code_verifier"],
+        row["return_to"],
+        row["device_name"],
+        row["handoff_challenge"],
+    )
 
 
 async def _account_for(person: int) -> tuple[int, bool]:
@@ -224,6 +249,7 @@ async def finish(
                     account=account,
                     provider=provider.name,
                     device_name=pending.device_name,
+                    handoff_challenge=pending.handoff_challenge,
                     created_at=now,
                     expires_at=now + dt.timedelta(seconds=settings.handoff_seconds),
                 )
@@ -244,8 +270,12 @@ async def finish(
     return _with_query(pending.return_to, handoff=handoff)
 
 
-async def redeem_handoff(engine: Engine[Any], settings: Settings, *, handoff: str) -> IssuedToken:
-    """Step 3: the device token for a hand-off code, once."""
+async def redeem_handoff(
+    engine: Engine[Any], settings: Settings, *, handoff: str, verifier: str
+) -> IssuedToken:
+    """Step 3: the device token for a hand-off code and the verifier of the app that started
+    the sign-in, once. A wrong verifier spends the code all the same (one try per code) and
+    creates nothing."""
     now = utc_now()
     async with write_transaction(engine):
         rows = await (
@@ -255,13 +285,22 @@ async def redeem_handoff(engine: Engine[Any], settings: Settings, *, handoff: st
                 & SigninHandoff.used_at.is_null()
                 & (SigninHandoff.expires_at > now)
             )
-            .returning(SigninHandoff.account, SigninHandoff.provider, SigninHandoff.device_name)
+            .returning(
+                SigninHandoff.account,
+                SigninHandoff.provider,
+                SigninHandoff.device_name,
+                SigninHandoff.handoff_challenge,
+            )
+        )
+        proven = bool(rows) and hmac.compare_digest(
+            handoff_challenge_of(verifier).encode("ascii"),
+            str(rows[0]["handoff_challenge"]).encode("utf-8"),
         )
         account = (
             await Account.select(Account.id, Account.person, Account.disabled)
             .where(Account.id == rows[0]["account"])
             .first()
-            if rows
+            if proven
             else None
         )
         if account is not None and not account["disabled"]:

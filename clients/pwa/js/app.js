@@ -173,19 +173,22 @@ function loginView() {
     try {
       await logIn(username.value.trim(), password.value);
     } catch (e) {
-      error.textContent = e instanceof ApiError ? t('login_failed', { reason: e.message.replace(/^\d+ [\w.]+: /, '') }) : t('login_offline');
+      error.textContent = e instanceof OutboxWaiting ? t('signin_outbox_waiting') : e instanceof ApiError ? t('login_failed', { reason: e.message.replace(/^\d+ [\w.]+: /, '') }) : t('login_offline');
       button.disabled = false;
     }
   } },
   field(t('username'), username), field(t('password'), password), button, error);
-  if (state.signinError) error.textContent = t('signin_failed', { code: state.signinError });
+  if (state.signinError) {
+    error.textContent = state.signinError === 'outbox_waiting' ? t('signin_outbox_waiting') : t('signin_failed', { code: state.signinError });
+  }
   // The providers the server offers (docs/identity.md); none offline or when none are set.
   const providers = h('ul', { id: 'providers', className: 'providers' });
-  api('/auth/providers').then(({ providers: found }) => {
+  api('/auth/providers').then(async ({ providers: found }) => {
     const device = encodeURIComponent(`Reppu web app (${navigator.platform || 'browser'})`);
+    const challenge = found.length ? await newHandoffChallenge() : '';
     providers.replaceChildren(...found.map((p) => h('li', {}, h('a', {
       className: 'button provider', 'data-provider': p.name,
-      href: `/auth/oidc/${encodeURIComponent(p.name)}/start?device_name=${device}`,
+      href: `/auth/oidc/${encodeURIComponent(p.name)}/start?device_name=${device}&handoff_challenge=${challenge}`,
     }, t('sign_in_with', { provider: p.title })))));
   }).catch(() => {});
   return h('main', { id: 'main', className: 'login' }, h('h1', {}, t('app_name')), h('h2', {}, t('login_title')), providers, form);
@@ -199,28 +202,63 @@ async function logIn(username, password) {
   await signedIn(answer);
 }
 
+const VERIFIER_KEY = 'reppu.handoff_verifier';
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** A new random hand-off verifier, kept in this tab's sessionStorage across the provider's
+ * redirect; its S256 challenge goes to /auth/oidc/<provider>/start (docs/identity.md). Only
+ * this tab can then redeem the hand-off: a link with somebody else's ?handoff= cannot. */
+async function newHandoffChallenge() {
+  const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+  sessionStorage.setItem(VERIFIER_KEY, verifier);
+  return base64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+}
+
 /** Back from a provider (docs/identity.md): the address carries a one-time hand-off code,
- * exchanged here for the device token, or the code of a refusal. Either leaves the address. */
+ * exchanged here for the device token, or the code of a refusal. Either leaves the address.
+ * A hand-off is redeemed only by a tab that started a sign-in (it has the verifier) and is
+ * not signed in already: a link with an attacker's hand-off signs nobody in (login CSRF). */
 async function returnFromProvider() {
   const params = new URLSearchParams(location.search);
   const handoff = params.get('handoff');
   const refusal = params.get('signin_error');
   if (!handoff && !refusal) return false;
   history.replaceState(null, '', location.pathname + location.hash);
+  const verifier = sessionStorage.getItem(VERIFIER_KEY);
+  sessionStorage.removeItem(VERIFIER_KEY);
   if (refusal) { state.signinError = refusal; return false; }
+  if (!verifier || await db.getMeta('token')) return false;
   try {
-    await signedIn(await api('/auth/oidc/handoff', { method: 'POST', body: { handoff } }));
+    const body = { handoff, handoff_verifier: verifier };
+    await signedIn(await api('/auth/oidc/handoff', { method: 'POST', body }));
     return true;
   } catch (e) {
-    state.signinError = e instanceof ApiError ? e.code : 'network';
+    state.signinError = e instanceof OutboxWaiting ? 'outbox_waiting' : e instanceof ApiError ? e.code : 'network';
     return false;
   }
 }
 
+/** Another person signs in while this device's outbox still holds changes. */
+class OutboxWaiting extends Error {}
+
 async function signedIn(answer) {
   state.signinError = null;
-  // A new person on this device starts from an empty store, with a new client id.
-  await db.wipe();
+  // A new person on this device starts from an empty store, with a new client id; the
+  // same person again (after a revoked or expired token) keeps it. Changes still waiting
+  // to be sent are never thrown away: another person may not sign in over them.
+  const before = await db.getMeta('me');
+  const same = before && before.person && before.person.id === answer.person_id;
+  if (!same) {
+    if ((await db.outbox()).length) {
+      try { await api('/auth/logout', { method: 'POST', token: answer.token }); } catch (_) { /* expires */ }
+      throw new OutboxWaiting();
+    }
+    await db.wipe();
+  }
   await db.setMeta('token', answer.token);
   // Who this is, and the first pull, side by side: each is a round trip on a slow network.
   const [me] = await Promise.all([api('/me', { token: answer.token }), trySync()]);

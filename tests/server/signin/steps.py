@@ -9,14 +9,20 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from server.clock import utc_now
+from server.signin.flow import handoff_challenge_of
 from tests.server.signin.conftest import LEARNER_CLAIM
 from tests.server.signin.fake_provider import CLIENT_ID, FakeProvider
 
 AINO_NUMBER = "1.2.246.562.24.10000000001"
+VERIFIER = "the-handoff-verifier-of-the-app-that-started-it"
+"""The app's ``handoff_verifier``; :data:`CHALLENGE` is its S256 challenge."""
+CHALLENGE = handoff_challenge_of(VERIFIER)
+BOUND = {"handoff_challenge": CHALLENGE}
+"""The query parameter every ``/start`` needs."""
 
 
 async def start(client: httpx.AsyncClient, provider: str = "fake", **params: str) -> dict[str, str]:
-    answer = await client.get(f"/auth/oidc/{provider}/start", params=params)
+    answer = await client.get(f"/auth/oidc/{provider}/start", params={**BOUND, **params})
     assert answer.status_code == 302, answer.text
     assert answer.headers["cache-control"] == "no-store"
     query = parse_qs(urlsplit(answer.headers["location"]).query)
@@ -60,3 +66,13 @@ async def sign_in(
     code = f"code-{len(fake.grants) + 1}"
     fake.grant(code, token(request), request["code_challenge"])
     return await callback(client, request, code, provider)
+
+
+async def redeem(
+    client: httpx.AsyncClient, location: str, verifier: str = VERIFIER
+) -> httpx.Response:
+    """Post the hand-off code of the redirect's ``location`` with the app's verifier."""
+    handoff = parse_qs(urlsplit(location).query)["handoff"][0]
+    return await client.post(
+        "/auth/oidc/handoff", json={"handoff": handoff, "handoff_verifier": verifier}
+    )

@@ -92,12 +92,77 @@ async def test_a_person_with_an_account_resets_the_password_and_keeps_the_userna
     fx_client: httpx.AsyncClient, fx_city: City
 ) -> None:
     code = (await _issue(fx_client, "principal", fx_city.mother)).json()["code"]
+    old = await log_in_as(fx_client, "mother")
+    # A wrong username gets the refusal of a wrong code: it does not tell the code is valid.
     wrong_name = await _activate(fx_client, code, "someone")
-    assert wrong_name.status_code == 422
-    assert wrong_name.json()["field"] == "$.username"
+    assert wrong_name.status_code == 400
+    assert wrong_name.json()["code"] == "activation.invalid"
     answer = await _activate(fx_client, code, "mother")
     assert answer.status_code == 200, answer.text
+    assert answer.headers["cache-control"] == "no-store"
     assert await log_in_as(fx_client, "mother", NEW_PASSWORD)
+    # The reset signs every other device out; the token it gave stays good.
+    assert (await fx_client.get("/me", headers=old)).status_code == 401
+    new = {"Authorization": f"Bearer {answer.json()['token']}"}
+    assert (await fx_client.get("/me", headers=new)).status_code == 200
+    assert len(await _events("account.signed_out")) == 1
+
+
+async def test_new_usernames_are_plain_and_unique_whatever_the_case(
+    fx_client: httpx.AsyncClient, fx_city: City
+) -> None:
+    await Account.delete().where(Account.person == fx_city.aino)
+    code = (await _issue(fx_client, "principal", fx_city.aino)).json()["code"]
+    # "mother" is taken: in capitals too. A Cyrillic a (U+0430) is no "a"; two characters are few.
+    taken = await _activate(fx_client, code, "MOTHER")
+    assert taken.status_code == 409
+    assert taken.json()["code"] == "activation.username_taken"
+    for name in ("\u0430ino", "ai", "aino!"):
+        refused = await _activate(fx_client, code, name)
+        assert refused.status_code == 422, name
+        assert refused.json()["field"] == "$.username"
+    assert not await Account.exists().where(Account.person == fx_city.aino)
+    # A person whose existing username is short (the demo's u1..u9) still redeems.
+    await Account.update({Account.username: "u1"}).where(Account.person == fx_city.olli)
+    olli = (await _issue(fx_client, "principal", fx_city.olli)).json()["code"]
+    assert (await _activate(fx_client, olli, "u1")).status_code == 200
+    assert (await _activate(fx_client, code, "aino")).status_code == 200
+
+
+async def test_a_password_of_spaces_is_refused(fx_client: httpx.AsyncClient, fx_city: City) -> None:
+    code = (await _issue(fx_client, "principal", fx_city.olli)).json()["code"]
+    spaces = await fx_client.post(
+        "/auth/activate",
+        json={"code": code, "username": "olli", "password": " " * 12, "device_name": "x"},
+    )
+    assert spaces.status_code == 422
+    assert spaces.json()["field"] == "$.password"
+    assert (await _activate(fx_client, code, "olli")).status_code == 200
+
+
+async def test_tokens_and_codes_are_not_cached(fx_client: httpx.AsyncClient, fx_city: City) -> None:
+    login = await fx_client.post(
+        "/auth/login", json={"username": "olli", "password": PASSWORD, "device_name": "x"}
+    )
+    assert login.status_code == 200
+    assert login.headers["cache-control"] == "no-store"
+    issued = await _issue(fx_client, "principal", fx_city.olli)
+    assert issued.headers["cache-control"] == "no-store"
+
+
+async def test_no_code_is_issued_for_a_disabled_account(
+    fx_client: httpx.AsyncClient, fx_city: City
+) -> None:
+    admin = await log_in_as(fx_client, "admin")
+    disabled = await fx_client.post(f"/people/{fx_city.olli}/account/disable", headers=admin)
+    assert disabled.status_code == 204
+    refused = await _issue(fx_client, "principal", fx_city.olli)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "auth.forbidden"
+    assert await ActivationCode.count() == 0
+    enabled = await fx_client.post(f"/people/{fx_city.olli}/account/enable", headers=admin)
+    assert enabled.status_code == 204
+    assert (await _issue(fx_client, "principal", fx_city.olli)).status_code == 201
 
 
 async def test_only_the_persons_principal_or_admin_issues_codes(

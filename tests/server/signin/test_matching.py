@@ -28,7 +28,7 @@ from tests.server.signin.conftest import (
     signin_settings,
 )
 from tests.server.signin.fake_provider import FakeProvider
-from tests.server.signin.steps import claims, sign_in
+from tests.server.signin.steps import VERIFIER, claims, sign_in
 
 FIXTURES = Path(__file__).parent.parent.parent / "fixtures" / "oneroster"
 MARIA = "131052-308T"
@@ -124,7 +124,9 @@ async def test_a_guardian_signs_in_with_a_hashed_national_id_and_strong_identifi
         )
         assert "handoff=" in strong
         handoff = strong.split("handoff=")[1]
-        answer = await client.post("/auth/oidc/handoff", json={"handoff": handoff})
+        answer = await client.post(
+            "/auth/oidc/handoff", json={"handoff": handoff, "handoff_verifier": VERIFIER}
+        )
         assert answer.status_code == 200, answer.text
         assert answer.json()["person_id"] == maria
         assert answer.json()["roles"] == ["guardian"]
@@ -210,7 +212,9 @@ async def test_a_person_without_an_account_gets_one_without_a_password(
             "suomifi",
         )
         handoff = location.split("handoff=")[1]
-        answer = await client.post("/auth/oidc/handoff", json={"handoff": handoff})
+        answer = await client.post(
+            "/auth/oidc/handoff", json={"handoff": handoff, "handoff_verifier": VERIFIER}
+        )
         assert answer.status_code == 200
         account = await Account.select().where(Account.person == fx_city.mother).first()
         assert account is not None

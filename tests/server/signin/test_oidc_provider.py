@@ -29,7 +29,7 @@ from tests.server.signin.conftest import (
     signin_settings,
 )
 from tests.server.signin.oidc_provider import running_oidc_provider
-from tests.server.signin.steps import AINO_NUMBER
+from tests.server.signin.steps import AINO_NUMBER, BOUND, VERIFIER
 
 pytestmark = pytest.mark.slow
 
@@ -148,7 +148,7 @@ async def _through_provider(location: str, person: str) -> str:
 
 async def _sign_in(client: httpx.AsyncClient, provider: str, person: str) -> str:
     """Start at Reppu, sign in at the provider, come back: where Reppu sends the browser."""
-    started = await client.get(f"/auth/oidc/{provider}/start")
+    started = await client.get(f"/auth/oidc/{provider}/start", params=BOUND)
     assert started.status_code == 302, started.text
     back = await _through_provider(started.headers["location"], person)
     answer = await client.get(back.removeprefix("http://reppu.test"))
@@ -158,7 +158,9 @@ async def _sign_in(client: httpx.AsyncClient, provider: str, person: str) -> str
 
 async def _device_token(client: httpx.AsyncClient, location: str) -> dict[str, Any]:
     handoff = parse_qs(urlsplit(location).query)["handoff"][0]
-    answer = await client.post("/auth/oidc/handoff", json={"handoff": handoff})
+    answer = await client.post(
+        "/auth/oidc/handoff", json={"handoff": handoff, "handoff_verifier": VERIFIER}
+    )
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
@@ -224,7 +226,7 @@ async def test_the_provider_refuses_a_replayed_code_and_another_clients_code(
 ) -> None:
     await _roster(fx_city)
     async with signin_client(fx_settings, fx_db, _mpass(fx_mpass)) as client:
-        first = await client.get("/auth/oidc/mpassid/start")
+        first = await client.get("/auth/oidc/mpassid/start", params=BOUND)
         back = await _through_provider(first.headers["location"], "aino")
         code = parse_qs(urlsplit(back).query)["code"][0]
         assert (
@@ -234,7 +236,7 @@ async def test_the_provider_refuses_a_replayed_code_and_another_clients_code(
         handoffs = await SigninHandoff.count()
 
         # The same code again, under a fresh sign-in of ours.
-        second = await client.get("/auth/oidc/mpassid/start")
+        second = await client.get("/auth/oidc/mpassid/start", params=BOUND)
         state = parse_qs(urlsplit(second.headers["location"]).query)["state"][0]
         replay = await client.get(
             "/auth/oidc/mpassid/callback", params={"state": state, "code": code}
@@ -242,7 +244,7 @@ async def test_the_provider_refuses_a_replayed_code_and_another_clients_code(
         assert replay.headers["location"].endswith("signin_error=signin.refused")
 
         # A code the provider issued to another service, brought to our callback.
-        third = await client.get("/auth/oidc/mpassid/start")
+        third = await client.get("/auth/oidc/mpassid/start", params=BOUND)
         ours = parse_qs(urlsplit(third.headers["location"]).query)
         theirs = third.headers["location"].replace("client_id=reppu&", "client_id=another-service&")
         assert theirs != third.headers["location"]

@@ -21,7 +21,16 @@ from server.signin.oidc import JWKS_REFETCH_SECONDS
 from tests.city import City
 from tests.server.signin.conftest import fake_provider_config, signin_client
 from tests.server.signin.fake_provider import CLIENT_ID, FakeProvider, unsigned
-from tests.server.signin.steps import AINO_NUMBER, callback, claims, sign_in, start
+from tests.server.signin.steps import (
+    AINO_NUMBER,
+    BOUND,
+    VERIFIER,
+    callback,
+    claims,
+    redeem,
+    sign_in,
+    start,
+)
 
 
 @pytest_asyncio.fixture
@@ -60,7 +69,9 @@ async def test_signing_in_gives_a_device_token_through_a_one_time_handoff(
     assert request["state"] not in stored
     assert handoff not in stored
 
-    answer = await fx_rp.post("/auth/oidc/handoff", json={"handoff": handoff})
+    answer = await fx_rp.post(
+        "/auth/oidc/handoff", json={"handoff": handoff, "handoff_verifier": VERIFIER}
+    )
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["person_id"] == fx_city.aino
@@ -71,7 +82,9 @@ async def test_signing_in_gives_a_device_token_through_a_one_time_handoff(
     assert token is not None
     assert token["device_name"] == "Aino's phone"
 
-    again = await fx_rp.post("/auth/oidc/handoff", json={"handoff": handoff})
+    again = await fx_rp.post(
+        "/auth/oidc/handoff", json={"handoff": handoff, "handoff_verifier": VERIFIER}
+    )
     assert again.status_code == 400
     assert again.json()["code"] == "signin.handoff_invalid"
     # The same state cannot be brought back twice.
@@ -215,17 +228,51 @@ async def test_native_apps_return_only_to_allowed_redirect_uris(
         "http://localhost:53124/callback",
         "fi.example.reppu:/other",
     ):
-        answer = await fx_rp.get("/auth/oidc/fake/start", params={"return_to": refused})
+        answer = await fx_rp.get("/auth/oidc/fake/start", params={**BOUND, "return_to": refused})
         assert answer.status_code == 400, refused
         assert answer.json()["code"] == "signin.redirect_not_allowed"
-    unknown = await fx_rp.get("/auth/oidc/nobody/start")
+    unknown = await fx_rp.get("/auth/oidc/nobody/start", params=BOUND)
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "signin.unknown_provider"
 
 
 async def test_bad_start_parameters_are_refused_and_store_nothing(fx_rp: httpx.AsyncClient) -> None:
     for params in ({"device_name": "a\x00b"}, {"device_name": "x" * 101}, {"device_name": ""}):
-        answer = await fx_rp.get("/auth/oidc/fake/start", params=params)
+        answer = await fx_rp.get("/auth/oidc/fake/start", params={**BOUND, **params})
         assert answer.status_code == 422, params
         assert answer.json()["code"] == "request.invalid"
     assert await OidcRequest.count() == 0
+
+
+async def test_a_handoff_is_redeemed_only_with_the_verifier_of_the_app_that_started_it(
+    fx_rp: httpx.AsyncClient, fx_fake: FakeProvider
+) -> None:
+    # Login CSRF: a link with somebody else's ?handoff= signs nobody in, for the victim's
+    # browser has not the verifier (RFC 8252 8.1: a public client proves it started it).
+    started = await fx_rp.get("/auth/oidc/fake/start")
+    assert started.status_code in (400, 422), started.text
+    assert started.json()["code"] == "request.invalid"
+    assert await OidcRequest.count() == 0
+    location = await sign_in(
+        fx_rp, fx_fake, lambda r: fx_fake.sign(claims(fx_fake, r), fx_fake.keys[0])
+    )
+    handoff = parse_qs(urlsplit(location).query)["handoff"][0]
+    bare = await fx_rp.post("/auth/oidc/handoff", json={"handoff": handoff})
+    assert bare.status_code in (400, 422)
+    assert bare.json()["code"] == "request.invalid"
+    wrong = await redeem(
+        fx_rp, location, verifier="an-attacker-guesses-a-verifier-of-43-characters"
+    )
+    assert wrong.status_code == 400, wrong.text
+    assert wrong.json()["code"] == "signin.handoff_invalid"
+    assert await AuthToken.count() == 0
+    # One try per code: not even the right verifier redeems it after a wrong one.
+    late = await redeem(fx_rp, location)
+    assert late.json()["code"] == "signin.handoff_invalid"
+    assert await AuthToken.count() == 0
+    right = await redeem(
+        fx_rp,
+        await sign_in(fx_rp, fx_fake, lambda r: fx_fake.sign(claims(fx_fake, r), fx_fake.keys[0])),
+    )
+    assert right.status_code == 200, right.text
+    assert right.headers["cache-control"] == "no-store"
