@@ -80,9 +80,14 @@ class Body:
         return Body(bytes(memoryview(raw)), self.msgpack)
 
 
+def _media_type(request: Request[Any, Any, Any]) -> str | None:
+    """The body's media type without parameters, lower case; None if the request names none."""
+    return (request.headers.get("content-type") or "").split(";")[0].strip().lower() or None
+
+
 async def read_body(request: Request[Any, Any, Any]) -> Body:
     """The request's body, in JSON or MessagePack by its Content-Type (JSON if none)."""
-    media = (request.headers.get("content-type") or JSON).split(";")[0].strip().lower()
+    media = _media_type(request) or JSON
     if media != JSON and media not in _MSGPACK_ALIASES:
         raise ReppuError(ErrorCode.REQUEST_UNSUPPORTED_MEDIA_TYPE, "Send JSON or MessagePack.")
     try:
@@ -102,16 +107,30 @@ class BoundedRequest(Request[Any, Any, Any]):
     """Litestar's request, whose body decoding ends in the catalogue whatever the bytes.
 
     Litestar turns msgspec's ``DecodeError`` into a 400 of its own, but lets
-    ``UnicodeDecodeError`` and ``RecursionError`` through as if they were bugs.
+    ``UnicodeDecodeError`` and ``RecursionError`` through as if they were bugs. And it decodes
+    a body by the route's declared media type whatever the request's Content-Type says, so
+    ``text/plain`` holding ``{}`` was taken as JSON and MessagePack was answered as broken JSON:
+    here a body named as anything but JSON is ``415 request.unsupported_media_type`` before it
+    is read. A body that names no type is read as JSON, as a hand-made request without the
+    header means it. Only the sync routes take MessagePack (:func:`read_body`).
     """
 
     async def json(self) -> Any:
+        media = _media_type(self)
+        if media is not None and media != JSON:
+            raise ReppuError(
+                ErrorCode.REQUEST_UNSUPPORTED_MEDIA_TYPE,
+                "Send JSON (Content-Type: application/json); only the sync routes also take "
+                "MessagePack.",
+            )
         try:
             return await super().json()
         except (UnicodeDecodeError, RecursionError) as exc:
             raise malformed(exc) from exc
 
     async def msgpack(self) -> Any:
+        if _media_type(self) not in _MSGPACK_ALIASES:
+            raise ReppuError(ErrorCode.REQUEST_UNSUPPORTED_MEDIA_TYPE, "Send MessagePack.")
         try:
             return await super().msgpack()
         except (UnicodeDecodeError, RecursionError) as exc:

@@ -207,7 +207,11 @@ async def test_login_takes_no_body_it_cannot_read_without_a_token(
     body, media = BAD_BODIES[label]
     answer = await fx_client.post("/auth/login", content=body, headers={"Content-Type": media})
     assert _check(answer, label) is None
-    assert answer.json()["code"] == "request.malformed"
+    # Only the sync routes take MessagePack: elsewhere it is refused before it is read.
+    expected = (
+        "request.malformed" if media == "application/json" else "request.unsupported_media_type"
+    )
+    assert answer.json()["code"] == expected
 
 
 @pytest.mark.parametrize("msgpack", [False, True], ids=["json", "msgpack"])
