@@ -185,7 +185,7 @@ function loginView() {
   const providers = h('ul', { id: 'providers', className: 'providers' });
   api('/auth/providers').then(async ({ providers: found }) => {
     const device = encodeURIComponent(`Reppu web app (${navigator.platform || 'browser'})`);
-    const challenge = found.length ? await newHandoffChallenge() : '';
+    const challenge = found.length ? await handoffChallenge() : '';
     providers.replaceChildren(...found.map((p) => h('li', {}, h('a', {
       className: 'button provider', 'data-provider': p.name,
       href: `/auth/oidc/${encodeURIComponent(p.name)}/start?device_name=${device}&handoff_challenge=${challenge}`,
@@ -216,6 +216,14 @@ async function newHandoffChallenge() {
   const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
   sessionStorage.setItem(VERIFIER_KEY, verifier);
   return base64url(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier)));
+}
+
+// One verifier per page load: every drawing of the login screen links with the same
+// challenge, so the verifier kept is the one of whichever button is clicked.
+let challengeOfThisPage = null;
+function handoffChallenge() {
+  if (!challengeOfThisPage) challengeOfThisPage = newHandoffChallenge();
+  return challengeOfThisPage;
 }
 
 /** Back from a provider (docs/identity.md): the address carries a one-time hand-off code,
