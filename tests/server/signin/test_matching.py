@@ -188,7 +188,11 @@ async def test_no_match_two_matches_and_a_wrong_role_are_refused_and_audited(
         assert (await attempt("010101A123N")).endswith("signin_error=signin.role_not_allowed")
     assert await SigninHandoff.count() == 0
     assert await Account.count() == accounts
-    refused = await AccountEvent.select().where(AccountEvent.kind == "signin.refused")
+    refused = (
+        await AccountEvent.select()
+        .where(AccountEvent.kind == "signin.refused")
+        .order_by(AccountEvent.id)  # PostgreSQL gives rows in any order without it
+    )
     assert [e["detail"] for e in refused] == [
         "signin.no_match",
         "signin.ambiguous",
