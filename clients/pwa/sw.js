@@ -8,7 +8,7 @@ import { api, syncNow } from './js/sync.js';
 import { getMeta } from './js/db.js';
 import { setLanguage, t } from './js/i18n.js';
 
-const CACHE = 'reppu-shell-v1';
+const CACHE = 'reppu-shell-v2'; // v2: sign-in binds the hand-off to the tab that started it
 const SHELL = [
   '/',
   '/css/app.css',
