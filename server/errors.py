@@ -183,7 +183,10 @@ def _on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> R
     if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
         return error_response(ErrorCode.REQUEST_TOO_LARGE, "The request body is too large.")
     if exc.status_code == HTTP_415_UNSUPPORTED_MEDIA_TYPE:
-        return error_response(ErrorCode.REQUEST_UNSUPPORTED_MEDIA_TYPE, "Send JSON or MessagePack.")
+        return error_response(
+            ErrorCode.REQUEST_UNSUPPORTED_MEDIA_TYPE,
+            "Send the body as JSON (MessagePack is taken by the sync routes only).",
+        )
     if 400 <= exc.status_code < 500:
         # Litestar raises a plain 400 ClientException for a body it cannot parse.
         return _on_validation(request, exc)

@@ -185,8 +185,11 @@ async def lesson_change_writes(
 async def roll_window(engine: Engine[Any], today: dt.date | None = None) -> int:
     """Bring the changes that entered the sync window in, and those that left it out.
 
-    Idempotent: it looks for changes whose placement disagrees with the window, so running
-    it twice, or in two processes, does the work once. Returns the changes rewritten.
+    Idempotent for the window: it looks for changes whose placement disagrees with it, so
+    running it twice, or in two processes, moves each change once. The cover of people whose
+    staff role started today or ended yesterday is placed afresh on every run, so a second
+    run (each delivery worker runs this once a day) writes that same placement again: a few
+    redundant change-log rows, never a wrong one. Returns the changes moved.
     """
     today = today or school_today()
     start, end = sync_window(today)
