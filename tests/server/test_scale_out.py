@@ -372,6 +372,11 @@ class Teacher:
         }
 
 
+def other(t: Teacher) -> int:
+    """The server the teacher does not use."""
+    return (t.server + 1) % SERVERS
+
+
 async def _choose_teachers(db: Any, today: dt.date) -> list[Teacher]:
     """Home classes with a teacher of their own (each teacher once) and a lesson today."""
     chosen: list[Teacher] = []
@@ -472,7 +477,7 @@ async def test_roll_call_burst_through_two_servers(fx_deployment: Deployment) ->
         # phone also sends its batch to the other server at the same moment.
         bodies = {t.person: t.roll_call(today, cluster.now()) for t in teachers}
         sends = [(t, t.server) for t in teachers]
-        sends += [(t, 1 - t.server) for i, t in enumerate(teachers) if i % 4 == 0]
+        sends += [(t, other(t)) for i, t in enumerate(teachers) if i % 4 == 0]
         answers = await asyncio.gather(
             *(_post(cluster.servers[s], t.token, bodies[t.person]) for t, s in sends)
         )
@@ -481,7 +486,7 @@ async def test_roll_call_burst_through_two_servers(fx_deployment: Deployment) ->
             assert {r["status"] for r in results} == {"applied"}, results
         # The same batches again through the other server: answered as before, nothing new.
         again = await asyncio.gather(
-            *(_post(cluster.servers[1 - t.server], t.token, bodies[t.person]) for t in teachers)
+            *(_post(cluster.servers[other(t)], t.token, bodies[t.person]) for t in teachers)
         )
         first: dict[int, list[dict[str, Any]]] = {}
         for (t, _), results in zip(sends, answers, strict=True):
@@ -528,7 +533,7 @@ async def test_roll_call_burst_through_two_servers(fx_deployment: Deployment) ->
 
         # Each teacher's full pull through the other server holds every mark of the class.
         async def pull(t: Teacher) -> None:
-            base = cluster.servers[1 - t.server]
+            base = cluster.servers[other(t)]
             async with httpx.AsyncClient(base_url=base, timeout=HTTP_TIMEOUT) as http:
                 client = ReppuClient(http, t.token)
                 report = await client.sync()
