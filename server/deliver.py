@@ -9,9 +9,11 @@ concurrently, and records every outcome in one transaction; a Web Push lane has 
 in hand at once, so its pushes keep flowing while the other batch is claimed or recorded.
 Several workers in several processes and machines share the work through the leases. A
 worker that is stopped records what it has sent before it exits; one that is killed leaves its
-leases to expire, and the deliveries it had not recorded are sent again by another worker (at
+leases to run out, and the deliveries it had not recorded are sent again by another worker (at
 least once: the push's ``Topic`` collapses a repeat on the push service, and the app shows one
-notification per item).
+notification per item). A lease is short (``HOLD``, seconds) and renewed while its batch is
+in hand (``server/leases.py``), so a slow batch keeps its rows and a killed worker's rows are
+taken over within ``HOLD``, not after minutes; the urgent lane's loops take urgent rows first.
 
 Web Push goes through one shared HTTP session (``server/push_transport.py``) with at most
 ``push_connections_per_origin`` requests at once per push service; its outcome is judged by
@@ -28,9 +30,9 @@ import datetime as dt
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import apprise
 import msgspec
@@ -65,6 +67,7 @@ from server.fanout import (
     kind_of,
     remind_forms_due,
 )
+from server.leases import Heartbeat, to_the_end
 from server.push_endpoints import endpoint_allowed
 from server.push_transport import AiohttpTransport, PushTransport, PushTransportError
 from server.rosters import roll_rosters
@@ -73,7 +76,6 @@ from server.timetable import roll_window
 
 log = logging.getLogger("reppu.deliver")
 _form_definition = msgspec.json.Decoder(FormDefinition)
-T = TypeVar("T")
 # Their lines carry push endpoints, channel URLs, e-mail addresses and phone numbers (a
 # protected person's too): silenced. Each delivery's own status says what happened.
 logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
@@ -85,22 +87,6 @@ PREVIEW_BYTES = 1024
 """A push carries ids and a short preview (the app pulls the rest): a storm bulletin to
 300,000 devices is then about 0.3 GB of requests, not 1.2 GB."""
 MIN_TTL = 60
-
-
-async def to_the_end(work: Awaitable[T]) -> T:
-    """Await ``work``, letting it finish even if the caller is cancelled meanwhile.
-
-    A transaction cut off between its BEGIN and its COMMIT would keep its connection (and on
-    SQLite the database's write lock) forever; a worker being stopped must first finish the
-    transaction it is in. The cancellation is raised once the work is done.
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await task
-        raise
 
 
 @dataclass(slots=True)
@@ -128,17 +114,22 @@ class Lane:
     urgent: tuple[bool, ...]
     """The urgencies it takes, urgent first (each one an ordered scan of ``delivery_claim``)."""
     lease: dt.timedelta
-    """Long enough for a whole batch at the worst (every request timing out)."""
+    """How long a claim holds its rows unless renewed: renewed every ``lease / 4`` while the
+    batch is in hand (however long its requests take), so it only runs out for a worker that
+    died or froze, and then another takes the rows over within ``lease``."""
     loops: int = 1
     """Batches in hand at once: while one is claimed or its outcomes recorded (a database
     round trip, on SQLite a wait for the writer), another keeps the pushes flowing."""
 
 
-URGENT = Lane("urgent", "webpush", (True,), dt.timedelta(minutes=5), loops=2)
-NORMAL = Lane("normal", "webpush", (False,), dt.timedelta(minutes=5), loops=2)
-APPRISE = Lane("apprise", "apprise", (True, False), dt.timedelta(minutes=10))
+HOLD = dt.timedelta(seconds=20)
+"""A claim's lease: a killed worker's deliveries wait at most this long for another worker.
+Renewed four times in it, so a renewal stuck a few seconds behind SQLite's writer still lands."""
+URGENT = Lane("urgent", "webpush", (True,), HOLD, loops=2)
+NORMAL = Lane("normal", "webpush", (False,), HOLD, loops=2)
+APPRISE = Lane("apprise", "apprise", (True, False), HOLD)
 """E-mail and SMS gateways are slow (seconds each): their own lane, small batches, urgent
-first, so they never hold up Web Push and a slow batch never outlives its lease."""
+first, so they never hold up Web Push."""
 LANES = (URGENT, NORMAL, APPRISE)
 
 
@@ -181,6 +172,15 @@ async def claim(engine: Engine[Any], lane: Lane, *, limit: int) -> Claim:
         ids.sort()
         details = await run_sql(_DETAILS.replace("{ids}", marks(len(ids))), *ids) if ids else []
     return Claim(token, ids, details)
+
+
+async def renew_claim(engine: Engine[Any], lane: Lane, token: str) -> None:
+    """Renew the lease of the rows ``token`` still holds (a recorded row, or one another
+    worker took over after this one froze, is left alone)."""
+    async with write_transaction(engine):
+        await run_sql(
+            "UPDATE delivery SET lease_until = {} WHERE claim = {}", utc_now() + lane.lease, token
+        )
 
 
 _DETAILS = (
@@ -622,9 +622,15 @@ class Worker:
             return 0
         tasks = [asyncio.ensure_future(self._send(row)) for row in claimed.rows]
         outcomes: list[Outcome] = []
+        renewal = Heartbeat(
+            lambda: renew_claim(self.engine, lane, claimed.token),
+            lane.lease.total_seconds() / 4,
+            f"a {lane.name} batch",
+        )
         try:
             await asyncio.gather(*tasks)
         finally:
+            await renewal.stop()
             for task in tasks:
                 if task.done() and not task.cancelled() and task.exception() is None:
                     outcomes.append(task.result())

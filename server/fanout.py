@@ -2,10 +2,10 @@
 
 1. A domain write that must notify calls :func:`enqueue` inside its own transaction, so the
    outbox entry commits (or vanishes) with the message, bulletin or lesson change.
-2. A worker claims an open outbox entry with a lease (:func:`expand_next`) and expands its
-   audience in batches of people, in person-id order: candidates by SQL, then *the access
-   policy* keeps those who may read the item's partition today, then each distinct
-   preference among them is planned (``notifications/schedule.py``: modes, quiet hours, the
+2. A worker claims an open outbox entry with a short, renewed lease (:func:`expand_next`)
+   and expands its audience in batches of people, in person-id order: candidates by SQL, then
+   *the access policy* keeps those who may read the item's partition today, then each
+   distinct preference among them is planned (``notifications/schedule.py``: modes, quiet hours, the
    urgent lane), and one ``INSERT ... SELECT`` per plan writes a delivery for each of its
    people's logged-in devices and channels. The deliveries and the new ``expanded_to`` commit
    in one transaction per batch; the deliveries' unique ``key`` makes a repeated batch (after a
@@ -42,6 +42,7 @@ from server.clock import school_today, utc_now
 from server.db.bulk import insert_values, run_sql
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, Outbox, PushSubscription
+from server.leases import Heartbeat
 from sync.policy import AccessFacts, Partition, readable_partitions
 
 log = logging.getLogger("reppu.fanout")
@@ -53,7 +54,9 @@ larger batch costs the writer little more, and the audience's next-batch query r
 times (the storm benchmark, docs/benchmarks.md)."""
 POLICY_CHUNK = 2000
 """Candidates whose access facts are loaded at once (each a bound value of its queries)."""
-OUTBOX_LEASE = dt.timedelta(seconds=60)
+OUTBOX_LEASE = dt.timedelta(seconds=20)
+"""An outbox entry's lease while one of its batches is expanded, renewed every quarter of it
+(``server/leases.py``): a killed expander's entry is taken over within this."""
 
 
 def kind_of(outbox_kind: str, urgent: bool) -> Kind:
@@ -509,6 +512,26 @@ async def expand_next(engine: Engine[Any], *, batch: int = EXPAND_BATCH) -> int:
     entry = await _claim_outbox(engine, now)
     if entry is None:
         return 0
+    renewal = Heartbeat(
+        lambda: _renew_outbox(engine, int(entry["id"])),
+        OUTBOX_LEASE.total_seconds() / 4,
+        "an outbox entry",
+    )
+    try:
+        return await _expand(engine, entry, now, batch)
+    finally:
+        await renewal.stop()
+
+
+async def _renew_outbox(engine: Engine[Any], entry_id: int) -> None:
+    async with write_transaction(engine):
+        await Outbox.update({Outbox.lease_until: utc_now() + OUTBOX_LEASE}).where(
+            (Outbox.id == entry_id) & Outbox.lease_until.is_not_null()
+        )
+
+
+async def _expand(engine: Engine[Any], entry: dict[str, Any], now: dt.datetime, batch: int) -> int:
+    """Expand the next batch of the claimed ``entry``."""
     day = school_today(now)
     audit = await audience_of(entry, day)
     if audit is None:

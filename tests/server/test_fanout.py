@@ -13,11 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+import time_machine
 from piccolo.engine.base import Engine
 
 from notifications.schedule import HELSINKI
 from server.db.notify_tables import Delivery, Outbox, PushSubscription
-from server.deliver import NORMAL, Outcome, claim, record_outcomes
+from server.deliver import HOLD, NORMAL, Outcome, claim, record_outcomes
+from server.push_transport import PushTransport
 from server.settings import Settings
 from tests.city import City
 from tests.devices import change, device
@@ -220,6 +222,7 @@ async def test_a_killed_workers_leases_expire_to_another(
     fx_db: Engine[Any],
     fx_settings: Settings,
     fx_push: PushService,
+    fx_frozen_clock: time_machine.Coordinates,
 ) -> None:
     tokens = await _many_devices(fx_client, fx_push, 6)
     await _bulletin(
@@ -237,11 +240,65 @@ async def test_a_killed_workers_leases_expire_to_another(
     survivor = make_worker(fx_db, fx_settings, fx_push)
     await survivor.drain()
     assert fx_push.accepted == 2  # the dead worker's four are leased
-    await Delivery.update({Delivery.lease_until: dt.datetime.now(dt.UTC)}).where(
-        Delivery.id.is_in(claimed)
-    )  # the lease runs out
+    fx_frozen_clock.shift(HOLD - dt.timedelta(seconds=2))
+    await survivor.drain()
+    assert fx_push.accepted == 2, "still within the dead worker's lease"
+    fx_frozen_clock.shift(dt.timedelta(seconds=3))  # seconds after the hold, not minutes
     await survivor.drain()
     assert sorted(r.token for r in fx_push.received) == sorted(tokens)
+
+
+class _HeldTransport:
+    """The emulator behind a gate: every push waits until the test opens it."""
+
+    def __init__(self, inner: PushTransport) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def post(
+        self, endpoint: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str]]:
+        self.waiting += 1
+        await self.gate.wait()
+        return await self.inner.post(endpoint, headers, body)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_slow_batch_keeps_its_rows_while_it_works(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    """A batch whose requests outlast the lease many times over is renewed as it goes: no
+    other worker takes its rows (which would send them twice)."""
+    tokens = await _many_devices(fx_client, fx_push, 4)
+    await _bulletin(
+        fx_client, "teacher", audience="group", audience_id=fx_city.class_5b, title="t", body="b"
+    )
+    slow = make_worker(fx_db, fx_settings, fx_push)
+    held = _HeldTransport(slow.push.transport)
+    slow.push.transport = held
+    await slow.expand_once()
+    quick = dataclasses.replace(NORMAL, lease=dt.timedelta(seconds=0.4))  # renewed every 0.1 s
+    sending = asyncio.create_task(slow.send_once(quick))
+    for _ in range(500):
+        if held.waiting == len(tokens):
+            break
+        await asyncio.sleep(0.01)
+    assert held.waiting == len(tokens)
+    await asyncio.sleep(1.5)  # nearly four leases
+    other = make_worker(fx_db, fx_settings, fx_push)
+    assert await other.send_once(quick) == 0, "the slow batch's rows were taken over"
+    held.gate.set()
+    assert await sending == len(tokens)
+    await other.drain()
+    assert sorted(r.token for r in fx_push.received) == sorted(tokens)
+    assert {r["status"] for r in await deliveries(channel="webpush")} == {"sent"}
 
 
 def _quiet_now() -> dict[str, Any]:
