@@ -2,8 +2,9 @@
 
 The protocol pieces, and where each rule comes from:
 
-* RFC 8291: the payload is encrypted per device (``aes128gcm``). The ``webpush`` package does
-  the encryption; see :func:`_encrypt_aes128gcm` for why we call into it the way we do.
+* RFC 8291: the payload is encrypted per device (``aes128gcm``): a fresh ECDH key pair and
+  salt per message, HKDF as single HMAC-SHA-256 blocks, one AES-128-GCM record
+  (:func:`encrypt_aes128gcm`; ``tests/notifications`` decrypt it with ``http_ece``).
 * RFC 8292 (VAPID): a JWT signed with the application server's P-256 key names the push
   service (``aud``), an expiry (``exp``, at most 24 h ahead) and a contact (``sub``). Signing
   costs about as much as encrypting, and the token is valid for every device behind one push
@@ -23,20 +24,21 @@ import datetime as dt
 import email.utils
 import functools
 import hashlib
+import hmac
+import os
 import random
 import re
+import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from webpush import WebPush  # type: ignore[import-untyped]
-from webpush.types import WebPushKeys, WebPushSubscription  # type: ignore[import-untyped]
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from schemas.notifications import PushKind
 
@@ -241,7 +243,6 @@ class PushBuilder:
 
     def __init__(self, signer: VapidSigner) -> None:
         self._signer = signer
-        self._engine = _encryption_engine(signer)
 
     def build(
         self,
@@ -275,49 +276,54 @@ class PushBuilder:
         }
         if topic is not None:
             headers["Topic"] = topic_header(topic)
-        body = _encrypt_aes128gcm(self._engine, subscription, plaintext)
+        body = encrypt_aes128gcm(subscription, plaintext)
         return OutgoingPush(subscription.endpoint, headers, body)
 
 
-def _encryption_engine(signer: VapidSigner) -> Any:
-    """A ``webpush.WebPush`` used for its encryption only; it needs the key pair as PEM."""
-    private_pem = signer._key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public_pem = signer._key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return WebPush(private_key=private_pem, public_key=public_pem, subscriber=signer.subject)
+_CURVE = ec.SECP256R1()
+_ECDH = ec.ECDH()
+RECORD_SIZE = 4096
+_KEY_INFO = b"WebPush: info\x00"
+_CEK_INFO = b"Content-Encoding: aes128gcm\x00\x01"
+_NONCE_INFO = b"Content-Encoding: nonce\x00\x01"
 
 
-def _encrypt_aes128gcm(engine: Any, subscription: Subscription, plaintext: bytes) -> bytes:
-    """RFC 8291 aes128gcm ciphertext of ``plaintext`` for ``subscription``.
+def _hmac(key: bytes, data: bytes) -> bytes:
+    return hmac.digest(key, data, "sha256")
 
-    webpush 1.0.6 offers encryption only through ``WebPush.get()``, which also signs a fresh
-    VAPID token on every call (half the cost) and keeps a per-call ttl/subscriber for later
-    calls, so we call its private ``_encrypt``. It is pinned in pyproject.toml, and
-    ``tests/notifications/test_webpush.py`` decrypts this output with ``http_ece``, so an
-    upgrade that changes or removes it fails there, not in production.
+
+def encrypt_aes128gcm(subscription: Subscription, plaintext: bytes) -> bytes:
+    """RFC 8291 ``aes128gcm`` body of ``plaintext`` for ``subscription`` (one record).
+
+    Every HKDF here asks for at most one hash's worth of output, so each is two HMACs
+    (RFC 5869: extract, then one expand block), done with ``hmac.digest`` rather than a
+    ``cryptography`` HKDF object per step: with the key pair and ECDH this is about half what
+    the ``webpush`` package's encryption cost per push (``docs/benchmarks.md``, storm).
+    Raises :class:`InvalidSubscriptionError` for unusable keys.
     """
     auth = _b64url_decode_checked(subscription.auth, "auth")
-    p256dh = _b64url_decode_checked(subscription.p256dh, "p256dh")
+    ua_public = _b64url_decode_checked(subscription.p256dh, "p256dh")
     if len(auth) != 16:
         raise InvalidSubscriptionError(f"auth secret is {len(auth)} bytes, not 16")
-    if len(p256dh) != 65 or p256dh[0] != 4:
+    if len(ua_public) != 65 or ua_public[0] != 4:
         raise InvalidSubscriptionError("p256dh is not an uncompressed P-256 point")
-    # model_construct skips pydantic's validation: _encrypt reads only the two keys, checked
-    # above, and validating an URL per message would cost more than the checks.
-    target = WebPushSubscription.model_construct(
-        endpoint=subscription.endpoint,
-        keys=WebPushKeys.model_construct(auth=subscription.auth, p256dh=subscription.p256dh),
-    )
     try:
-        body: bytes = engine._encrypt(plaintext, target)
-    except ValueError as exc:  # a 65-byte string that is not a point on the curve
+        receiver = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, ua_public)
+    except ValueError as exc:  # 65 bytes that are not a point on the curve
         raise InvalidSubscriptionError(f"p256dh is not a valid P-256 public key: {exc}") from exc
-    return body
+    ephemeral = ec.generate_private_key(_CURVE)  # a new key pair for every message
+    as_public = ephemeral.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    shared = ephemeral.exchange(_ECDH, receiver)
+    ikm = _hmac(_hmac(auth, shared), _KEY_INFO + ua_public + as_public + b"\x01")
+    salt = os.urandom(16)
+    prk = _hmac(salt, ikm)
+    key = _hmac(prk, _CEK_INFO)[:16]
+    nonce = _hmac(prk, _NONCE_INFO)[:12]
+    # One record, so it is the last: its padding delimiter is 0x02.
+    sealed = AESGCM(key).encrypt(nonce, plaintext + b"\x02", None)
+    return salt + struct.pack("!LB", RECORD_SIZE, len(as_public)) + as_public + sealed
 
 
 def _b64url_decode_checked(text: str, name: str) -> bytes:
