@@ -65,6 +65,8 @@ class Settings:
     login_failures_per_address: int
     login_window_seconds: int
     database_pool_size: int
+    sqlite_read_connections: int = 4
+    """SQLite: long-lived read connections per process (reads outside write transactions)."""
     access_cache_seconds: float = 5.0
     """How long a process keeps a token's and a person's access lookups (0: never)."""
     trusted_proxies: tuple[str, ...] = ()
@@ -344,6 +346,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_failures_per_address=_int(env, "REPPU_LOGIN_FAILURES_PER_ADDRESS", 50, 1, 100_000),
         login_window_seconds=_int(env, "REPPU_LOGIN_WINDOW_SECONDS", 900, 1, 86400),
         database_pool_size=_int(env, "REPPU_DATABASE_POOL_SIZE", 10, 1, 200),
+        sqlite_read_connections=_int(env, "REPPU_SQLITE_READ_CONNECTIONS", 4, 1, 64),
         access_cache_seconds=_int(env, "REPPU_ACCESS_CACHE_SECONDS", 5, 0, 300),
         trusted_proxies=_addresses(env, "REPPU_TRUSTED_PROXIES"),
         vapid_subject=_vapid_subject(env),
