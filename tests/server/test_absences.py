@@ -17,6 +17,7 @@ from litestar import Litestar
 from piccolo.engine.base import Engine
 
 from schemas.core import GroupKind, GuardianshipKind, MembershipRole, StaffRoleKind
+from server import absences
 from server.app import create_app
 from server.clock import SCHOOL_TIMEZONE, school_today
 from server.db.absence_tables import (
@@ -965,3 +966,43 @@ async def test_two_devices_marking_one_pupil_at_once_agree_on_the_last_mark(
     for n, pupil in enumerate(s.pupils_7c[:8]):
         expected = "unexplained" if n % 2 else "present"
         assert await _status(pupil, s.lesson_7c, s.today) == expected, n
+
+
+async def test_a_push_that_fails_among_concurrent_roll_calls_undoes_only_itself(
+    fx_client: httpx.AsyncClient, fx_school: School, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On SQLite, pushes waiting for the writer share one transaction (group commit), each in
+    # a savepoint: the one that fails must take none of the others down with it.
+    s = fx_school
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    doomed = s.pupils_7c[3]
+    write_records = absences.write_records
+
+    async def failing_for_one_pupil(engine: Engine[Any], writes: list[Any]) -> set[str]:
+        if any(w.record is not None and w.record.pupil_id == doomed for w in writes):
+            raise RuntimeError("the disk is on fire")
+        await asyncio.sleep(0)  # let the others queue behind this push
+        return await write_records(engine, writes)
+
+    monkeypatch.setattr(absences, "write_records", failing_for_one_pupil)
+    phones = [RawDevice(fx_client, teacher.headers) for _ in s.pupils_7c[:8]]
+    mark = {"lesson_id": s.lesson_7c, "on_date": s.today, "status": "present"}
+    bodies = [
+        {
+            "schema_version": 1,
+            "client_id": phone.client_id,
+            "mutations": [phone.mutation("attendance.mark", pupil_id=pupil, **mark)],
+        }
+        for phone, pupil in zip(phones, s.pupils_7c[:8], strict=True)
+    ]
+    answers = await asyncio.gather(
+        *(fx_client.post("/sync/push", json=b, headers=teacher.headers) for b in bodies)
+    )
+    assert [a.status_code for a in answers] == [500 if n == 3 else 200 for n in range(8)]
+    marked = {r["pupil"] for r in await RollMark.select(RollMark.pupil)}
+    assert marked == set(s.pupils_7c[:8]) - {doomed}
+    # Nothing of the failed push was kept: sent again, it applies once.
+    monkeypatch.setattr(absences, "write_records", write_records)
+    answer = await fx_client.post("/sync/push", json=bodies[3], headers=teacher.headers)
+    assert [r["status"] for r in answer.json()["results"]] == ["applied"]
+    assert await RollMark.count() == 8
