@@ -98,7 +98,8 @@ class _ReadPool:
             if waiter.done() and not waiter.cancelled():
                 self.release(waiter.result())  # handed over just as it was cancelled
             else:
-                self._waiters.remove(waiter)
+                with contextlib.suppress(ValueError):  # or a release already passed it by
+                    self._waiters.remove(waiter)
             raise
 
     async def _open(self) -> aiosqlite.Connection:

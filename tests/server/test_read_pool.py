@@ -119,3 +119,40 @@ async def test_the_pool_closes_with_the_database(tmp_path: Path) -> None:
             break
         await asyncio.sleep(0.01)
     assert threading.active_count() <= before
+
+
+async def test_a_reader_cancelled_while_waiting_for_a_connection_leaks_nothing(
+    fx_sqlite: Engine[Any],
+) -> None:
+    holding = asyncio.Event()
+    let_go = asyncio.Event()
+    held = 0
+
+    async def hold() -> None:
+        nonlocal held
+        async with read_snapshot(fx_sqlite):
+            await _count(fx_sqlite)
+            held += 1
+            if held == POOL_SIZE:
+                holding.set()
+            await let_go.wait()
+
+    holders = [_elsewhere(hold()) for _ in range(POOL_SIZE)]
+    await holding.wait()  # every connection is lent
+    waiting = [_elsewhere(_count(fx_sqlite)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiting)
+    waiting[1].cancel()
+    let_go.set()
+    await asyncio.gather(*holders)
+    assert [await waiting[0], await waiting[2]] == [0, 0]
+    with pytest.raises(asyncio.CancelledError):
+        await waiting[1]
+    # Every connection came back: as many snapshots at once as the pool holds, again.
+    holding.clear()
+    let_go.clear()
+    held = 0
+    again = [_elsewhere(hold()) for _ in range(POOL_SIZE)]
+    await asyncio.wait_for(holding.wait(), timeout=10)
+    let_go.set()
+    await asyncio.gather(*again)
