@@ -434,11 +434,12 @@ class _SQLiteWriter:
 
     **Group commit.** The writers of this process that were waiting in line when one
     finished share its transaction (up to :data:`GROUP_MOST`): each in turn runs inside a
-    ``SAVEPOINT`` of its own, and the group commits once after the last of them, so a burst
-    of pushes pays for one ``BEGIN IMMEDIATE``, one connection, one hand-over of the lock
-    file and one ``COMMIT`` per group, not per push. A writer whose work raises rolls back to
-    its savepoint (only its own work is undone) and gets its exception at once; one that
-    succeeds returns only after the group's ``COMMIT``, so "returned" still means
+    ``SAVEPOINT`` of its own (the first, alone in it until it is done, needs none: its
+    failure rolls the transaction back), and the group commits once after the last of them,
+    so a burst of pushes pays for one ``BEGIN IMMEDIATE``, one connection, one hand-over of
+    the lock file and one ``COMMIT`` per group, not per push. A writer whose work raises
+    rolls back to its savepoint (only its own work is undone) and gets its exception at
+    once; one that succeeds returns only after the group's ``COMMIT``, so "returned" still means
     "committed", and a failed commit fails every member of the group (none of it was
     applied). The commit runs in a task of its own, queued behind the writers that were
     waiting, so a member cancelled meanwhile never leaves the group open.
@@ -469,21 +470,25 @@ class _SQLiteWriter:
                 await asyncio.shield(group.done)
         if group is None:
             group = await self._open_group(writers)  # lets the queue go itself if it fails
-        try:
-            group.members += 1
-            self._savepoint = f"writer_{group.members}"
-            await group.connection.execute(f"SAVEPOINT {self._savepoint}")
-        except BaseException:
-            self._abandon(writers, group)
-            raise
+        group.members += 1
+        if group.members > 1:
+            # The first writer needs no savepoint: it is alone in the group until it is done,
+            # so its failure rolls the whole transaction back (two statements fewer for it).
+            try:
+                self._savepoint = f"writer_{group.members}"
+                await group.connection.execute(f"SAVEPOINT {self._savepoint}")
+            except BaseException:
+                self._abandon(writers, group)
+                raise
         self._writers, self._group = writers, group
         self._context = engine.current_transaction.set(group.transaction)
         return group.transaction
 
     def _abandon(self, writers: _Writers, group: _WriteGroup) -> None:
         """Roll the whole group back and let the queue go, in a task of its own (so that a
-        cancelled writer still does it): the group's connection is in a state nobody can
-        vouch for after a savepoint statement failed, so none of the group commits."""
+        cancelled writer still does it): after a savepoint statement failed, the group's
+        connection is in a state nobody can vouch for, so none of the group commits; and a
+        first writer that fails is still alone in its group."""
         closing = asyncio.ensure_future(self._fail_group(writers, group))
         writers.closers.add(closing)
         closing.add_done_callback(writers.closers.discard)
@@ -529,13 +534,18 @@ class _SQLiteWriter:
         assert context is not None
         self._engine.current_transaction.reset(context)
         failed = exc_info[1] is not None
-        try:
+        if not self._savepoint:  # the group's first writer
             if failed:
-                await group.connection.execute(f"ROLLBACK TO {self._savepoint}")
-            await group.connection.execute(f"RELEASE {self._savepoint}")
-        except BaseException:
-            self._abandon(writers, group)
-            raise
+                self._abandon(writers, group)  # nobody else is in it yet
+                return False
+        else:
+            try:
+                if failed:
+                    await group.connection.execute(f"ROLLBACK TO {self._savepoint}")
+                await group.connection.execute(f"RELEASE {self._savepoint}")
+            except BaseException:
+                self._abandon(writers, group)
+                raise
         if group.members == 1:
             # The group's first writer: its commit waits for those now in line to join.
             closing = asyncio.ensure_future(_close_group(writers, group))

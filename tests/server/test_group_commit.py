@@ -137,3 +137,20 @@ async def test_a_writer_cancelled_in_a_group_leaves_the_others_committed(
     # And the writer is free for the next one.
     await asyncio.wait_for(_task(write(3)), timeout=10)
     assert await _writers(fx_sqlite) == [0, 2, 3]
+
+
+async def test_a_lone_writer_that_fails_leaves_nothing_and_the_writer_free(
+    fx_sqlite: Engine[Any],
+) -> None:
+    async def write(writer: int, fail: bool) -> None:
+        async with write_transaction(fx_sqlite):
+            await fx_sqlite.run_ddl(f"INSERT INTO t VALUES ({writer}, 0)")  # noqa: S608
+            if fail:
+                raise _RefusedError
+
+    with pytest.raises(_RefusedError):
+        await _task(write(1, fail=True))
+    await asyncio.wait_for(_task(write(2, fail=False)), timeout=10)
+    with pytest.raises(_RefusedError):
+        await _task(write(3, fail=True))
+    assert await _writers(fx_sqlite) == [2]
