@@ -14,6 +14,7 @@ from piccolo.engine.base import Engine
 from server.db.engine import write_transaction
 from server.db.sync_tables import SyncEpoch
 from server.live import LiveHub
+from server.live_access import StreamAccess
 from server.recent import RecentLookups
 from server.settings import Settings
 
@@ -43,6 +44,11 @@ class AppState:
     _cursor_key: bytes | None = field(default=None)
     wake_worker: Callable[[], None] = field(default=lambda: None)
     """Tell this process's delivery worker that something was enqueued (no-op without one)."""
+    stream_access: StreamAccess = field(init=False)
+    """The live streams' access checks, many streams in one lookup."""
+
+    def __post_init__(self) -> None:
+        self.stream_access = StreamAccess(lambda: self.engine)
 
     @property
     def engine(self) -> Engine[Any]:

@@ -32,7 +32,7 @@ from server.clock import school_today
 from server.db.engine import read_snapshot
 from server.db.tables import Person
 from server.errors import ReppuError
-from server.identity import Principal, authenticate
+from server.identity import Principal, token_digest
 from server.live import LiveHub
 from server.push import push as apply_push
 from server.push_body import read_push
@@ -278,16 +278,15 @@ async def sync_live(
     """Server-Sent Events: ``poke`` (data: changed partitions) means "pull now"."""
     principal = request.user
     token = (request.headers.get("authorization") or "").partition(" ")[2].strip()
-
-    async def readable() -> set[str]:
-        return {str(p) for p in readable_partitions(await _viewer(principal), school_today())}
+    digest = token_digest(app_state.settings, token)
+    access = app_state.stream_access  # many streams' checks in one lookup
 
     async def still_readable() -> set[str] | None:
-        if await authenticate(app_state.settings, token) is None:
-            return None
-        return await readable()
+        found = await access.still_readable(principal.person_id, digest)
+        return None if found is None else set(found)
 
+    readable = set(await access.readable(principal.person_id))
     return ServerSentEvent(
-        live_events(app_state.live, await readable(), still_readable),
+        live_events(app_state.live, readable, still_readable),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
