@@ -55,6 +55,8 @@ log = logging.getLogger("reppu")
 
 # Paths open without a token, besides routes marked ``exclude_from_auth`` (login, health).
 PUBLIC_PATHS = ["^/schema", "^/static/"]
+LIVE_PATH = "/sync/live"
+"""The live stream's route: its tokens are looked up in batches (``server/live_access.py``)."""
 
 PWA_DIRECTORY = Path(__file__).resolve().parent.parent / "clients" / "pwa"
 """The installable web app (``docs/pwa.md``): plain files, served at ``/`` without a token."""
@@ -102,7 +104,12 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
             if hub.listening:
                 principal = recent.principal(digest)
         if principal is None:
-            principal = await authenticate(self.app_state.settings, token)
+            if connection.scope["path"] == LIVE_PATH:
+                # Streams open by the thousand at once (a school's morning): one lookup for
+                # all that are waiting (server/live_access.py).
+                principal = await self.app_state.stream_access.principal(digest)
+            else:
+                principal = await authenticate(self.app_state.settings, token)
             if principal is not None:
                 recent.keep_principal(digest, principal)
         if principal is None:

@@ -25,13 +25,15 @@ from piccolo.engine.base import Engine
 from server.access import load_access_facts
 from server.clock import school_today
 from server.db.engine import read_snapshot
-from server.identity import authenticate_digests
+from server.identity import Principal, authenticate_digests
 from sync.policy import AccessFacts, readable_partitions
 
 BATCH = 500
 """Questions answered by one lookup at most (bound parameters per query stay few)."""
 
-_Question = tuple[int, str | None, "asyncio.Future[frozenset[str] | None]"]
+_Question = tuple[int | None, str | None, "asyncio.Future[Any]"]
+"""(person, token digest, answer): a person's partitions, checked against the token if one is
+given; or, with no person, the token's principal."""
 
 
 class StreamAccess:
@@ -45,20 +47,25 @@ class StreamAccess:
         self.lookups = 0
         """Lookups made so far (tests; the benchmark's notes)."""
 
+    async def principal(self, digest: str) -> Principal | None:
+        """:func:`server.identity.authenticate` of the token whose digest is ``digest``."""
+        found: Principal | None = await self._ask(None, digest)
+        return found
+
     async def readable(self, person_id: int) -> frozenset[str]:
         """The partitions ``person_id`` may read today (the token was just checked)."""
-        found = await self._ask(person_id, None)
-        assert found is not None
+        found: frozenset[str] = await self._ask(person_id, None)
         return found
 
     async def still_readable(self, person_id: int, digest: str) -> frozenset[str] | None:
         """The partitions ``person_id`` may read today, or None when the token of ``digest``
         (``server.identity.token_digest``) is no longer live or is not ``person_id``'s."""
-        return await self._ask(person_id, digest)
+        found: frozenset[str] | None = await self._ask(person_id, digest)
+        return found
 
-    async def _ask(self, person_id: int, digest: str | None) -> frozenset[str] | None:
+    async def _ask(self, person_id: int | None, digest: str | None) -> Any:
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[frozenset[str] | None] = loop.create_future()
+        answer: asyncio.Future[Any] = loop.create_future()
         self._waiting.append((person_id, digest, answer))
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._answer_all(), name="reppu-live-access")
@@ -78,20 +85,23 @@ class StreamAccess:
                 if not answer.done():  # its stream may have gone meanwhile
                     answer.set_result(found)
 
-    async def _lookup(self, batch: list[_Question]) -> list[frozenset[str] | None]:
+    async def _lookup(self, batch: list[_Question]) -> list[Any]:
         self.lookups += 1
-        persons = sorted({person for person, _, _ in batch})
+        persons = sorted({person for person, _, _ in batch if person is not None})
         digests = {digest for _, digest, _ in batch if digest is not None}
         async with read_snapshot(self._engine()):
             principals = await authenticate_digests(digests) if digests else {}
-            facts = await load_access_facts(persons)
+            facts = await load_access_facts(persons) if persons else {}
         day = school_today()
         readable = {
             p: frozenset(str(x) for x in readable_partitions(facts.get(p, AccessFacts(p)), day))
             for p in persons
         }
-        answers: list[frozenset[str] | None] = []
+        answers: list[Any] = []
         for person, digest, _ in batch:
+            if person is None:
+                answers.append(principals.get(digest or ""))
+                continue
             if digest is not None:
                 principal = principals.get(digest)
                 if principal is None or principal.person_id != person:

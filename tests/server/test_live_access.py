@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 from piccolo.engine.base import Engine
 
 from server.access import load_access_facts
@@ -78,3 +79,43 @@ async def test_a_recheck_denies_a_revoked_unknown_or_borrowed_token(
         )
     assert await access.still_readable(fx_city.aino, aino) is None
     assert access.lookups == 2
+
+
+async def test_tokens_of_streams_opening_together_are_looked_up_together(
+    fx_city: City, fx_db: Engine[Any], fx_settings: Settings
+) -> None:
+    access = StreamAccess(lambda: fx_db)
+    aino = await _digest(fx_settings, fx_db, fx_city.aino)
+    revoked = await _digest(fx_settings, fx_db, fx_city.teacher)
+    async with write_transaction(fx_db):
+        await AuthToken.update({AuthToken.revoked_at: utc_now()}).where(
+            AuthToken.token_hash == revoked
+        )
+    found = await asyncio.gather(
+        access.principal(aino), access.principal(revoked), access.principal("unknown")
+    )
+    assert found[0] is not None
+    assert found[0].person_id == fx_city.aino
+    assert found[1:] == [None, None]
+    assert access.lookups == 1
+
+
+async def test_a_stream_is_refused_without_a_live_token(
+    fx_city: City, fx_db: Engine[Any], fx_settings: Settings, fx_client: httpx.AsyncClient
+) -> None:
+    account = await Account.select(Account.id).where(Account.person == fx_city.aino).first()
+    assert account is not None
+    async with write_transaction(fx_db):
+        issued = await issue_token(
+            fx_settings, account_id=int(account["id"]), person_id=fx_city.aino, device_name="t"
+        )
+        await AuthToken.update({AuthToken.revoked_at: utc_now()}).where(
+            AuthToken.token_hash == token_digest(fx_settings, issued.token)
+        )
+    for headers in (
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": f"Bearer {issued.token}"},
+    ):
+        answer = await fx_client.get("/sync/live", headers=headers)
+        assert answer.status_code == 401, headers
