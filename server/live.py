@@ -50,13 +50,65 @@ async def announce_revocation(engine: Engine[Any]) -> None:
         await run_sql(f"SELECT pg_notify('{REVOKED_CHANNEL}', '')")
 
 
+class Pokes:
+    """One stream's mailbox of changed partitions: what arrives before the stream reads it is
+    merged, so a burst of changes is one poke. Lighter than an ``asyncio.Queue`` waited on
+    with ``asyncio.wait_for`` (a task per wait): a stream waits on one future and one timer,
+    and a city holds tens of thousands of streams."""
+
+    __slots__ = ("_changed", "_waiter")
+
+    def __init__(self) -> None:
+        self._changed: set[str] = set()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, changed: Iterable[str]) -> None:
+        self._changed.update(changed)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._changed
+
+    def get_nowait(self) -> set[str]:
+        """What has changed since the last read (empty when nothing has)."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+    async def get(self) -> set[str]:
+        """What has changed, waiting until something has."""
+        while not self._changed:
+            await self.wait(None)
+        return self.get_nowait()
+
+    async def wait(self, seconds: float | None) -> None:
+        """Return when something has changed, or after ``seconds`` (None: no limit)."""
+        if self._changed:
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = None if seconds is None else loop.call_later(seconds, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Subscription:
-    """One open stream's interest: its queue, and partitions that can change in place."""
+    """One open stream's interest: its mailbox, and partitions that can change in place."""
 
     def __init__(self, hub: LiveHub, partitions: set[str]) -> None:
         self.hub = hub
         self.partitions = partitions
-        self.queue: asyncio.Queue[set[str]] = asyncio.Queue()
+        self.queue = Pokes()
 
     def update(self, partitions: Iterable[str]) -> None:
         """Follow ``partitions`` from now on, without missing a poke on the way."""
@@ -119,7 +171,7 @@ class LiveHub:
         unheard): the app forgets the tokens it keeps."""
         self.listening = False
         """True while changes made anywhere are being heard of; only then is ``heads`` used."""
-        self._subscribers: dict[str, set[asyncio.Queue[set[str]]]] = {}
+        self._subscribers: dict[str, set[Pokes]] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -131,12 +183,9 @@ class LiveHub:
         """Poke every subscriber of any of ``partitions``, and forget their heads."""
         partitions = list(partitions)
         self.heads.forget(partitions)
-        targets: dict[asyncio.Queue[set[str]], set[str]] = {}
         for partition in partitions:
             for queue in self._subscribers.get(partition, ()):
-                targets.setdefault(queue, set()).add(partition)
-        for queue, changed in targets.items():
-            queue.put_nowait(changed)
+                queue.put_nowait((partition,))
 
     @contextlib.asynccontextmanager
     async def subscribe(self, partitions: Iterable[str]) -> AsyncIterator[Subscription]:
@@ -149,7 +198,7 @@ class LiveHub:
         finally:
             subscription.update(())
 
-    def _move(self, queue: asyncio.Queue[set[str]], old: set[str], new: set[str]) -> None:
+    def _move(self, queue: Pokes, old: set[str], new: set[str]) -> None:
         for name in old - new:
             holders = self._subscribers.get(name)
             if holders is not None:

@@ -244,13 +244,8 @@ async def live_events(
     async with hub.subscribe(readable) as subscription:
         next_check = loop.time() + recheck_every
         while True:
-            timeout = max(0.0, min(keep_alive, next_check - loop.time()))
-            try:
-                changed = await asyncio.wait_for(subscription.queue.get(), timeout=timeout)
-            except TimeoutError:
-                changed = set()
-            while not subscription.queue.empty():  # one poke for a burst of changes
-                changed |= subscription.queue.get_nowait()
+            await subscription.queue.wait(max(0.0, min(keep_alive, next_check - loop.time())))
+            changed = subscription.queue.get_nowait()  # one poke for a burst of changes
             if loop.time() >= next_check:
                 next_check = loop.time() + recheck_every
                 now_readable = await recheck()

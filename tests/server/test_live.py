@@ -10,7 +10,7 @@ from piccolo.engine.base import Engine
 from schemas.core import GroupKind
 from schemas.sync import GroupRecord
 from server.db.engine import write_transaction
-from server.live import LiveHub
+from server.live import LiveHub, Subscription
 from server.routes.sync import live_events
 from server.settings import Settings
 from server.sync_store import RecordWrite, write_records
@@ -83,3 +83,28 @@ async def test_the_stream_keeps_alive_pokes_and_notices_new_partitions(
     finally:
         await events.aclose()
         await hub.stop()
+
+
+async def test_a_burst_of_changes_is_one_poke_and_a_wait_ends_on_a_poke(
+    fx_settings: Settings,
+) -> None:
+    hub = LiveHub(fx_settings)
+    subscription = Subscription(hub, set())
+    subscription.update({"group:1", "group:2"})
+    pokes = subscription.queue
+    await pokes.wait(0)  # nothing yet: the wait ends with its time
+    assert pokes.empty()
+    waiting = asyncio.create_task(pokes.wait(3600))
+    await asyncio.sleep(0)
+    hub.publish(["group:1", "school:9"])
+    hub.publish(["group:2"])
+    await asyncio.wait_for(waiting, 5)  # woken by the poke, not by its hour
+    assert pokes.get_nowait() == {"group:1", "group:2"}
+    assert pokes.empty()
+    # Moving to other partitions keeps what was waiting, and hears the new ones only.
+    hub.publish(["group:1"])
+    subscription.update({"group:3"})
+    hub.publish(["group:1", "group:3"])
+    assert await pokes.get() == {"group:1", "group:3"}
+    subscription.update(())
+    assert hub._subscribers == {}
