@@ -222,6 +222,10 @@ class LiveRun:
     missing: int = 0
     lost: int = 0
     load: float = 0.0
+    open_cpu: float = 0.0
+    """Server CPU seconds while the streams opened."""
+    poke_cpu: float = 0.0
+    """Server CPU seconds from the bulletin's push to the last poke."""
 
     @property
     def open_rate(self) -> float:
@@ -230,6 +234,21 @@ class LiveRun:
     @property
     def per_stream(self) -> float:
         return (self.rss_after - self.rss_before) / max(1, self.opened)
+
+
+def server_cpu(leader: int) -> float:
+    """CPU seconds (user + system) of every process in ``leader``'s process group so far."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == leader:
+                total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def server_rss(leader: int) -> int:
@@ -364,11 +383,13 @@ async def run_live(args: argparse.Namespace, cleanup: Any) -> LiveRun:
         result.load = os.getloadavg()[0]
         await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
         result.rss_before = server_rss(served.proc.pid)
+        cpu0 = server_cpu(served.proc.pid)
         say_(f"server RSS before: {result.rss_before / 2**20:,.0f} MiB; opening {args.streams:,}")
         await clients.start(served.base, token_file, args.streams, args.clients, args.in_flight)
         opened = await clients.read_all()
         result.opened = sum(int(o["opened"]) for o in opened)
         result.failed = sum(int(o["failed"]) for o in opened)
+        result.open_cpu = server_cpu(served.proc.pid) - cpu0
         result.first_error = next((o["error"] for o in opened if o["error"]), "")
         result.open_seconds = max(o["last_ready"] for o in opened) - min(
             o["first_start"] for o in opened
@@ -391,6 +412,7 @@ async def run_live(args: argparse.Namespace, cleanup: Any) -> LiveRun:
                     "body": "A poke for every stream.",
                 },
             )
+            cpu0 = server_cpu(served.proc.pid)
             t0 = time.monotonic()
             answered = await admin_client.push()
             result.push_ms = (time.monotonic() - t0) * 1000
@@ -401,6 +423,7 @@ async def run_live(args: argparse.Namespace, cleanup: Any) -> LiveRun:
             for p in clients.procs
         ]
         await asyncio.wait(waits, timeout=args.poke_wait)
+        result.poke_cpu = server_cpu(served.proc.pid) - cpu0
         for w in waits:
             w.cancel()
         for data in await clients.report():
@@ -444,13 +467,15 @@ def entry(args: argparse.Namespace, r: LiveRun) -> str:
             f"{args.clients} load-generator processes, at most {args.in_flight} opening at a "
             "time each",
             "",
-            "| streams held | server RSS per stream | opened per second | poke p50 / p95 / max "
-            "| failed / missed poke / lost |",
-            "| ---: | ---: | ---: | ---: | ---: |",
+            "| streams held | server RSS per stream | opened per second | server CPU per open "
+            "| poke p50 / p95 / max | server CPU per poke | failed / missed poke / lost |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             f"| {r.opened:,} of {r.streams:,} | {kib:,.1f} KiB "
             f"({r.rss_before / 2**20:,.0f} to {r.rss_after / 2**20:,.0f} MiB) | "
-            f"{r.open_rate:,.0f} | {_ms(r.poke_ms, 50)} / {_ms(r.poke_ms, 95)} / "
-            f"{_ms(r.poke_ms, 100)} | {r.failed} / {r.missing} / {r.lost} |",
+            f"{r.open_rate:,.0f} | {r.open_cpu / max(1, r.opened) * 1e3:.2f} ms | "
+            f"{_ms(r.poke_ms, 50)} / {_ms(r.poke_ms, 95)} / {_ms(r.poke_ms, 100)} | "
+            f"{r.poke_cpu / max(1, len(r.poke_ms)) * 1e6:,.0f} µs | "
+            f"{r.failed} / {r.missing} / {r.lost} |",
             "",
             f"The bulletin's push took {r.push_ms:,.0f} ms."
             + (f" First failure: {r.first_error}." if r.first_error else ""),
