@@ -13,9 +13,13 @@ faster, a poke reaching all of them with p95 under 1 s", with 2 server workers o
    most ``--in-flight`` opening at a time per process. A stream counts as open when its
    ``ready`` event arrives. Open rate: streams over first connect to last ``ready``.
 4. Memory: the summed RSS of the server's processes (from ``/proc``), after a warm-up of a
-   few streams opened and closed, and again with every stream held; the difference over the
-   streams is the server memory per stream.
-5. The poke: the city's admin sends a bulletin to the city's pupils (``bulletin.send`` over
+   few streams opened and closed, and again after the streams were held for ``--hold``
+   seconds; the difference over the streams is the server memory per stream. Server CPU
+   (from ``/proc``) while they opened, per stream, and from the poke's push to the last poke,
+   per poke: figures that other work on a shared machine disturbs less than the times.
+5. The streams are held for ``--hold`` seconds (75: past every stream's first recheck of its
+   token and partitions, a minute after it opened; keep-alives every 15 s), then
+   the poke: the city's admin sends a bulletin to the city's pupils (``bulletin.send`` over
    ``POST /sync/push``); every stream reads the city's partition. Measured from just before
    the push is sent to each stream's ``poke`` event (p50, p95, max; the other worker hears of
    the change by polling the partition heads).
@@ -194,6 +198,9 @@ async def _client(host: str, port: int, tokens: list[str], in_flight: int) -> No
 def client_main(argv: list[str]) -> int:
     host, port, path, start, count, in_flight = argv
     tokens = Path(path).read_text().split()[int(start) : int(start) + int(count)]
+    import gc
+
+    gc.set_threshold(100_000, 20, 20)  # few objects die young here: keep the generator cheap
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -394,7 +401,10 @@ async def run_live(args: argparse.Namespace, cleanup: Any) -> LiveRun:
         result.open_seconds = max(o["last_ready"] for o in opened) - min(
             o["first_start"] for o in opened
         )
-        await asyncio.sleep(2.0)
+        # Held past the first recheck of every stream (each checks its token and partitions
+        # again a minute after it opened), keep-alives flowing: the steady state.
+        say_(f"holding them for {args.hold:.0f} s")
+        await asyncio.sleep(args.hold)
         result.rss_after = server_rss(served.proc.pid)
         say_(
             f"{result.opened:,} open ({result.failed:,} failed) in {result.open_seconds:.1f} s; "
@@ -465,7 +475,7 @@ def entry(args: argparse.Namespace, r: LiveRun) -> str:
             f"- Server: `reppu serve --workers {args.workers}`, access log off, delivery worker "
             f"off; {r.holders:,} pupils of the first city hold the streams; "
             f"{args.clients} load-generator processes, at most {args.in_flight} opening at a "
-            "time each",
+            f"time each; held {args.hold:.0f} s before the poke",
             "",
             "| streams held | server RSS per stream | opened per second | server CPU per open "
             "| poke p50 / p95 / max | server CPU per poke | failed / missed poke / lost |",
@@ -499,6 +509,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--clients", type=int, default=4, help="load-generator processes")
     parser.add_argument("--in-flight", type=int, default=200, help="opening at once, each")
     parser.add_argument("--poke-wait", type=float, default=60.0)
+    parser.add_argument(
+        "--hold", type=float, default=75.0, help="seconds held before the poke (past a recheck)"
+    )
     parser.add_argument("--quiet-wait", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-record", dest="record", action="store_false")
@@ -508,6 +521,7 @@ def main(argv: list[str]) -> int:
         args.pupils = min(args.pupils, 2000)
         args.streams = min(args.streams, 2000)
         args.quiet_wait = min(args.quiet_wait, 3.0)
+        args.hold = min(args.hold, 5.0)
         args.record = False
     found: list[LiveRun] = []
 
