@@ -67,7 +67,7 @@ class StreamAccess:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
         self._waiting.append((person_id, digest, answer))
-        if self._task is None or self._task.done():
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._task = loop.create_task(self._answer_all(), name="reppu-live-access")
         return await answer
 
