@@ -69,7 +69,7 @@ from server.fanout import (
 )
 from server.leases import Heartbeat, to_the_end
 from server.push_endpoints import endpoint_allowed
-from server.push_transport import AiohttpTransport, PushTransport, PushTransportError
+from server.push_transport import KeepAliveTransport, PushTransport, PushTransportError
 from server.rosters import roll_rosters
 from server.settings import Settings
 from server.timetable import roll_window
@@ -314,7 +314,7 @@ class PushSender:
 
     def __init__(self, settings: Settings, transport: PushTransport | None = None) -> None:
         self.builder = PushBuilder(VapidSigner(settings.vapid_private_key, settings.vapid_subject))
-        self.transport: PushTransport = transport or AiohttpTransport(
+        self.transport: PushTransport = transport or KeepAliveTransport(
             timeout=PUSH_TIMEOUT, per_host=settings.push_connections_per_origin
         )
         self._settings = settings
