@@ -278,13 +278,23 @@ class SqlPullStore:
     ) -> Sequence[LogEntry]:
         if not ranges:
             return []
-        clauses = " OR ".join("(partition = {} AND id > {} AND id <= {})" for _ in ranges)
+        # Of each record only its latest change up to the partition's head ("newer" is looked
+        # up by the change_log_record index); from position 0 (a fresh copy), no deletions.
+        wanted = ", ".join("({}, CAST({} AS BIGINT), CAST({} AS BIGINT))" for _ in ranges)
         args: list[Any] = []
         for partition, (after, upto) in ranges.items():
             args.extend((partition, after, upto))
         rows = await ChangeLog.raw(
-            "SELECT id, partition, record_type, record_id, version, data FROM change_log "
-            f"WHERE {clauses} ORDER BY id LIMIT {{}}",
+            f"WITH wanted (partition, low, high) AS (VALUES {wanted}) "
+            "SELECT c.id, c.partition, c.record_type, c.record_id, c.version, c.data "
+            "FROM wanted JOIN change_log c ON c.partition = wanted.partition "
+            "AND c.id > wanted.low AND c.id <= wanted.high "
+            "WHERE (c.data IS NOT NULL OR wanted.low > 0) "
+            "AND NOT EXISTS (SELECT 1 FROM change_log newer "
+            "WHERE newer.record_type = c.record_type AND newer.record_id = c.record_id "
+            "AND newer.partition = c.partition "
+            "AND newer.id > c.id AND newer.id <= wanted.high) "
+            "ORDER BY c.id LIMIT {}",
             *args,
             limit,
         )

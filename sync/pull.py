@@ -17,9 +17,14 @@ How an answer is made (``docs/sync-protocol.md`` has the whole protocol):
    partition is behind when the client's position is below its head.
 3. Changes of the behind partitions are read in log order, each partition from its position
    up to its head, at most ``limit`` of them and about ``max_bytes`` of record data (never
-   fewer than one). If that cut the answer, every partition's new
+   fewer than one). Of each record only its latest change in that range is read: the versions
+   before it would be overwritten on the client anyway. A partition read from position 0 (a
+   copy started afresh) also leaves out the records whose latest change is a deletion, since
+   the fresh copy never held them: it arrives as its current state, compacted or not. If that
+   cut the answer, every partition's new
    position is the last change sent (capped at its head), so the next page resumes exactly
-   there; otherwise every partition is at its head.
+   there; otherwise every partition is at its head. A record left out of a page because its
+   latest change lies above the cut is in a later page, since that change is.
 4. Partitions brought to their head by this answer get a summary (count and checksum as of
    that head) for the client to check.
 
@@ -83,8 +88,24 @@ class PullStore(Protocol):
         self, ranges: Mapping[str, tuple[int, int]], limit: int
     ) -> Sequence[LogEntry]:
         """Changes with ``after < position <= upto`` for each ``partition: (after, upto)``,
-        in position order, at most ``limit``."""
+        in position order, at most ``limit``: of each record only its latest change in its
+        partition's range, and none whose latest change is a deletion where ``after`` is 0
+        (:func:`latest_changes` says it over a list)."""
         ...
+
+
+def latest_changes(
+    log: Iterable[LogEntry], ranges: Mapping[str, tuple[int, int]], limit: int
+) -> list[LogEntry]:
+    """What :meth:`PullStore.changes` reads, over a log in position order (for memory stores)."""
+    latest: dict[tuple[str, str, int], LogEntry] = {}
+    for entry in log:
+        if entry.partition in ranges:
+            after, upto = ranges[entry.partition]
+            if after < entry.position <= upto:
+                latest[(entry.partition, entry.record_type, entry.record_id)] = entry
+    found = sorted(latest.values(), key=lambda e: e.position)
+    return [e for e in found if e.data is not None or ranges[e.partition][0] > 0][:limit]
 
 
 @dataclass(frozen=True, slots=True)

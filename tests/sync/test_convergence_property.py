@@ -23,7 +23,7 @@ from clients.python import LocalStore
 from schemas.core import GroupKind
 from schemas.sync import Delete, GroupRecord, PartitionSummary, PullResponse, Upsert
 from sync.checksum import Tally, record_digest
-from sync.pull import LogEntry, PartitionHead, pull
+from sync.pull import LogEntry, PartitionHead, latest_changes, pull
 
 PARTITIONS = ("group:1", "group:2", "group:3", "school:1")
 RECORDS = range(1, 9)
@@ -91,13 +91,7 @@ class MemorySyncStore:
     async def changes(
         self, ranges: Mapping[str, tuple[int, int]], limit: int
     ) -> Sequence[LogEntry]:
-        found = [
-            e
-            for e in self.log
-            if e.partition in ranges
-            and ranges[e.partition][0] < e.position <= ranges[e.partition][1]
-        ]
-        return found[:limit]
+        return latest_changes(self.log, ranges, limit)
 
 
 _record = msgspec.json.Decoder(GroupRecord)
