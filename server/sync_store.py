@@ -279,7 +279,7 @@ class SqlPullStore:
         if not ranges:
             return []
         # Of each record only its latest change up to the partition's head ("newer" is looked
-        # up by the change_log_record index); from position 0 (a fresh copy), no deletions.
+        # up in the change_log_record_position index); from position 0 (a fresh copy), no deletions.
         wanted = ", ".join("({}, CAST({} AS BIGINT), CAST({} AS BIGINT))" for _ in ranges)
         args: list[Any] = []
         for partition, (after, upto) in ranges.items():

@@ -24,6 +24,7 @@ POLICY_INDEXES = {
     "lesson_change_lesson_date",
     "login_failure_key_time",
     "change_log_partition_position",
+    "change_log_record_position",
     "sync_record_key",
 }
 
