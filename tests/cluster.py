@@ -6,6 +6,8 @@ emulator (``tests/push_service.py``), ``servers`` API servers (``reppu serve``, 
 process each, the in-process delivery worker off: ``REPPU_RUN_WORKER=false``) and ``workers``
 delivery workers (``reppu worker``). Every process shares one secret key and one VAPID key
 given in the environment, as a deployment on several machines does (``server/settings.py``).
+Each worker's database connections carry its name as ``application_name`` (``worker-1``, ...),
+so a test can tell which worker wrote what (``pg_stat_activity``, a trigger).
 
 Every process, the emulator included, lives under libfaketime at one instant (a constant
 offset from the real clock, as ``tests/browser/conftest.py`` does for its server), so the
@@ -93,6 +95,27 @@ class Cluster:
         self.processes.append((name, proc))
         return proc
 
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        return next(proc for n, proc in self.processes if n == name)
+
+    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+        """A ``reppu worker`` whose connections say ``name`` (``application_name``)."""
+        url = f"{self.database_url}?application_name={name}"
+        return self.start(name, [*REPPU, "worker"], {**self.env, "REPPU_DATABASE_URL": url})
+
+    def freeze(self, name: str) -> None:
+        """Stop the process group of ``name`` in its tracks (SIGSTOP): it does nothing more."""
+        os.killpg(self.process(name).pid, signal.SIGSTOP)
+
+    def kill(self, name: str) -> None:
+        """``kill -9`` the process group of ``name``, as a lost machine; it is forgotten (its
+        log stays)."""
+        proc = self.process(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        self.processes.remove((name, proc))
+
     def log(self, name: str) -> str:
         path = self.folder / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -153,7 +176,7 @@ async def _wait_up(cluster: Cluster, url: str) -> None:
             await asyncio.sleep(0.2)
 
 
-async def _wait_for_line(cluster: Cluster, name: str, text: str) -> None:
+async def wait_for_line(cluster: Cluster, name: str, text: str) -> None:
     deadline = time.monotonic() + UP_TIMEOUT
     while text not in cluster.log(name):
         cluster.check_alive()
@@ -224,9 +247,9 @@ async def start_cluster(
         for base in cluster.servers:
             await _wait_up(cluster, f"{base}/health")
         for i in range(workers):
-            cluster.start(f"worker-{i + 1}", [*REPPU, "worker"], env)
+            cluster.start_worker(f"worker-{i + 1}")
         for i in range(workers):
-            await _wait_for_line(cluster, f"worker-{i + 1}", "Delivery worker on")
+            await wait_for_line(cluster, f"worker-{i + 1}", "Delivery worker on")
     except BaseException:
         await cluster.stop()
         raise
