@@ -102,6 +102,20 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+def parse_notification(payload: str) -> dict[str, int | None]:
+    """The partitions of a ``reppu_sync`` notification, with their heads: ``<partition>@<head>``
+    words (``server/sync_store.py``); a word without ``@<head>`` (as an older server sends)
+    is a partition whose head is not known."""
+    changed: dict[str, int | None] = {}
+    for word in payload.split():
+        name, at, head = word.rpartition("@")
+        if at and head.isdigit():
+            changed[name] = max(int(head), changed.get(name) or 0)
+        else:
+            changed[word] = None
+    return changed
+
+
 class Subscription:
     """One open stream's interest: its mailbox, and partitions that can change in place."""
 
@@ -172,6 +186,8 @@ class LiveHub:
         self.listening = False
         """True while changes made anywhere are being heard of; only then is ``heads`` used."""
         self._subscribers: dict[str, set[Pokes]] = {}
+        self._poked: dict[str, int] = {}
+        """The newest head each subscribed partition was poked for."""
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -179,12 +195,27 @@ class LiveHub:
         if self.on_revoked is not None:
             self.on_revoked()
 
-    def publish(self, partitions: Iterable[str]) -> None:
-        """Poke every subscriber of any of ``partitions``, and forget their heads."""
-        partitions = list(partitions)
-        self.heads.forget(partitions)
-        for partition in partitions:
-            for queue in self._subscribers.get(partition, ()):
+    def publish(self, changed: Mapping[str, int | None] | Iterable[str]) -> None:
+        """Poke every subscriber of the ``changed`` partitions, and forget their heads.
+
+        ``changed`` maps each partition to its new head where that is known: a head this hub
+        has already poked for (or passed) pokes nobody again. The process that wrote hears of
+        its own write twice, at once from the write path and again from the database (the
+        NOTIFY, the poll); one write is one poke. A partition without a head (None, or a plain
+        list of names) is always poked.
+        """
+        if not isinstance(changed, Mapping):
+            changed = dict.fromkeys(changed)
+        self.heads.forget(list(changed))
+        for partition, head in changed.items():
+            holders = self._subscribers.get(partition)
+            if not holders:
+                continue
+            if head is not None:
+                if head <= self._poked.get(partition, -1):
+                    continue
+                self._poked[partition] = head
+            for queue in holders:
                 queue.put_nowait((partition,))
 
     @contextlib.asynccontextmanager
@@ -205,6 +236,7 @@ class LiveHub:
                 holders.discard(queue)
                 if not holders:
                     del self._subscribers[name]
+                    self._poked.pop(name, None)
         for name in new - old:
             self._subscribers.setdefault(name, set()).add(queue)
 
@@ -227,7 +259,7 @@ class LiveHub:
 
     async def _listen(self) -> None:
         def on_notify(_: Any, __: int, ___: str, payload: str) -> None:
-            self.publish(payload.split())
+            self.publish(parse_notification(payload))
 
         while True:
             try:
@@ -277,7 +309,7 @@ class LiveHub:
                 continue
             if rows:
                 last = max(int(r["head"]) for r in rows)
-                self.publish(r["partition"] for r in rows)
+                self.publish({str(r["partition"]): int(r["head"]) for r in rows})
             if events:
                 last_event = max(int(e["id"]) for e in events)
                 self._revoked()

@@ -40,15 +40,16 @@ from sync.checksum import Tally, record_digest
 from sync.pull import LogEntry, PartitionHead
 
 _json = msgspec.json.Encoder()
-_changed: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+_changed: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
     "reppu_changed_partitions", default=None
 )
 
 
 @contextlib.contextmanager
-def collect_changes() -> Iterator[set[str]]:
-    """Gather the partitions that ``write_records`` changes inside the block (this task's)."""
-    changed: set[str] = set()
+def collect_changes() -> Iterator[dict[str, int]]:
+    """Gather the partitions that ``write_records`` changes inside the block (this task's),
+    each with its new head."""
+    changed: dict[str, int] = {}
     token = _changed.set(changed)
     try:
         yield changed
@@ -109,11 +110,13 @@ NOTIFY_BYTES = 7900
 """PostgreSQL refuses a notification payload of 8000 bytes or more."""
 
 
-def _notify_payloads(partitions: Sequence[str]) -> Iterator[str]:
-    """Space-separated partition names in payloads under ``NOTIFY_BYTES`` each (a large
-    write, such as an import, touches thousands of partitions)."""
+def _notify_payloads(heads: Mapping[str, int]) -> Iterator[str]:
+    """``<partition>@<head>`` words, space-separated, in payloads under ``NOTIFY_BYTES`` each
+    (a large write, such as an import, touches thousands of partitions). The head lets a
+    listener that already poked for it (the writing process) skip it: one poke per write."""
     payload = ""
-    for name in partitions:
+    for partition, head in heads.items():
+        name = f"{partition}@{head}"
         if payload and len(payload.encode()) + 1 + len(name.encode()) > NOTIFY_BYTES:
             yield payload
             payload = ""
@@ -218,14 +221,15 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
     heads: dict[str, int] = {}
     for row in inserted:
         heads[row["partition"]] = max(heads.get(row["partition"], 0), int(row["id"]))
+    # Positions only grow, but never trust that: a head never goes back.
+    new_heads = {p: max(int(states[p]["head"]), heads.get(p, 0)) for p in touched}
     await insert_values(
         "partition_state",
         _STATE_COLUMNS,
         [
             (
                 partition,
-                # Positions only grow, but never trust that: a head never goes back.
-                max(int(states[partition]["head"]), heads.get(partition, 0)),
+                new_heads[partition],
                 tallies[partition].count,
                 tallies[partition].hex,
                 0,  # not updated: only new rows take it
@@ -237,11 +241,12 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
     )
     if isinstance(engine, PostgresEngine):
         # Delivered at commit, to every server process listening (the live stream).
-        for payload in _notify_payloads(touched):
+        for payload in _notify_payloads(new_heads):
             await run_sql("SELECT pg_notify('reppu_sync', {})", payload)
     collector = _changed.get()
     if collector is not None:
-        collector.update(touched)
+        for partition, head in new_heads.items():
+            collector[partition] = max(head, collector.get(partition, 0))
     return set(touched)
 
 

@@ -257,7 +257,8 @@ async def live_events(
             if changed:
                 yield ServerSentEventMessage(event="poke", data=" ".join(sorted(changed)))
             else:
-                yield ServerSentEventMessage(comment="keep-alive")
+                # A comment alone (no data line): EventSource dispatches nothing for it.
+                yield ServerSentEventMessage(comment="keep-alive", data=None)
 
 
 @get(

@@ -10,10 +10,10 @@ from piccolo.engine.base import Engine
 from schemas.core import GroupKind
 from schemas.sync import GroupRecord
 from server.db.engine import write_transaction
-from server.live import LiveHub, Subscription
+from server.live import LiveHub, Subscription, parse_notification
 from server.routes.sync import live_events
 from server.settings import Settings
-from server.sync_store import RecordWrite, write_records
+from server.sync_store import RecordWrite, collect_changes, write_records
 
 
 async def _write(engine: Engine[Any], record_id: int, partition: str) -> None:
@@ -56,7 +56,10 @@ async def test_the_stream_keeps_alive_pokes_and_notices_new_partitions(
     try:
         first = await anext(events)
         assert first.event == "ready"
-        assert (await asyncio.wait_for(anext(events), 1.0)).comment == "keep-alive"
+        keep_alive = await asyncio.wait_for(anext(events), 1.0)
+        # A comment and nothing else: a data line would make EventSource dispatch an empty
+        # message event every 15 seconds.
+        assert keep_alive.encode() == b": keep-alive\r\n\r\n"
         writing = asyncio.create_task(_write(fx_db, 5, "group:1"))
         seen = []
         while not any(e.event == "poke" for e in seen):
@@ -108,3 +111,44 @@ async def test_a_burst_of_changes_is_one_poke_and_a_wait_ends_on_a_poke(
     assert await pokes.get() == {"group:1", "group:3"}
     subscription.update(())
     assert hub._subscribers == {}
+
+
+async def test_one_write_is_one_poke(fx_db: Engine[Any], fx_settings: Settings) -> None:
+    """The writing process pokes at once (as the push route does) and then hears of the same
+    write again from the database (NOTIFY, or the poll): that second hearing pokes nobody."""
+    hub = LiveHub(fx_settings, poll_seconds=0.02)
+    try:
+        async with hub.subscribe({"group:1"}) as stream:
+            for record_id in (1, 2):
+                with collect_changes() as changed:
+                    await _write(fx_db, record_id, "group:1")
+                assert set(changed) == {"group:1"}
+                hub.publish(changed)
+                assert await asyncio.wait_for(stream.queue.get(), 1.0) == {"group:1"}
+                await asyncio.sleep(0.3)  # many polls, and the NOTIFY, have come by now
+                assert stream.queue.empty(), "the same write poked twice"
+    finally:
+        await hub.stop()
+
+
+def test_a_head_already_poked_pokes_nobody(fx_settings: Settings) -> None:
+    hub = LiveHub(fx_settings)
+    subscription = Subscription(hub, set())
+    subscription.update({"group:1", "group:2"})
+    hub.publish({"group:1": 7})
+    assert subscription.queue.get_nowait() == {"group:1"}
+    hub.publish({"group:1": 7, "group:2": 3})  # group:1 at 7 again, group:2 new
+    assert subscription.queue.get_nowait() == {"group:2"}
+    hub.publish({"group:1": 5})  # an older head, heard late
+    assert subscription.queue.empty()
+    hub.publish({"group:1": None})  # a head not known: always poked
+    hub.publish(["group:2"])  # nor from a plain list of names
+    assert subscription.queue.get_nowait() == {"group:1", "group:2"}
+    subscription.update(())
+    assert hub._poked == {}, "what was poked is forgotten with the last subscriber"
+
+
+def test_notifications_carry_partitions_and_heads() -> None:
+    assert parse_notification("group:1@5 person:22@7") == {"group:1": 5, "person:22": 7}
+    assert parse_notification("group:1 school:9") == {"group:1": None, "school:9": None}
+    assert parse_notification("group:1@x") == {"group:1@x": None}
