@@ -15,8 +15,9 @@ notification per item). A lease is short (``HOLD``, seconds) and renewed while i
 in hand (``server/leases.py``), so a slow batch keeps its rows and a killed worker's rows are
 taken over within ``HOLD``, not after minutes; the urgent lane's loops take urgent rows first.
 
-Web Push goes through one shared HTTP session (``server/push_transport.py``) with at most
-``push_connections_per_origin`` requests at once per push service; its outcome is judged by
+Web Push goes through kept-alive HTTP/1.1 connections per push service
+(``server/push_transport.KeepAliveTransport``), at most ``push_connections_per_origin``
+requests at once per push service; its outcome is judged by
 ``notifications.webpush.judge``. Apprise notifications run in apprise's thread pool, at most
 ``apprise_concurrency`` at once, with apprise's hidden per-instance throttle set explicitly.
 Message bodies never leave in a push: a message's push names the sender and the thread.
@@ -157,11 +158,11 @@ _CLAIM_SQL = {
 
 async def claim(engine: Engine[Any], lane: Lane, *, limit: int) -> Claim:
     """Lease up to ``limit`` due deliveries of ``lane`` to a new claim, with their details."""
-    now = utc_now()
     token = secrets.token_hex(16)
     sql = _CLAIM_SQL["postgres" if isinstance(engine, PostgresEngine) else "sqlite"]
     ids: list[int] = []
     async with write_transaction(engine):
+        now = utc_now()  # once the writer is ours: the lease is not shortened by the wait
         for urgent in lane.urgent:
             if len(ids) >= limit:
                 break
@@ -630,7 +631,6 @@ class Worker:
         try:
             await asyncio.gather(*tasks)
         finally:
-            await renewal.stop()
             for task in tasks:
                 if task.done() and not task.cancelled() and task.exception() is None:
                     outcomes.append(task.result())
@@ -640,9 +640,14 @@ class Worker:
             # handed back at once (a killed worker's claims wait for their lease instead).
             done = {o.delivery_id for o in outcomes}
             unsent = [i for i in ids if i not in done]
-            await to_the_end(
-                record_outcomes(self.engine, outcomes, claim=claimed.token, release=unsent)
-            )
+            try:
+                # Recorded before the heartbeat stops: a second cancellation while it stops
+                # must not skip the record (the sent pushes would go again after the lease).
+                await to_the_end(
+                    record_outcomes(self.engine, outcomes, claim=claimed.token, release=unsent)
+                )
+            finally:
+                await renewal.stop()  # renews only rows the claim still holds: none now
             for o in outcomes:
                 self.stats.by_status[o.status] = self.stats.by_status.get(o.status, 0) + 1
         return len(ids)

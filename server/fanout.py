@@ -474,10 +474,11 @@ _DELIVERY_COLUMNS = (
 # --- the worker's steps ------------------------------------------------------------------
 
 
-async def _claim_outbox(engine: Engine[Any], now: dt.datetime) -> dict[str, Any] | None:
-    lease = now + OUTBOX_LEASE
+async def _claim_outbox(engine: Engine[Any]) -> dict[str, Any] | None:
     skip = " FOR UPDATE SKIP LOCKED" if isinstance(engine, PostgresEngine) else ""
     async with write_transaction(engine):
+        now = utc_now()  # once the writer is ours: the lease is not shortened by the wait
+        lease = now + OUTBOX_LEASE
         rows = await Outbox.raw(
             "SELECT * FROM outbox WHERE done_at IS NULL AND (lease_until IS NULL OR "
             f"lease_until < {{}}) ORDER BY urgent DESC, id LIMIT 1{skip}",
@@ -509,7 +510,7 @@ async def expand_next(engine: Engine[Any], *, batch: int = EXPAND_BATCH) -> int:
     """Expand one batch of one open outbox entry; returns the deliveries written (at least 1
     when an entry was worked on; 0: idle)."""
     now = utc_now()
-    entry = await _claim_outbox(engine, now)
+    entry = await _claim_outbox(engine)
     if entry is None:
         return 0
     renewal = Heartbeat(

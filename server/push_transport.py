@@ -1,11 +1,15 @@
 """How the delivery worker puts a Web Push request on the wire.
 
-:class:`AiohttpTransport` is what runs: one shared ``aiohttp`` session per worker. It replaced
-``httpx`` after the storm benchmark (``docs/benchmarks.md``, "Storm bulletin"): with 50
-requests in flight per push service, httpx's connection pool spent 83 % of a worker's busy
-time choosing connections (about 2,100 us of CPU per push); aiohttp sends the same pushes
-for about 560 us each, 3.9 times less. :class:`HttpxTransport` serves the tests, which talk to
-the push-service emulator in-process through ``httpx.ASGITransport``.
+:class:`KeepAliveTransport` is what runs: HTTP/1.1 over asyncio with kept-alive connections
+per push service and ``httptools`` (the C parser uvicorn uses) reading the answers. A push is
+one small POST whose answer is a status and a few headers, so a general client's machinery is
+most of its cost: httpx's connection pool spent about 2,100 us of CPU per push at 50 in
+flight, aiohttp about 560 us (the storm benchmark, ``docs/benchmarks.md``), and this client
+about half of aiohttp's, measured side by side against one local server by
+``scripts/bench_push_transport.py`` (68-97 us against 174-204 us per request at load 5.6, the
+server's share included). :class:`AiohttpTransport` is kept as the well-known alternative;
+:class:`HttpxTransport` serves the tests, which talk to the push-service emulator in-process
+through ``httpx.ASGITransport``.
 
 A transport answers ``(status, headers)``; a time-out or a connection that fails raises
 :class:`PushTransportError`, which the worker turns into a retry with backoff.
@@ -92,9 +96,14 @@ class HttpxTransport:
         await self.client.aclose()
 
 
+MAX_HEADER_BYTES = 64 * 1024
+"""More header bytes than this in one answer is not a push service's answer."""
+
+
 class _Connection(asyncio.Protocol):
     """One kept-alive HTTP/1.1 connection: one request at a time, its answer parsed as the
-    bytes arrive."""
+    bytes arrive. Interim answers (1xx: 100 Continue, 103 Early Hints) are read and passed
+    over; the final one answers the request."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -102,6 +111,9 @@ class _Connection(asyncio.Protocol):
         self.answer: asyncio.Future[tuple[int, dict[str, str], bool]] | None = None
         self.headers: dict[str, str] = {}
         self.header_name = ""
+        self.header_bytes = 0
+        self.final_status: int | None = None
+        """The status of the final answer once its headers are in (its body may follow)."""
         self.heard = False
         """Any byte of the current request's answer has come."""
         self.closed = False
@@ -121,20 +133,39 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        answer = self.answer
+        if self.final_status is not None and answer is not None and not answer.done():
+            # An answer whose body runs until the connection closes (no length, no chunks).
+            answer.set_result((self.final_status, self.headers, False))
         self._fail(PushTransportError("connection closed"))
 
     # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.headers, self.header_bytes = {}, 0  # a new dict: the last one was handed out
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            self._fail(PushTransportError("answer headers too large"))
+            self.close()
+            return
         if name:
             self.header_name = name.decode("latin-1").lower()
             self.headers[self.header_name] = value.decode("latin-1")
-        else:  # a value that came in two pieces
+        elif self.header_name in self.headers:  # a value that came in two pieces
             self.headers[self.header_name] += value.decode("latin-1")
 
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if not _interim(status):
+            self.final_status = status
+
     def on_message_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if _interim(status):
+            return  # the final answer is still to come
         answer = self.answer
         if answer is not None and not answer.done():
-            status = self.parser.get_status_code()
             answer.set_result((status, self.headers, self.parser.should_keep_alive()))
 
     def _fail(self, exc: Exception) -> None:
@@ -143,7 +174,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, request: bytes) -> asyncio.Future[tuple[int, dict[str, str], bool]]:
         assert self.transport is not None
-        self.headers, self.heard = {}, False
+        self.heard, self.final_status = False, None
         self.answer = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         return self.answer
@@ -154,13 +185,18 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+def _interim(status: int) -> bool:
+    return 100 <= status < 200 and status != 101
+
+
 class KeepAliveTransport:
     """HTTP/1.1 POSTs over kept-alive connections, at most ``per_host`` per push service.
 
-    Never follows a redirect (a 3xx is the push service's answer; see AiohttpTransport); a
+    Never follows a redirect (a 3xx is the push service's answer; see AiohttpTransport). A
     request whose kept-alive connection turns out to have been closed by the service before
-    any answer came is sent once more on a new connection (delivery is at least once anyway,
-    and the push's ``Topic`` collapses a repeat); a time-out closes its connection.
+    any answer came is sent again on the next kept-alive connection, or a new one (delivery is
+    at least once anyway, and the push's ``Topic`` collapses a repeat); a time-out closes its
+    connection.
     """
 
     def __init__(
@@ -231,7 +267,9 @@ class KeepAliveTransport:
         scheme, host, port = key
         context: ssl.SSLContext | None = None
         if scheme == "https":
-            context = self._ssl or ssl.create_default_context()
+            if self._ssl is None:  # the system's roots, loaded once per transport
+                self._ssl = ssl.create_default_context()
+            context = self._ssl
         loop = asyncio.get_running_loop()
         _, connection = await loop.create_connection(
             _Connection, host, port, ssl=context, server_hostname=host if context else None

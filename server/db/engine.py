@@ -95,7 +95,7 @@ class _ReadPool:
         try:
             return await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self.release(waiter.result())  # handed over just as it was cancelled
             else:
                 with contextlib.suppress(ValueError):  # or a release already passed it by
@@ -148,8 +148,11 @@ class _ReadPool:
                         self._opened -= 1
                         if not waiter.done():
                             waiter.set_exception(
-                                done.exception() or RuntimeError("opening was cancelled")
+                                RuntimeError("opening a read connection was cancelled")
+                                if done.cancelled()
+                                else done.exception()  # type: ignore[arg-type]
                             )
+                        self._wake_one_to_open()  # the slot is free for the next in line
                         return
                     if waiter.done():
                         self.release(done.result())
@@ -341,7 +344,7 @@ class _Writers:
     def __init__(self) -> None:
         self.queue = asyncio.Lock()
         self.group: _WriteGroup | None = None
-        self.closers: set[asyncio.Task[None]] = set()
+        self.closers: set[asyncio.Future[None]] = set()
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Writers]] = (
@@ -474,9 +477,17 @@ class _SQLiteWriter:
         if group.members > 1:
             # The first writer needs no savepoint: it is alone in the group until it is done,
             # so its failure rolls the whole transaction back (two statements fewer for it).
+            self._savepoint = f"writer_{group.members}"
+            joining = asyncio.ensure_future(
+                group.connection.execute(f"SAVEPOINT {self._savepoint}")
+            )
             try:
-                self._savepoint = f"writer_{group.members}"
-                await group.connection.execute(f"SAVEPOINT {self._savepoint}")
+                await asyncio.shield(joining)
+            except asyncio.CancelledError:
+                # The statement runs to its end; then this writer leaves as one that failed
+                # (its savepoint undone), and the others in the group are not touched.
+                joining.add_done_callback(lambda done: self._left_early(writers, group, done))
+                raise
             except BaseException:
                 self._abandon(writers, group)
                 raise
@@ -493,6 +504,23 @@ class _SQLiteWriter:
         writers.closers.add(closing)
         closing.add_done_callback(writers.closers.discard)
         closing.add_done_callback(lambda _: writers.queue.release())
+
+    def _left_early(
+        self, writers: _Writers, group: _WriteGroup, joining: asyncio.Future[Any]
+    ) -> None:
+        """A writer cancelled while its ``SAVEPOINT`` ran: undo that savepoint and let the
+        queue go, once the statement is done (or roll the group back if it failed)."""
+        if joining.cancelled() or joining.exception() is not None:
+            self._abandon(writers, group)
+            return
+        self._track(writers, self._leave(writers, group, failed=True))
+
+    @staticmethod
+    def _track(writers: _Writers, work: Any) -> asyncio.Future[None]:
+        task: asyncio.Future[None] = asyncio.ensure_future(work)
+        writers.closers.add(task)
+        task.add_done_callback(writers.closers.discard)
+        return task
 
     async def _open_group(self, writers: _Writers) -> _WriteGroup:
         engine = self._engine
@@ -532,12 +560,25 @@ class _SQLiteWriter:
         assert writers is not None
         assert group is not None
         assert context is not None
-        self._engine.current_transaction.reset(context)
+        with contextlib.suppress(ValueError, RuntimeError):
+            # Raises only when left in another context than it was entered in (an async
+            # generator closed by the event loop): the writer must still let everything go.
+            self._engine.current_transaction.reset(context)
         failed = exc_info[1] is not None
+        # What follows runs to its end even if this writer is cancelled meanwhile: a savepoint
+        # statement cut off half-way would otherwise cost every writer of the group its work.
+        await asyncio.shield(self._track(writers, self._leave(writers, group, failed=failed)))
+        if failed:
+            return False
+        await asyncio.shield(group.done)
+        return True
+
+    async def _leave(self, writers: _Writers, group: _WriteGroup, *, failed: bool) -> None:
+        """Close this writer's part of ``group`` and let the queue go."""
         if not self._savepoint:  # the group's first writer
             if failed:
                 self._abandon(writers, group)  # nobody else is in it yet
-                return False
+                return
         else:
             try:
                 if failed:
@@ -548,14 +589,8 @@ class _SQLiteWriter:
                 raise
         if group.members == 1:
             # The group's first writer: its commit waits for those now in line to join.
-            closing = asyncio.ensure_future(_close_group(writers, group))
-            writers.closers.add(closing)
-            closing.add_done_callback(writers.closers.discard)
+            self._track(writers, _close_group(writers, group))
         writers.queue.release()
-        if failed:
-            return False
-        await asyncio.shield(group.done)
-        return True
 
 
 def write_transaction(

@@ -154,3 +154,45 @@ async def test_a_lone_writer_that_fails_leaves_nothing_and_the_writer_free(
     with pytest.raises(_RefusedError):
         await _task(write(3, fail=True))
     assert await _writers(fx_sqlite) == [2]
+
+
+@pytest.mark.parametrize("statement", ["SAVEPOINT", "RELEASE"])
+async def test_a_writer_cancelled_during_its_savepoint_statement_costs_nobody_else(
+    fx_sqlite: Engine[Any], monkeypatch: pytest.MonkeyPatch, statement: str
+) -> None:
+    """A writer cancelled while its own ``SAVEPOINT`` (joining) or ``RELEASE`` (leaving) runs
+    must not roll the group back: the others' work stands and is committed."""
+    slow_started = asyncio.Event()
+    execute = aiosqlite.Connection.execute
+
+    async def slow_savepoints(self: aiosqlite.Connection, sql: str, *args: Any) -> Any:
+        if sql.startswith(statement) and sql.endswith("writer_2"):
+            slow_started.set()
+            await asyncio.sleep(0.3)
+        return await execute(self, sql, *args)
+
+    monkeypatch.setattr(aiosqlite.Connection, "execute", slow_savepoints)
+    first_inside = asyncio.Event()
+    let_first_go = asyncio.Event()
+
+    async def write(writer: int) -> None:
+        async with write_transaction(fx_sqlite):
+            await fx_sqlite.run_ddl(f"INSERT INTO t VALUES ({writer}, 0)")  # noqa: S608
+            if writer == 0:
+                first_inside.set()
+                await let_first_go.wait()
+
+    first = _task(write(0))
+    await first_inside.wait()
+    second, third = _task(write(1)), _task(write(2))
+    await asyncio.sleep(0.05)  # both wait in line behind the first
+    let_first_go.set()
+    await slow_started.wait()
+    second.cancel()
+    results = await asyncio.gather(first, second, third, return_exceptions=True)
+    assert results[0] is None, "the first writer's work was lost"
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert results[2] is None, "the third writer's work was lost"
+    committed = await _writers(fx_sqlite)
+    expected = [0, 2] if statement == "SAVEPOINT" else [0, 1, 2]  # a release that ran stands
+    assert committed == expected

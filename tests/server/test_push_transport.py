@@ -265,3 +265,45 @@ async def test_https_is_verified(tmp_path: Path) -> None:
     finally:
         assert service.server is not None
         service.server.close()
+
+
+async def test_interim_answers_are_passed_over(fx_service: Any) -> None:
+    """A 103 Early Hints (or 100 Continue) before the final answer belongs to the same
+    request: it must never be taken for the answer, or the next request on the connection
+    would get this one's (a 410 meant for one device deleting another's subscription)."""
+    statuses = iter([201, 410])
+
+    async def hints_first(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        status = next(statuses)
+        writer.write(
+            b"HTTP/1.1 %d Whatever\r\nX-N: %d\r\nContent-Length: 0\r\n\r\n" % (status, status)
+        )
+
+    service, url = await fx_service(hints_first)
+    transport = KeepAliveTransport(timeout=5, per_host=1)
+    first = await transport.post(url, HEADERS, b"x")
+    second = await transport.post(url, HEADERS, b"x")
+    await transport.aclose()
+    assert (first[0], first[1].get("x-n"), "link" in first[1]) == (201, "201", False)
+    assert (second[0], second[1].get("x-n")) == (410, "410")
+    assert service.connections == 1
+
+
+async def test_an_answer_whose_body_ends_with_the_connection_is_an_answer(
+    fx_service: Any,
+) -> None:
+    async def until_close(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 201 Created\r\nConnection: close\r\n\r\nthe rest")
+        await writer.drain()
+        writer.close()
+
+    service, url = await fx_service(until_close)
+    transport = KeepAliveTransport(timeout=5, per_host=1)
+    status, headers = await transport.post(url, HEADERS, b"x")
+    assert (status, headers["connection"]) == (201, "close")
+    assert (await transport.post(url, HEADERS, b"x"))[0] == 201
+    await transport.aclose()
+    assert len(service.requests) == 2, "accepted once each: not sent again"
