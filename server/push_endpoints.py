@@ -38,7 +38,8 @@ def endpoint_allowed(settings: Settings, endpoint: str) -> bool:
         return False
     port = port or (443 if parts.scheme == "https" else 80)
     try:
-        # The client that connects (aiohttp) parses with yarl: it must see the same place.
+        # The worker's client (server/push_transport.py) connects where urlsplit says, as
+        # checked above; yarl, which most HTTP clients use, must see the same place too.
         seen = yarl.URL(endpoint)
     except ValueError:
         return False

@@ -7,7 +7,7 @@ most of its cost: httpx's connection pool spent about 2,100 us of CPU per push a
 flight, aiohttp about 560 us (the storm benchmark, ``docs/benchmarks.md``), and this client
 about half of aiohttp's, measured side by side against one local server by
 ``scripts/bench_push_transport.py`` (68-97 us against 174-204 us per request at load 5.6, the
-server's share included). :class:`AiohttpTransport` is kept as the well-known alternative;
+server's share included; aiohttp, the client before it, is kept there as the yardstick).
 :class:`HttpxTransport` serves the tests, which talk to the push-service emulator in-process
 through ``httpx.ASGITransport``.
 
@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
 import httptools
 import httpx
 
@@ -38,41 +37,6 @@ class PushTransport(Protocol):
     ) -> tuple[int, dict[str, str]]: ...
 
     async def aclose(self) -> None: ...
-
-
-class AiohttpTransport:
-    """One aiohttp session, made on first use inside the worker's event loop."""
-
-    def __init__(self, *, timeout: float, per_host: int) -> None:
-        self._timeout = timeout
-        self._per_host = per_host
-        self._session: aiohttp.ClientSession | None = None
-
-    async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int, dict[str, str]]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=self._per_host),
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-                auto_decompress=False,
-            )
-        try:
-            # Never follow a redirect: the endpoint was checked against REPPU_PUSH_HOSTS, a
-            # Location header was not (a 307 would repeat the POST anywhere, SSRF). A 3xx is
-            # the push service's answer, judged like any other 4xx/3xx: not retried.
-            async with self._session.post(
-                url, headers=dict(headers), data=body, allow_redirects=False
-            ) as answer:
-                await answer.read()
-                return answer.status, dict(answer.headers)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise PushTransportError(type(exc).__name__) from exc
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 class HttpxTransport:
@@ -192,7 +156,9 @@ def _interim(status: int) -> bool:
 class KeepAliveTransport:
     """HTTP/1.1 POSTs over kept-alive connections, at most ``per_host`` per push service.
 
-    Never follows a redirect (a 3xx is the push service's answer; see AiohttpTransport). A
+    Never follows a redirect: a 3xx is the push service's answer, judged like any other (the
+    endpoint was checked against REPPU_PUSH_HOSTS, a Location header was not: a 307 followed
+    would repeat the POST anywhere). A
     request whose kept-alive connection turns out to have been closed by the service before
     any answer came is sent again on the next kept-alive connection, or a new one (delivery is
     at least once anyway, and the push's ``Topic`` collapses a repeat); a time-out closes its

@@ -32,7 +32,7 @@ from server.db.migrate import migrate
 from server.db.migrations.reppu_2026_12_07t01_10_00_000000 import ID, legacy_email
 from server.db.notify_tables import NotifyChannel, PushSubscription
 from server.push_endpoints import endpoint_allowed
-from server.push_transport import AiohttpTransport
+from server.push_transport import KeepAliveTransport
 from server.settings import (
     DEFAULT_PUSH_HOSTS,
     Settings,
@@ -446,7 +446,7 @@ async def test_the_push_client_does_not_follow_a_redirect() -> None:
         outer = aiohttp.web.Application()
         outer.router.add_post("/{tail:.*}", redirect)
         async with TestServer(outer, host="127.0.0.1") as service:
-            transport = AiohttpTransport(timeout=5, per_host=2)
+            transport = KeepAliveTransport(timeout=5, per_host=2)  # the worker's own
             try:
                 status, _ = await transport.post(str(service.make_url("/push/x")), {}, b"x")
             finally:

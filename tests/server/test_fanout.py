@@ -693,7 +693,8 @@ async def test_the_real_transport_sends_over_the_network(
     fx_db: Engine[Any],
     fx_settings: Settings,
 ) -> None:
-    """The worker as it runs in production (aiohttp), against the emulator under uvicorn."""
+    """The worker as it runs in production (KeepAliveTransport), against the emulator under
+    uvicorn."""
     import socket
 
     import uvicorn
