@@ -46,3 +46,16 @@ class Health(msgspec.Struct):
     """``sqlite`` or ``postgresql``."""
     schema_version: str | None
     """The newest applied migration; None before ``reppu migrate``."""
+
+
+class Readiness(msgspec.Struct):
+    """``GET /health/ready`` when the server can do its whole job (else 503)."""
+
+    status: str
+    """``ready``."""
+    database: str
+    """``sqlite`` or ``postgresql``."""
+    schema_version: str
+    """The newest applied migration: the newest the code knows."""
+    workers_alive: int
+    """Delivery workers whose heartbeat is recent (at least one)."""

@@ -35,6 +35,7 @@ from server.deliver import Worker
 from server.errors import EXCEPTION_HANDLERS, ReppuError
 from server.identity import authenticate, token_digest
 from server.live import LiveHub
+from server.metrics import RequestMetrics, release_process
 from server.openapi import CompletedOpenAPIJson
 from server.recent import RecentLookups
 from server.routes.absences import ABSENCE_ROUTES
@@ -42,7 +43,8 @@ from server.routes.accounts import ACCOUNT_ROUTES
 from server.routes.auth import login, logout
 from server.routes.calendar import CALENDAR_ROUTES
 from server.routes.forms import FORM_ROUTES
-from server.routes.health import health
+from server.routes.health import health, ready
+from server.routes.metrics import metrics
 from server.routes.notifications import NOTIFICATION_ROUTES
 from server.routes.people import me, person
 from server.routes.signin import SIGNIN_ROUTES
@@ -154,15 +156,19 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
                         with contextlib.suppress(asyncio.CancelledError):
                             await worker_task
                     await app_state.live.stop()
+                    release_process()
 
         lifespan.append(database_lifespan)
 
     def provide_app_state() -> AppState:
         return app_state
 
-    return Litestar(
+    operations = [metrics] if settings.metrics_token else []
+    app = Litestar(
         route_handlers=[
             health,
+            ready,
+            *operations,
             login,
             logout,
             me,
@@ -214,4 +220,10 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             security=[{"BearerToken": []}],
         ),
         debug=False,
+        # Logging is set up by the process (server/logs.py), not by the app.
+        logging_config=None,
     )
+    if settings.metrics_token:
+        # Around Litestar's whole handler, so answers made from errors count as well.
+        app.asgi_handler = RequestMetrics(app.asgi_handler, lambda: app_state._engine)
+    return app

@@ -11,9 +11,12 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from server.logs import configure as configure_logging
 from server.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("reppu")
@@ -168,10 +171,22 @@ async def _worker(settings: Settings, *, once: bool) -> int:
     return 0
 
 
+def _fresh_metrics_folder(settings: Settings) -> Path:
+    """``<data dir>/metrics``, emptied: the files of an earlier run's processes would
+    otherwise be added to this run's counts."""
+    folder = settings.data_dir / "metrics"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int, access_log: bool) -> int:
     import uvicorn
 
     from server.calendar import uvicorn_log_config
+    from server.logs import uvicorn_config
+    from server.metrics import MULTIPROC_VARIABLE
     from server.signin.logs import with_signin_redaction
 
     pending = asyncio.run(_pending(settings))
@@ -179,6 +194,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int, access_log: b
         return _fail(
             f"the database has {len(pending)} migration(s) to apply: run `reppu migrate` first"
         )
+    if settings.metrics_token and workers > 1:
+        # Before any worker starts (and before they import prometheus_client): each
+        # process's numbers go to files there, and a scrape of any worker adds all up.
+        os.environ[MULTIPROC_VARIABLE] = str(_fresh_metrics_folder(settings))
     print(f"Reppu on http://{host}:{port} ({workers} worker(s), {settings.database_label})")
     uvicorn.run(
         "server.asgi:app_from_environment",
@@ -193,7 +212,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, access_log: b
         access_log=access_log,
         # The access log without calendar feeds' secret tokens (they are in the path).
         # Nor sign-in's one-time codes (in the query).
-        log_config=with_signin_redaction(uvicorn_log_config()),
+        log_config=uvicorn_config(with_signin_redaction(uvicorn_log_config()), settings.log_format),
     )
     return 0
 
@@ -255,11 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         settings = load_settings()
     except SettingsError as exc:
+        configure_logging("text")
         return _fail(f"bad setting {exc}")
+    configure_logging(settings.log_format)
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         return 0

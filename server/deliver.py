@@ -69,11 +69,13 @@ from server.fanout import (
     remind_forms_due,
 )
 from server.leases import Heartbeat, to_the_end
+from server.metrics import count_delivery
 from server.push_endpoints import endpoint_allowed
 from server.push_transport import KeepAliveTransport, PushTransport, PushTransportError
 from server.rosters import roll_rosters
 from server.settings import Settings
 from server.timetable import roll_window
+from server.worker_presence import Presence
 
 log = logging.getLogger("reppu.deliver")
 _form_definition = msgspec.json.Decoder(FormDefinition)
@@ -648,8 +650,10 @@ class Worker:
                 )
             finally:
                 await renewal.stop()  # renews only rows the claim still holds: none now
+            channels = {int(row["id"]): str(row["channel"]) for row in claimed.rows}
             for o in outcomes:
                 self.stats.by_status[o.status] = self.stats.by_status.get(o.status, 0) + 1
+                count_delivery(channels.get(o.delivery_id, lane.channel), o.status)
         return len(ids)
 
     async def _send(self, row: dict[str, Any]) -> Outcome:
@@ -690,9 +694,11 @@ class Worker:
                 await self._idle(name)
 
     async def run(self) -> None:
-        """Run the expander and every lane until cancelled."""
+        """Run the expander and every lane until cancelled, beating a heartbeat meanwhile
+        (``server/worker_presence.py``)."""
         try:
             async with asyncio.TaskGroup() as group:
+                group.create_task(Presence(self.engine).run())
                 group.create_task(self._loop("expand"))
                 for lane in LANES:
                     for _ in range(lane.loops):

@@ -93,6 +93,12 @@ class Settings:
     throttle; our own concurrency limit keeps the load in check)."""
     run_worker: bool = True
     """Whether ``reppu serve`` runs the delivery worker inside each server process."""
+    metrics_token: str = ""
+    """The bearer token a Prometheus scraper sends to ``GET /metrics``; empty: no ``/metrics``
+    route at all, and no request is counted (metrics cost nothing when off)."""
+    log_format: str = "text"
+    """``text`` (one line per record, for a terminal) or ``json`` (one JSON object per line,
+    for a log collector)."""
     signin: SigninSettings = field(default_factory=SigninSettings)
     """OpenID Connect providers, activation codes and the identity key (``docs/identity.md``)."""
 
@@ -265,6 +271,29 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(name, f"expected true or false, got {raw!r}")
 
 
+METRICS_TOKEN_MIN_LENGTH = 24
+
+
+def _metrics_token(env: Mapping[str, str]) -> str:
+    name = "REPPU_METRICS_TOKEN"
+    raw = env.get(name) or ""
+    if not raw:
+        return ""
+    if len(raw) < METRICS_TOKEN_MIN_LENGTH:
+        raise SettingsError(name, f"must be at least {METRICS_TOKEN_MIN_LENGTH} characters")
+    if not all("!" <= c <= "~" for c in raw):
+        raise SettingsError(name, "must be printable ASCII without spaces")
+    return raw
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    name = "REPPU_LOG_FORMAT"
+    raw = (env.get(name) or "text").strip().lower()
+    if raw not in ("text", "json"):
+        raise SettingsError(name, f"expected text or json, got {raw!r}")
+    return raw
+
+
 def _vapid_subject(env: Mapping[str, str]) -> str:
     raw = env.get("REPPU_VAPID_SUBJECT") or "mailto:push@reppu.invalid"
     if not raw.startswith(("mailto:", "https://")):
@@ -357,5 +386,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         apprise_concurrency=_int(env, "REPPU_APPRISE_CONCURRENCY", 4, 1, 100),
         apprise_rate_per_sec=_int(env, "REPPU_APPRISE_RATE_SECONDS", 0, 0, 3600),
         run_worker=_bool(env, "REPPU_RUN_WORKER", True),
+        metrics_token=_metrics_token(env),
+        log_format=_log_format(env),
         signin=signin,
     )

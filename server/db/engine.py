@@ -77,6 +77,16 @@ class _ReadPool:
         self._closed = False
         self._closing: set[asyncio.Future[None]] = set()
 
+    @property
+    def idle(self) -> int:
+        """Connections open and waiting for a borrower."""
+        return len(self._idle)
+
+    @property
+    def in_use(self) -> int:
+        """Connections lent (or being opened) now."""
+        return self._opened - len(self._idle)
+
     async def acquire(self) -> aiosqlite.Connection:
         if self._closed:
             raise RuntimeError("the SQLite read pool is closed")
@@ -633,6 +643,20 @@ async def open_database(settings: Settings) -> AsyncIterator[Engine[Any]]:
             await engine.close_connection_pool()
         elif isinstance(engine, _SQLiteEngine):
             await engine.close_read_pool()
+
+
+def connection_counts(engine: Engine[Any]) -> tuple[int, int]:
+    """``(in use, idle)`` connections of this process's pool: asyncpg's pool on PostgreSQL,
+    the read connections on SQLite (its writer is one connection, always open)."""
+    if isinstance(engine, PostgresEngine):
+        pool = engine.pool
+        if pool is None:
+            return 0, 0
+        idle = pool.get_idle_size()
+        return pool.get_size() - idle, idle
+    if isinstance(engine, _SQLiteEngine) and engine._read_pool is not None:
+        return engine._read_pool.in_use, engine._read_pool.idle
+    return 0, 0
 
 
 @asynccontextmanager

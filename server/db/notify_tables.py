@@ -1,4 +1,5 @@
-"""The notification fan-out's tables: subscriptions, channels, preferences, outbox, deliveries.
+"""The notification fan-out's tables: subscriptions, channels, preferences, outbox, deliveries,
+and the delivery workers' heartbeats.
 
 ``docs/notifications.md`` explains how they are used; ``server/fanout.py`` writes the outbox
 and the deliveries, ``server/deliver.py`` works them off.
@@ -125,10 +126,23 @@ class Delivery(Table, tablename="delivery"):
     updated_at = Timestamptz()
 
 
+class WorkerHeartbeat(Table, tablename="worker_heartbeat"):
+    """A delivery worker that runs, or ran: each beats every few seconds, so readiness and
+    ``/metrics`` can tell whether one is alive (``server/worker_presence.py``)."""
+
+    id = Varchar(length=80, primary_key=True)
+    """``<host>:<pid>:<random>``, new for each start."""
+    host = Varchar(length=255)
+    pid = Integer()
+    started_at = Timestamptz()
+    beat_at = Timestamptz()
+
+
 NOTIFY_TABLES: tuple[type[Table], ...] = (
     PushSubscription,
     NotifyChannel,
     NotifyPreference,
     Outbox,
     Delivery,
+    WorkerHeartbeat,
 )

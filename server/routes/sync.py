@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -34,6 +34,7 @@ from server.db.tables import Person
 from server.errors import ReppuError
 from server.identity import Principal, token_digest
 from server.live import LiveHub
+from server.metrics import count_pull, count_push, stream_open
 from server.push import push as apply_push
 from server.push_body import read_push
 from server.rejections import language_of
@@ -127,6 +128,7 @@ async def sync_pull(
             and hub.heads.caught_up(positions)
         ):
             # Nothing new, known without the database (see server/live.HeadCache).
+            count_pull(nothing_new=True)
             return encode_answer(request, PullResponse())
     store = SqlPullStore()
     ticket = hub.heads.ticket()  # before the snapshot begins: see server/live.HeadCache
@@ -161,6 +163,7 @@ async def sync_pull(
             for p, t in sorted(result.summaries.items())
         ],
     )
+    count_pull(nothing_new=not (answer.changes or answer.added or answer.removed))
     return encode_answer(request, answer)
 
 
@@ -205,6 +208,7 @@ async def sync_push(
             # the push failed); the others hear of it through the database.
             app_state.live.publish(changed)
             app_state.wake_worker()
+    count_push((r.status, None if r.code is None else str(r.code)) for r in answer.results)
     return encode_answer(request, answer)
 
 
@@ -232,7 +236,7 @@ async def live_events(
     *,
     keep_alive: float = KEEP_ALIVE_SECONDS,
     recheck_every: float = RECHECK_PARTITIONS_SECONDS,
-) -> AsyncIterator[ServerSentEventMessage]:
+) -> AsyncGenerator[ServerSentEventMessage, None]:
     """The stream's events: ``poke`` with the changed partitions, comments to keep it open.
 
     Every ``recheck_every`` seconds the caller's token and partitions are checked again:
@@ -261,6 +265,21 @@ async def live_events(
                 yield ServerSentEventMessage(comment="keep-alive", data=None)
 
 
+async def counted(
+    events: AsyncGenerator[ServerSentEventMessage, None],
+) -> AsyncIterator[ServerSentEventMessage]:
+    """``events``, with the stream counted as open while they are sent (``/metrics``).
+
+    ``events`` is closed as soon as this is: its subscription to the hub must end when the
+    client goes, not whenever the garbage collector gets to it."""
+    with stream_open():
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+
 @get(
     "/sync/live",
     tags=["sync"],
@@ -283,6 +302,6 @@ async def sync_live(
 
     readable = set(await access.readable(principal.person_id))
     return ServerSentEvent(
-        live_events(app_state.live, readable, still_readable),
+        counted(live_events(app_state.live, readable, still_readable)),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
