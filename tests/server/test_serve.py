@@ -7,6 +7,7 @@ as a demo guardian, and stops the server again. It runs on SQLite (the embedded 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -105,3 +106,89 @@ def test_migrate_demo_serve_and_log_in(tmp_path: Path) -> None:
             pytest.fail(f"reppu serve did not stop within 30 s:\n{output[-2000:]}")
     assert server.returncode == 0, output[-2000:]
     assert "reppu-demo" not in output  # no password in the server's log
+
+
+def _scrape(base: str, token: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            found[f"{sample.name}{{{labels}}}"] = sample.value
+    return found
+
+
+@pytest.mark.slow
+def test_two_workers_add_up_in_one_scrape_and_log_json(tmp_path: Path) -> None:
+    """With two uvicorn processes, a scrape answered by either counts the requests of both,
+    the readiness check sees the workers' heartbeats, and every log line is JSON."""
+    port = _free_port()
+    token = "scrape-" + "k" * 30
+    env = {
+        **os.environ,
+        "REPPU_DATA_DIR": str(tmp_path),
+        "REPPU_PORT": str(port),
+        "REPPU_WORKERS": "2",
+        "REPPU_METRICS_TOKEN": token,
+        "REPPU_LOG_FORMAT": "json",
+    }
+    env.pop("REPPU_DATABASE_URL", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    assert _run(["migrate"], env).returncode == 0
+    # A stale file of an earlier run's process must not be added to this run's counts.
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "counter_99999.db").write_bytes(b"stale")
+    server = subprocess.Popen(
+        [*REPPU, "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    requests = 60
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, "reppu serve exited early"
+            assert time.monotonic() < deadline, "reppu serve was not ready within 60 s"
+            time.sleep(0.2)
+        key = "reppu_http_requests_total{method=GET,route=/health,status=200}"
+        start = _scrape(base, token).get(key, 0.0)
+        # New connections each time, so that both processes answer some of them.
+        for _ in range(requests):
+            assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+        for _ in range(5):  # every scrape, whichever process answers it, sees all of them
+            assert _scrape(base, token)[key] - start == requests
+        ready = httpx.get(f"{base}/health/ready", timeout=10).json()
+        assert ready["workers_alive"] == 2
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            out, err = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            out, err = server.communicate()
+            pytest.fail(f"reppu serve did not stop within 30 s:\n{err[-2000:]}")
+    assert server.returncode == 0, err[-2000:]
+    # uvicorn's access lines go to stdout, the rest to stderr; only the CLI's banner is text.
+    lines = [
+        line
+        for line in (out + "\n" + err).splitlines()
+        if line.strip() and not line.startswith("Reppu on http://")
+    ]
+    assert len(lines) >= requests  # the access log
+    for line in lines:
+        entry = json.loads(line)
+        assert {"time", "level", "logger", "message"} <= set(entry)
+    assert any(json.loads(line).get("path") == "/health" for line in lines)
+    assert token not in out + err
