@@ -59,6 +59,11 @@ class ErrorCode(StrEnum):
     """Another account already has this username: choose another."""
     ACCOUNT_NOT_FOUND = "account.not_found"
     """The person has no account to disable, enable or sign out."""
+    IMPORT_NOT_FOUND = "import.not_found"
+    """No roster import has that id."""
+    IMPORT_NOT_APPLICABLE = "import.not_applicable"
+    """The roster import cannot be applied: it was refused, is already applied or being
+    applied, or its file expired (upload it again)."""
     SIGNIN_UNKNOWN_PROVIDER = "signin.unknown_provider"
     """No sign-in provider of that name is configured."""
     SIGNIN_REDIRECT_NOT_ALLOWED = "signin.redirect_not_allowed"

@@ -47,6 +47,7 @@ from server.routes.health import health, ready
 from server.routes.metrics import metrics
 from server.routes.notifications import NOTIFICATION_ROUTES
 from server.routes.people import me, person
+from server.routes.roster_imports import ROSTER_IMPORT_ROUTES
 from server.routes.signin import SIGNIN_ROUTES
 from server.routes.sync import sync_live, sync_pull, sync_push
 from server.settings import Settings
@@ -181,6 +182,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             *FORM_ROUTES,
             *CALENDAR_ROUTES,
             *ACCOUNT_ROUTES,
+            *ROSTER_IMPORT_ROUTES,
             *SIGNIN_ROUTES,
             pwa_router(),
         ],

@@ -93,6 +93,8 @@ class Settings:
     throttle; our own concurrency limit keeps the load in check)."""
     run_worker: bool = True
     """Whether ``reppu serve`` runs the delivery worker inside each server process."""
+    max_import_bytes: int = 64 * 1_048_576
+    """The largest roster import an admin may upload over HTTP (a zip)."""
     metrics_token: str = ""
     """The bearer token a Prometheus scraper sends to ``GET /metrics``; empty: no ``/metrics``
     route at all, and no request is counted (metrics cost nothing when off)."""
@@ -386,6 +388,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         apprise_concurrency=_int(env, "REPPU_APPRISE_CONCURRENCY", 4, 1, 100),
         apprise_rate_per_sec=_int(env, "REPPU_APPRISE_RATE_SECONDS", 0, 0, 3600),
         run_worker=_bool(env, "REPPU_RUN_WORKER", True),
+        max_import_bytes=_int(
+            env, "REPPU_MAX_IMPORT_BYTES", 64 * 1_048_576, 1_048_576, 2048 * 1_048_576
+        ),
         metrics_token=_metrics_token(env),
         log_format=_log_format(env),
         signin=signin,

@@ -1,4 +1,5 @@
-"""What OneRoster imports remember: each sourcedId and the row it became.
+"""What OneRoster imports remember: each sourcedId and the row it became, and the history of
+imports uploaded over HTTP.
 
 ``docs/oneroster.md`` explains the import; ``server/oneroster/apply.py`` is the only code that
 writes this table.
@@ -6,7 +7,7 @@ writes this table.
 
 from __future__ import annotations
 
-from piccolo.columns import Boolean, Integer, Serial, Text, Varchar
+from piccolo.columns import BigInt, Boolean, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 
@@ -36,4 +37,29 @@ class ExternalRef(Table, tablename="external_ref"):
     """``tobedeleted`` arrived, or a bulk file no longer had the row."""
 
 
-ONEROSTER_TABLES: tuple[type[Table], ...] = (ExternalRef,)
+class RosterImport(Table, tablename="roster_import"):
+    """One OneRoster set uploaded by an admin over HTTP, and what became of it: the import
+    history, and the audit trail of imports (``server/roster_imports.py``).
+
+    An upload is first checked (a dry run, ``status`` ``checked`` or ``refused``); the file
+    is kept until it is applied (``applied`` or ``refused``) or a day has passed.
+    """
+
+    id = Serial(primary_key=True)
+
+    uploaded_by = Integer()
+    """The admin's person id."""
+    uploaded_at = Timestamptz()
+    file_name = Varchar(length=255, default="")
+    file_sha256 = Varchar(length=64)
+    file_bytes = BigInt()
+    status = Varchar(length=12)
+    """``checked`` (the dry run found no problem), ``refused`` (it, or the apply, found
+    problems), ``applied``, ``expired`` (never applied; the file is gone)."""
+    report = Text(default="")
+    """JSON: the counts per file and the first problems, as the answer gave them."""
+    applied_by = Integer(null=True, default=None)
+    applied_at = Timestamptz(null=True, default=None)
+
+
+ONEROSTER_TABLES: tuple[type[Table], ...] = (ExternalRef, RosterImport)

@@ -5,7 +5,7 @@
 database back out as a OneRoster bulk set.
 """
 
-from server.oneroster.apply import Summary, import_oneroster
+from server.oneroster.apply import Summary, check_oneroster, import_oneroster
 from server.oneroster.export import export_oneroster
 from server.oneroster.parse import ImportRefused, Problem, parse_files, read_files
 
@@ -13,6 +13,7 @@ __all__ = [
     "ImportRefused",
     "Problem",
     "Summary",
+    "check_oneroster",
     "export_oneroster",
     "import_oneroster",
     "parse_files",

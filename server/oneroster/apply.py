@@ -25,7 +25,7 @@ from piccolo.engine.postgres import PostgresEngine
 from server.access import marks
 from server.clock import school_today
 from server.db.bulk import insert_values, run_sql
-from server.db.engine import write_transaction
+from server.db.engine import read_snapshot, write_transaction
 from server.demo.progress import Progress, no_progress
 from server.oneroster.parse import (
     FILES,
@@ -781,6 +781,46 @@ async def _save_national_ids(
     )
 
 
+async def _checked_plan(
+    batch: Batch, identity: SigninSettings | None
+) -> tuple[Plan, dict[str, dict[str, Ref]]]:
+    """The plan for ``batch`` against the stored references; raises ``ImportRefused`` with
+    the plan's problems, or when national identity numbers come without a key to hash them."""
+    refs = await _load_refs(batch.source)
+    plan = make_plan(batch.source, batch.rows, batch.modes, refs)
+    if plan.problems:
+        raise ImportRefused(plan.problems)
+    if identity is None and any(
+        isinstance(r, UserRow) and r.national_id for r in batch.rows.get("users", [])
+    ):
+        raise ImportRefused(
+            [Problem("users.csv", 0, "metadata.fi.henkilotunnus", "no identity key to hash it")]
+        )
+    return plan, refs
+
+
+async def check_oneroster(
+    engine: Engine[Any],
+    batch: Batch,
+    *,
+    today: dt.date | None = None,
+    identity: SigninSettings | None = None,
+) -> Summary:
+    """What :func:`import_oneroster` would do with ``batch`` now, writing nothing (a dry
+    run): the same plan and the same checks of the stored rows, in one read snapshot.
+    Raises ``ImportRefused`` with every problem, as the import would."""
+    started = time.perf_counter()
+    async with read_snapshot(engine):
+        plan, refs = await _checked_plan(batch, identity)
+        writer = _Writer(engine, plan, refs, today or school_today(), no_progress)
+        conflicts = await writer.check_conflicts()
+    if conflicts:
+        raise ImportRefused(conflicts)
+    summary = _summary(plan)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
 async def import_oneroster(
     engine: Engine[Any],
     batch: Batch,
@@ -801,10 +841,7 @@ async def import_oneroster(
         if isinstance(engine, PostgresEngine):
             # Two imports at once take turns: each plans from what the other committed.
             await run_sql("LOCK TABLE external_ref IN SHARE ROW EXCLUSIVE MODE")
-        refs = await _load_refs(batch.source)
-        plan = make_plan(batch.source, batch.rows, batch.modes, refs)
-        if plan.problems:
-            raise ImportRefused(plan.problems)
+        plan, refs = await _checked_plan(batch, identity)
         writer = _Writer(engine, plan, refs, today, report)
         conflicts = await writer.check_conflicts()
         if conflicts:

@@ -29,6 +29,7 @@ fuzzes for real, locally.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 from collections import Counter, defaultdict
@@ -60,6 +61,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from server.db.engine import write_transaction
 from server.identity import Principal, authenticate, issue_token
 from server.settings import Settings
+from server.worker_presence import Presence
 from tests.city import City
 from tests.conftest import log_in_as
 
@@ -325,6 +327,9 @@ async def test_every_route_answers_as_the_openapi_document_says(
     caller = await _caller(fx_settings, fx_app, fx_client, ROLES[role])
     ids = _ids_of(fx_city)
     failures: list[str] = []
+    # A delivery worker is alive, as on a running server: /health/ready answers 200 (its 503
+    # is tested in tests/server/test_operations.py).
+    beating = asyncio.create_task(Presence(fx_app.state.reppu.engine).run())
     try:
         for operation in operations:
             modes = [GenerationMode.POSITIVE]
@@ -341,6 +346,9 @@ async def test_every_route_answers_as_the_openapi_document_says(
                 except (Exception, BaseExceptionGroup) as exc:
                     failures.append(f"{operation.label} ({name}): {exc}")
     finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
         await fx_app.state.reppu.live.stop()
     caller.report(role, len(operations))
     assert not failures, "\n\n".join(failures)
@@ -359,6 +367,9 @@ async def test_every_route_meets_the_coverage_cases(
     checks = [*CHECKS, unsupported_method, missing_required_header]
     modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
     failures: list[str] = []
+    # A delivery worker is alive, as on a running server: /health/ready answers 200 (its 503
+    # is tested in tests/server/test_operations.py).
+    beating = asyncio.create_task(Presence(fx_app.state.reppu.engine).run())
     try:
         for operation in operations:
             config = schema.config.generation_for(operation=operation)
@@ -370,6 +381,9 @@ async def test_every_route_meets_the_coverage_cases(
                 except (Exception, BaseExceptionGroup) as exc:
                     failures.append(f"{operation.label}: {exc}")
     finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
         await fx_app.state.reppu.live.stop()
     caller.report("coverage", len(operations))
     assert not failures, "\n\n".join(failures)
