@@ -21,6 +21,7 @@ import httpx
 import jsonschema_rs
 import msgspec
 import pytest
+from litestar.response import ServerSentEventMessage
 from piccolo.engine.base import Engine
 
 from schemas.sync import RECORD_TYPES
@@ -29,6 +30,9 @@ from server.clock import SCHOOL_TIMEZONE, school_today
 from server.contract import OMITTED
 from server.db.form_tables import FormRequest
 from server.db.tables import Lesson
+from server.live import LiveHub
+from server.routes.sync import live_events
+from server.settings import Settings
 from server.sync_store import seed_sync_state
 from server.timetable import all_timetable_writes
 from tests.city import PASSWORD, City, add_timetable
@@ -377,3 +381,38 @@ async def test_the_document_names_every_record_type_and_mutation(
     occurred_at = schemas["MutationIn"]["properties"]["occurred_at"]
     assert "format" not in occurred_at  # an offset may be left out: read as UTC
     assert occurred_at["x-msgpack"] == "timestamp"
+
+
+def _sse_fields(message: ServerSentEventMessage) -> dict[str, str]:
+    """An event as a client's SSE parser reads it off the wire: its ``event`` and ``data``."""
+    fields: dict[str, list[str]] = {}
+    for line in message.encode().decode().splitlines():
+        name, _, value = line.partition(":")
+        fields.setdefault(name, []).append(value.removeprefix(" "))
+    return {name: "\n".join(values) for name, values in fields.items()}
+
+
+async def test_the_live_streams_events_are_the_published_ones(
+    fx_client: httpx.AsyncClient, fx_settings: Settings
+) -> None:
+    contract = await _contract(fx_client)
+    content = contract.document["paths"]["/sync/live"]["get"]["responses"]["200"]["content"]
+    assert list(content) == ["text/event-stream"]
+    event_schema = jsonschema_rs.Draft202012Validator(content["text/event-stream"]["schema"])
+    answers: list[set[str] | None] = [{"group:1", "group:2"}, None]
+
+    async def recheck() -> set[str] | None:
+        return answers.pop(0)  # a partition gained, then the token revoked
+
+    hub = LiveHub(fx_settings)
+    events = live_events(hub, {"group:1"}, recheck, keep_alive=0.0, recheck_every=0.0)
+    seen = []
+    try:
+        async for message in events:
+            fields = _sse_fields(message)
+            assert event_schema.is_valid(fields), fields
+            seen.append((fields["event"], fields["data"]))
+    finally:
+        await events.aclose()
+        await hub.stop()
+    assert seen == [("ready", ""), ("poke", "group:2"), ("end", "log in again")]
