@@ -12,9 +12,12 @@ PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import re
 import secrets
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,6 +43,7 @@ from tests.conftest import log_in_as
 from tests.devices import next_weekday
 from tests.sync.test_forms import GOOD, every_kind
 
+ROOT = Path(__file__).resolve().parents[2]
 JSON = "application/json"
 MSGPACK = "application/x-msgpack"
 REF = "#/components/schemas/{}".format
@@ -416,3 +420,54 @@ async def test_the_live_streams_events_are_the_published_ones(
         await events.aclose()
         await hub.stop()
     assert seen == [("ready", ""), ("poke", "group:2"), ("end", "log in again")]
+
+
+def _contract_types() -> Any:
+    """``scripts/contract_types.py`` as a module (scripts/ is no package)."""
+    path = ROOT / "scripts" / "contract_types.py"
+    spec = importlib.util.spec_from_file_location("contract_types", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_typescript_types_are_generated_from_the_served_document(
+    fx_client: httpx.AsyncClient,
+) -> None:
+    generator = _contract_types()
+    document = (await _contract(fx_client)).document
+    assert generator.TARGET.read_text() == generator.typescript(document), (
+        "clients/typescript/contract.d.ts is stale: run scripts/contract_types.py"
+    )
+    assert set(generator.reachable(document["components"]["schemas"])) >= {
+        *(_record_component(document["components"]["schemas"], t) for t in RECORD_TYPES),
+        "Mutation",
+        "MutationResult",
+    }
+
+
+def test_the_typescript_types_compile_and_narrow() -> None:
+    tsc = ROOT / "var" / "ts" / "node_modules" / ".bin" / "tsc"
+    if not tsc.exists():
+        pytest.skip("no TypeScript: npm install --prefix var/ts typescript@5.9.3")
+    compiled = subprocess.run(
+        [
+            str(tsc),
+            "--noEmit",
+            "--strict",
+            "--target",
+            "es2022",
+            "--module",
+            "esnext",
+            "--moduleResolution",
+            "bundler",
+            str(ROOT / "clients" / "typescript" / "contract.d.ts"),
+            str(ROOT / "tests" / "fixtures" / "typescript" / "uses_the_contract.ts"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
