@@ -2,7 +2,13 @@
 // scripts/contract_types.py. Do not edit: run the script. docs/sync-protocol.md
 // explains every type; datetimes are RFC 3339 text here (the JSON encoding).
 
+/**
+ * A pull: the changes of every readable partition since ``cursor``.
+ */
 export type PullRequest = {
+  /**
+   * The protocol version the app speaks; read before the rest of the body.
+   */
   schema_version: number;
   /**
    * The cursor of the last answer applied; None (or absent) for a first sync.
@@ -57,6 +63,8 @@ export type PullResponse = {
    */
   removed?: string[];
   /**
+   * Upserts and deletions, in the order to apply them.
+   *
    * @default []
    */
   changes?: (Upsert | Delete)[];
@@ -73,6 +81,9 @@ export type PullResponse = {
  */
 export type Upsert = {
   op: "upsert";
+  /**
+   * The partition that holds the record (``kind:id``).
+   */
   partition: string;
   record: Record;
 };
@@ -125,10 +136,18 @@ export type LessonRecord = {
    * ISO weekday: 1 is Monday.
    */
   weekday: number;
+  /**
+   * Local time (Europe/Helsinki), as is every time of day.
+   */
   starts_at: string;
   ends_at: string;
+  /**
+   * The first day of the weekly plan.
+   */
   valid_from: string;
   /**
+   * The last day of the weekly plan (inclusive); absent: no end set.
+   *
    * @default null
    */
   valid_to?: string | null;
@@ -156,12 +175,19 @@ export type LessonChangeRecord = {
   id: number;
   v: number;
   lesson_id: number;
+  /**
+   * The date of the one occurrence it changes.
+   */
   on_date: string;
   /**
+   * The occurrence does not take place.
+   *
    * @default false
    */
   cancelled?: boolean;
   /**
+   * Who teaches it instead of the lesson's teacher.
+   *
    * @default null
    */
   substitute_teacher_id?: number | null;
@@ -569,8 +595,17 @@ export type Signature = {
  */
 export type Delete = {
   op: "delete";
+  /**
+   * The partition that no longer holds the record.
+   */
   partition: string;
+  /**
+   * The record's ``type``.
+   */
   type: string;
+  /**
+   * The record's ``id``: with ``type``, it names the record.
+   */
   id: number;
 };
 
@@ -579,6 +614,9 @@ export type Delete = {
  */
 export type PartitionSummary = {
   partition: string;
+  /**
+   * How many records the partition holds.
+   */
   count: number;
   /**
    * 16 hex digits: the sum, modulo 2**64, of ``record_digest`` over the partition's records.
@@ -592,6 +630,9 @@ export type PartitionSummary = {
  * is rejected alone (``mutation.invalid_args``) and never fails the push.
  */
 export type PushRequest = {
+  /**
+   * As in :class:`PullRequest`.
+   */
   schema_version: number;
   /**
    * A random id the app makes once per installation and keeps.
@@ -624,6 +665,9 @@ export type MutationIn = {
   occurred_at: string;
 };
 
+/**
+ * A push's answer.
+ */
 export type PushResponse = {
   /**
    * One per mutation sent, in the same order.
@@ -646,6 +690,8 @@ export type MutationResult = {
    */
   status: string;
   /**
+   * Why it was rejected (absent when applied): branch on this, never on ``reason``.
+   *
    * @default null
    */
   code?: MutationCode | null;
@@ -656,6 +702,9 @@ export type MutationResult = {
    */
   reason?: string | null;
   /**
+   * Which input was wrong: a JSON path into ``args`` (``$.on_date``), or ``$.occurred_at``,
+   * ``$.name`` or ``$.id``.
+   *
    * @default null
    */
   field?: string | null;
@@ -745,14 +794,20 @@ export type MessageSendMutation = Omit<MutationIn, "name" | "args"> & {
 export type MessageSendArgs = {
   body: string;
   /**
+   * A reply: the thread it goes to (then no ``to`` and no ``subject``).
+   *
    * @default null
    */
   thread_id?: number | null;
   /**
+   * A new conversation: the people (ids) to start a thread with, each their own.
+   *
    * @default []
    */
   to?: number[];
   /**
+   * A new conversation's subject (required with ``to``).
+   *
    * @default null
    */
   subject?: string | null;
@@ -792,16 +847,25 @@ export type BulletinSendArgs = {
   audience: Audience;
   title: string;
   body: string;
+  /**
+   * Who of the audience it is for (default: the guardians).
+   */
   roles?: AudienceRole[];
   /**
+   * The group, school or municipality, for those audiences.
+   *
    * @default null
    */
   audience_id?: number | null;
   /**
+   * The persons (ids), for the audience ``people``.
+   *
    * @default []
    */
   people?: number[];
   /**
+   * Principals and admins only.
+   *
    * @default false
    */
   urgent?: boolean;
@@ -872,10 +936,14 @@ export type NoticeArgs = {
   to_date: string;
   reason: Reason;
   /**
+   * Absent: from the start of ``from_date``.
+   *
    * @default null
    */
   from_time?: string | null;
   /**
+   * Absent: to the end of ``to_date``.
+   *
    * @default null
    */
   to_time?: string | null;
