@@ -99,7 +99,9 @@ class NoticeArgs(msgspec.Struct, forbid_unknown_fields=True):
     to_date: dt.date
     reason: Reason
     from_time: dt.time | None = None
+    """Absent: from the start of ``from_date``."""
     to_time: dt.time | None = None
+    """Absent: to the end of ``to_date``."""
     note: NOTE | None = None
 
 

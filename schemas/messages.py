@@ -128,8 +128,11 @@ class MessageSendArgs(msgspec.Struct, forbid_unknown_fields=True):
 
     body: Body
     thread_id: Id | None = None
+    """A reply: the thread it goes to (then no ``to`` and no ``subject``)."""
     to: Annotated[list[Id], msgspec.Meta(max_length=MAX_RECIPIENTS)] = []
+    """A new conversation: the people (ids) to start a thread with, each their own."""
     subject: Subject | None = None
+    """A new conversation's subject (required with ``to``)."""
 
 
 class BulletinSendArgs(msgspec.Struct, forbid_unknown_fields=True):
@@ -146,9 +149,13 @@ class BulletinSendArgs(msgspec.Struct, forbid_unknown_fields=True):
     roles: Annotated[list[AudienceRole], msgspec.Meta(min_length=1, max_length=3)] = msgspec.field(
         default_factory=lambda: [AudienceRole.GUARDIANS]
     )
+    """Who of the audience it is for (default: the guardians)."""
     audience_id: Id | None = None
+    """The group, school or municipality, for those audiences."""
     people: Annotated[list[Id], msgspec.Meta(max_length=MAX_RECIPIENTS)] = []
+    """The persons (ids), for the audience ``people``."""
     urgent: bool = False
+    """Principals and admins only."""
 
 
 class ReadArgs(msgspec.Struct, forbid_unknown_fields=True):

@@ -54,9 +54,12 @@ class LessonRecord(msgspec.Struct, tag_field="type", tag="lesson", omit_defaults
     weekday: int
     """ISO weekday: 1 is Monday."""
     starts_at: dt.time
+    """Local time (Europe/Helsinki), as is every time of day."""
     ends_at: dt.time
     valid_from: dt.date
+    """The first day of the weekly plan."""
     valid_to: dt.date | None = None
+    """The last day of the weekly plan (inclusive); absent: no end set."""
     teacher_id: int | None = None
     teacher_name: str | None = None
     room: str | None = None
@@ -69,8 +72,11 @@ class LessonChangeRecord(msgspec.Struct, tag_field="type", tag="lesson_change", 
     v: int
     lesson_id: int
     on_date: dt.date
+    """The date of the one occurrence it changes."""
     cancelled: bool = False
+    """The occurrence does not take place."""
     substitute_teacher_id: int | None = None
+    """Who teaches it instead of the lesson's teacher."""
     substitute_teacher_name: str | None = None
     room: str | None = None
     starts_at: dt.time | None = None
@@ -113,6 +119,7 @@ class Upsert(msgspec.Struct, tag_field="op", tag="upsert"):
     """Store ``record`` (replacing any older version) as held by ``partition``."""
 
     partition: str
+    """The partition that holds the record (``kind:id``)."""
     record: Record
 
 
@@ -120,8 +127,11 @@ class Delete(msgspec.Struct, tag_field="op", tag="delete"):
     """``partition`` no longer holds the record. Drop it if no other partition does."""
 
     partition: str
+    """The partition that no longer holds the record."""
     type: str
+    """The record's ``type``."""
     id: int
+    """The record's ``id``: with ``type``, it names the record."""
 
 
 Change = Upsert | Delete
@@ -132,12 +142,16 @@ class PartitionSummary(msgspec.Struct):
 
     partition: str
     count: int
+    """How many records the partition holds."""
     checksum: str
     """16 hex digits: the sum, modulo 2**64, of ``record_digest`` over the partition's records."""
 
 
 class PullRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A pull: the changes of every readable partition since ``cursor``."""
+
     schema_version: int
+    """The protocol version the app speaks; read before the rest of the body."""
     cursor: Annotated[str, msgspec.Meta(max_length=65536)] | None = None
     """The cursor of the last answer applied; None (or absent) for a first sync."""
     limit: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_PAGE_RECORDS
@@ -162,6 +176,7 @@ class PullResponse(msgspec.Struct, omit_defaults=True):
     removed: list[str] = []
     """Partitions no longer readable: drop every record no remaining partition holds."""
     changes: list[Change] = []
+    """Upserts and deletions, in the order to apply them."""
     summaries: list[PartitionSummary] = []
     """Counts and checksums of the partitions this answer brought to their newest change."""
 
@@ -191,6 +206,7 @@ class PushRequest(msgspec.Struct, forbid_unknown_fields=True):
     is rejected alone (``mutation.invalid_args``) and never fails the push."""
 
     schema_version: int
+    """As in :class:`PullRequest`."""
     client_id: ClientId
     """A random id the app makes once per installation and keeps."""
     mutations: Annotated[list[MutationIn], msgspec.Meta(max_length=MAX_PUSH_MUTATIONS)]
@@ -234,12 +250,17 @@ class MutationResult(msgspec.Struct, omit_defaults=True):
     status: str
     """``applied`` or ``rejected``. A replayed id gets the answer it got the first time."""
     code: MutationCode | None = None
+    """Why it was rejected (absent when applied): branch on this, never on ``reason``."""
     reason: str | None = None
     """A sentence the user can read."""
     field: str | None = None
+    """Which input was wrong: a JSON path into ``args`` (``$.on_date``), or ``$.occurred_at``,
+    ``$.name`` or ``$.id``."""
 
 
 class PushResponse(msgspec.Struct):
+    """A push's answer."""
+
     results: list[MutationResult]
     """One per mutation sent, in the same order."""
 

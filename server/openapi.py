@@ -17,6 +17,10 @@ module adds as the document is served:
    parameter must be a number (a path that does not parse is no route); 500 and 503
    everywhere. A route adds the codes particular to it with ``error_codes=[...]``.
 3. Public routes (``exclude_from_auth``) say that they need no token (``security: []``).
+4. The sync contract in full (``server/contract.py``): field descriptions, the fields left
+   out when they hold their default, how datetimes travel, the ``Record`` union and every
+   mutation's arguments (``Mutation``), so that a native app's types can be written from the
+   document alone.
 
 Only the served JSON is completed: ``app.openapi_schema`` stays Litestar's own object.
 
@@ -37,6 +41,8 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.routes import HTTPRoute
 
 from schemas.errors import ErrorBody, ErrorCode
+from schemas.sync import MutationIn
+from server.contract import describe, mutation_args_types, mutation_components, name_the_unions
 from server.errors import STATUS
 
 JSON = "application/json"
@@ -138,13 +144,19 @@ def _complete_operation(
 def complete_document(document: dict[str, Any], app: Litestar) -> dict[str, Any]:
     """``document`` (Litestar's, as a dict; changed in place) with the additions above."""
     handlers = _handlers(app)
-    wire_types: list[type] = [ErrorBody]
+    sent: list[type] = [ErrorBody]
+    received: list[type] = [MutationIn, *mutation_args_types()]
     for handler in handlers.values():
-        wire_types += [handler.opt[k] for k in ("wire_request", "wire_answer") if k in handler.opt]
+        sent += [handler.opt["wire_answer"]] if "wire_answer" in handler.opt else []
+        received += [handler.opt["wire_request"]] if "wire_request" in handler.opt else []
+    wire_types = [*sent, *received]
     refs, components = msgspec.json.schema_components(
         wire_types, schema_hook=_any_value, ref_template=COMPONENTS
     )
     ref_of = dict(zip(wire_types, refs, strict=True))
+    describe(components, sent=sent, received=received)
+    name_the_unions(components, COMPONENTS)
+    components.update(mutation_components(ref_of))
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in components.items():
         schemas.setdefault(name, schema)  # a type Litestar described already keeps its entry

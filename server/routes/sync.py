@@ -215,16 +215,37 @@ async def sync_push(
 KEEP_ALIVE_SECONDS = 15.0
 RECHECK_PARTITIONS_SECONDS = 60.0
 
+LIVE_EVENTS = {
+    "ready": (
+        "The stream is open: changes from now on are poked; `data` is empty. Pull once, for "
+        "what changed before it opened."
+    ),
+    "poke": (
+        "Pull now: something changed. `data`: the names of the changed partitions the "
+        "holder may read, separated by single spaces (a client may ignore them)."
+    ),
+    "end": (
+        "The stream ends: the token was revoked or expired (`data`: `log in again`). Log in "
+        "again before reconnecting."
+    ),
+}
 LIVE_EVENT_SCHEMA = {
     "type": "object",
+    "description": (
+        "One Server-Sent Event (`event:` and `data:` lines, then a blank line). Between events "
+        f"the server sends a comment (`: keep-alive`) at least every {KEEP_ALIVE_SECONDS:g} "
+        "seconds, which EventSource does not dispatch: after longer silence, reconnect. "
+        + " ".join(f"`{name}`: {meaning}" for name, meaning in LIVE_EVENTS.items())
+    ),
     "required": ["event", "data"],
     "properties": {
-        "event": {"enum": ["ready", "poke", "end"]},
+        "event": {"enum": list(LIVE_EVENTS)},
         "data": {
             "type": "string",
             "description": "poke: the changed partitions, separated by spaces; end: why.",
         },
     },
+    "x-events": LIVE_EVENTS,
 }
 """One event of the live stream, for the OpenAPI document (comments keep it open)."""
 
@@ -284,6 +305,10 @@ async def counted(
     "/sync/live",
     tags=["sync"],
     summary="A stream of 'pull now' pokes (Server-Sent Events)",
+    response_description=(
+        "A text/event-stream of `ready`, then `poke` events, and `end` if the token stops "
+        "being valid; keep-alive comments in between (docs/sync-protocol.md, 'Live')."
+    ),
     media_type="text/event-stream",
     event_schema=LIVE_EVENT_SCHEMA,
 )
