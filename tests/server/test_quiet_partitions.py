@@ -39,7 +39,8 @@ async def test_a_damaged_copy_of_a_quiet_partition_is_found_and_repaired(
     assert lesson not in records(mother, "lesson")
 
     soon = await mother.sync()  # the daily check is not due yet: summaries come with changes
-    assert soon.checked == [] and soon.repaired == []
+    assert soon.checked == []
+    assert soon.repaired == []
     assert lesson not in records(mother, "lesson")
 
     clock.now += dt.timedelta(days=1)

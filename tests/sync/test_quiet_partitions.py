@@ -136,7 +136,8 @@ async def test_the_reference_client_repairs_a_damaged_quiet_copy_once_a_day() ->
     ) as http:
         device = ReppuClient(http, "token", clock=clock)
         first = await device.sync()
-        assert first.repaired == [] and first.checked == []  # nothing held to check yet
+        assert first.repaired == []  # nothing held to check yet
+        assert first.checked == []
         healthy = device.store.records()
 
         # The local copy of the quiet partition is damaged (a record lost, say by a bug).
@@ -144,7 +145,8 @@ async def test_the_reference_client_repairs_a_damaged_quiet_copy_once_a_day() ->
         device.store.db.execute("DELETE FROM record WHERE id = 3")
         clock.now += dt.timedelta(hours=23)
         later = await device.sync()
-        assert later.checked == [] and later.repaired == []  # not due: unnoticed for now
+        assert later.checked == []  # not due: unnoticed for now
+        assert later.repaired == []
         assert "check" not in engine.bodies[-1]
         assert device.store.records() != healthy
 
