@@ -20,14 +20,16 @@ from schemas.core import NO_NUL, GroupKind, Id
 from schemas.forms import FormRequestRecord, FormResponseRecord
 from schemas.messages import BulletinRecord, MessageRecord, ReceiptRecord, ThreadRecord
 
-SCHEMA_VERSION = 1
-"""The newest protocol version this code speaks."""
+SCHEMA_VERSION = 2
+"""The newest protocol version this code speaks. Version 2 added ``PullRequest.check``."""
 MIN_SCHEMA_VERSION = 1
 """The oldest version still served."""
 
 MAX_PAGE_RECORDS = 1000
 """The most changes one pull answer carries, whatever the client asks for."""
 DEFAULT_PAGE_RECORDS = 500
+MAX_CHECK = 500
+"""The most partitions one pull may ask to ``check``."""
 
 
 class GroupRecord(msgspec.Struct, tag_field="type", tag="group", omit_defaults=True):
@@ -160,6 +162,12 @@ class PullRequest(msgspec.Struct, forbid_unknown_fields=True):
         list[Annotated[str, msgspec.Meta(max_length=40)]], msgspec.Meta(max_length=500)
     ] = []
     """Partitions whose checksum did not match: the server sends them afresh."""
+    check: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=40)]], msgspec.Meta(max_length=MAX_CHECK)
+    ] = []
+    """Partitions whose summary the client wants even if nothing in them changed (version 2):
+    the answer carries the summary of each one the caller may read that is at its newest change
+    after this answer. Others are left out without an error."""
 
 
 class PullResponse(msgspec.Struct, omit_defaults=True):
@@ -178,7 +186,8 @@ class PullResponse(msgspec.Struct, omit_defaults=True):
     changes: list[Change] = []
     """Upserts and deletions, in the order to apply them."""
     summaries: list[PartitionSummary] = []
-    """Counts and checksums of the partitions this answer brought to their newest change."""
+    """Counts and checksums of the partitions this answer brought to their newest change, and
+    of those asked to ``check`` (the caller may read them and they are at their newest change)."""
 
 
 MAX_PUSH_MUTATIONS = 500

@@ -26,7 +26,10 @@ How an answer is made (``docs/sync-protocol.md`` has the whole protocol):
    there; otherwise every partition is at its head. A record left out of a page because its
    latest change lies above the cut is in a later page, since that change is.
 4. Partitions brought to their head by this answer get a summary (count and checksum as of
-   that head) for the client to check.
+   that head) for the client to check. So do the partitions the client asks to ``check``
+   that it may read and that are at their head after this answer, even when nothing in them
+   changed: a damaged copy of a quiet partition is found that way. A partition it may not
+   read gets no summary, whatever it asks (deny by default).
 
 "Nothing new" costs one read of the heads and no read of the log.
 """
@@ -129,6 +132,7 @@ async def pull(
     repair: Iterable[str] = (),
     floors: Mapping[str, int] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    check: Iterable[str] = (),
 ) -> PullResult:
     """The next answer for a client at ``positions`` (None: a first sync)."""
     readable = set(readable)
@@ -172,6 +176,13 @@ async def pull(
             # Nothing to send: the partition is empty. Its summary confirms the client's
             # (cleared) copy is right.
             summaries[partition] = heads.get(partition, PartitionHead()).tally
+    for partition in set(check) & readable:
+        # Only at the head does the summary describe what the client holds once this answer
+        # is applied; a partition still behind gets its summary when a later page brings it
+        # there, as every partition does.
+        state = heads.get(partition, PartitionHead())
+        if partition not in summaries and new_positions[partition] == state.head:
+            summaries[partition] = state.tally
     return PullResult(
         positions=new_positions,
         # A floor matters only while the copy is below it.

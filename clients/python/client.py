@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,9 +12,16 @@ import httpx
 import msgspec
 
 from clients.python.store import LocalStore
-from schemas.sync import MAX_PUSH_MUTATIONS, SCHEMA_VERSION, PullResponse
+from schemas.sync import MAX_CHECK, MAX_PUSH_MUTATIONS, SCHEMA_VERSION, PullResponse
 
 _decode_pull = msgspec.json.Decoder(PullResponse)
+
+CHECK_EVERY = dt.timedelta(days=1)
+"""How often a sync asks for the summaries of every partition held, changed or not."""
+
+
+def _wall_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 class SyncError(RuntimeError):
@@ -30,10 +38,17 @@ class SyncReport:
     pages: int = 0
     changes: int = 0
     repaired: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    """Partitions whose summary was asked for although nothing in them need have changed."""
 
 
 class ReppuClient:
-    """One device: a store, a bearer token and an HTTP client (``base_url`` set on it)."""
+    """One device: a store, a bearer token and an HTTP client (``base_url`` set on it).
+
+    Summaries come with changes, so a copy of a partition that rarely changes would never be
+    checked; once every ``check_every`` (by ``clock``) a sync asks for the summary of every
+    partition held, and repairs the ones that do not match. ``check_every=None`` never asks.
+    """
 
     def __init__(
         self,
@@ -42,11 +57,15 @@ class ReppuClient:
         store: LocalStore | None = None,
         *,
         page_limit: int = 500,
+        check_every: dt.timedelta | None = CHECK_EVERY,
+        clock: Callable[[], dt.datetime] = _wall_clock,
     ) -> None:
         self.http = http
         self.headers = {"Authorization": f"Bearer {token}"}
         self.store = store or LocalStore()
         self.page_limit = page_limit
+        self.check_every = check_every
+        self.clock = clock
         if self.store.get_meta("client_id") is None:
             self.store.set_meta("client_id", secrets.token_urlsafe(16))
 
@@ -62,13 +81,17 @@ class ReppuClient:
             raise SyncError(answer.status_code, answer.json())
         return answer
 
-    async def pull(self, repair: list[str] | None = None) -> tuple[PullResponse, list[str]]:
+    async def pull(
+        self, repair: list[str] | None = None, check: list[str] | None = None
+    ) -> tuple[PullResponse, list[str]]:
         """One pull, applied; returns the answer and the partitions that failed their check."""
         body: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "limit": self.page_limit}
         if self.store.cursor:
             body["cursor"] = self.store.cursor
         if repair:
             body["repair"] = repair
+        if check:
+            body["check"] = check
         try:
             answer = _decode_pull.decode((await self._post("/sync/pull", body)).content)
         except SyncError as exc:
@@ -80,17 +103,35 @@ class ReppuClient:
             answer = _decode_pull.decode((await self._post("/sync/pull", body)).content)
         return answer, self.store.apply(answer)
 
+    def _checks_due(self, now: dt.datetime) -> bool:
+        if self.check_every is None:
+            return False
+        last = self.store.get_meta("checked_at")
+        if last is None:
+            return True
+        # A clock set back (before the last check) must not put the next check off for ever.
+        return not dt.timedelta(0) <= now - dt.datetime.fromisoformat(last) < self.check_every
+
     async def sync(self, max_pages: int = 10_000) -> SyncReport:
-        """Pull until nothing more is waiting, repairing any partition whose check fails."""
+        """Pull until nothing more is waiting, repairing any partition whose check fails;
+        when a check of every partition held is due, ask for their summaries on the way."""
         report = SyncReport()
         repair: list[str] = []
+        now = self.clock()
+        due = self._checks_due(now)
+        to_check = sorted(self.store.partitions()) if due else []
         for _ in range(max_pages):
-            answer, mismatched = await self.pull(repair)
+            check, to_check = to_check[:MAX_CHECK], to_check[MAX_CHECK:]
+            answer, mismatched = await self.pull(repair, check)
             report.pages += 1
             report.changes += len(answer.changes)
+            report.checked.extend(check)
             repair = [p for p in mismatched if p not in repair]
             report.repaired.extend(repair)
-            if not answer.has_more and not repair:
+            if not answer.has_more and not repair and not to_check:
+                if due:
+                    # Only a sync that got to the end counts: an interrupted one checks again.
+                    self.store.set_meta("checked_at", now.isoformat())
                 return report
         raise RuntimeError(f"sync did not finish within {max_pages} pages")
 

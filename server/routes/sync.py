@@ -124,6 +124,7 @@ async def sync_pull(
             and positions is not None
             and not floors
             and not body.repair
+            and not body.check  # summaries are read with the heads, from the database
             and readable_now == frozenset(positions)
             and hub.heads.caught_up(positions)
         ):
@@ -145,6 +146,7 @@ async def sync_pull(
             limit=min(body.limit, MAX_PAGE_RECORDS),
             repair=body.repair,
             floors=floors,
+            check=body.check,
         )
     if recent.enabled:
         recent.keep_readable(person, frozenset(readable))
