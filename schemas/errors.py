@@ -59,6 +59,9 @@ class ErrorCode(StrEnum):
     """Another account already has this username: choose another."""
     ACCOUNT_NOT_FOUND = "account.not_found"
     """The person has no account to disable, enable or sign out."""
+    ACCOUNT_DEVICE_NOT_FOUND = "account.device_not_found"
+    """The person has no signed-in device of that id (unknown, another's, signed out or
+    expired)."""
     SIGNIN_UNKNOWN_PROVIDER = "signin.unknown_provider"
     """No sign-in provider of that name is configured."""
     SIGNIN_REDIRECT_NOT_ALLOWED = "signin.redirect_not_allowed"

@@ -17,6 +17,8 @@ class EventKind(StrEnum):
     ACCOUNT_DISABLED = "account.disabled"
     ACCOUNT_ENABLED = "account.enabled"
     ACCOUNT_SIGNED_OUT = "account.signed_out"
+    DEVICE_SIGNED_OUT = "account.device_signed_out"
+    """An admin signed one device out (``detail``: the device's id and name)."""
     SIGNIN_SUCCEEDED = "signin.succeeded"
     SIGNIN_REFUSED = "signin.refused"
 
