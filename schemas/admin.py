@@ -69,8 +69,8 @@ class Devices(msgspec.Struct):
 
 class OutboxLane(msgspec.Struct):
     name: str
-    """``webpush``, ``apprise:urgent`` ... as ``/metrics`` names them; ``expand`` for entries
-    not yet expanded into deliveries."""
+    """``urgent``, ``normal`` (Web Push), ``apprise:urgent``, ``apprise:normal``, as
+    ``/metrics`` names them; ``expand`` for outbox entries not yet expanded into deliveries."""
     depth: int
     oldest_due_seconds: float
     """How long the oldest due entry has waited; 0 when none is due."""
