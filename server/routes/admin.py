@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from schemas.admin import MAX_BULLETINS, MAX_PEOPLE_PAGE, Devices, PeoplePage, SyncHealth
 from schemas.core import MAX_ID, Role
 from schemas.errors import ErrorCode
+from server.admin.audit import record_devices_listed, record_people_listed
 from server.admin.authority import administered_cities, check_admins_school
 from server.admin.devices import list_devices, sign_out_device
 from server.admin.people import list_school_people
@@ -40,13 +41,20 @@ async def admin_people(
     request: Request[Principal, Any, Any],
     school: QueryId,
     role: Annotated[Role, QueryParameter()],
+    app_state: NamedDependency[AppState],
     cursor: Annotated[int, QueryParameter(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PEOPLE_PAGE)] = 100,
 ) -> PeoplePage:
     """In id order after ``cursor``; ``next_cursor`` when more follow. The school's city's
-    admins only; any other school, and an id that is no school, is ``auth.forbidden``."""
-    city = await check_admins_school(request.user.person_id, school)
-    return await list_school_people(school=school, city=city, role=role, after=cursor, limit=limit)
+    admins only; any other school, and an id that is no school, is ``auth.forbidden``.
+    Audited (``admin.people_listed``)."""
+    actor = request.user.person_id
+    city = await check_admins_school(actor, school)
+    page = await list_school_people(school=school, city=city, role=role, after=cursor, limit=limit)
+    await record_people_listed(
+        app_state.engine, actor=actor, school=school, role=role.value, cursor=cursor
+    )
+    return page
 
 
 @get(
@@ -55,10 +63,15 @@ async def admin_people(
     summary="A person's signed-in devices",
     error_codes=DEVICE_ERRORS,
 )
-async def admin_devices(request: Request[Principal, Any, Any], person_id: PathId) -> Devices:
-    """Each live token as a device (never the token). The person's city's admins only."""
+async def admin_devices(
+    request: Request[Principal, Any, Any], person_id: PathId, app_state: NamedDependency[AppState]
+) -> Devices:
+    """Each live token as a device (never the token). The person's city's admins only.
+    Audited (``admin.devices_listed``)."""
     await check_may_disable(request.user.person_id, person_id)
-    return await list_devices(person_id)
+    devices = await list_devices(person_id)
+    await record_devices_listed(app_state.engine, actor=request.user.person_id, person=person_id)
+    return devices
 
 
 @delete(

@@ -112,6 +112,15 @@ async def test_an_admin_lists_a_schools_people_by_role(
     # Contact details never appear here.
     assert "email" not in answer.text
     assert "phone" not in answer.text
+    # Every read of a page is audited, with the admin as the actor.
+    listed = (
+        await AccountEvent.select()
+        .where(AccountEvent.kind == "admin.people_listed")
+        .order_by(AccountEvent.id)
+    )
+    assert len(listed) == 8
+    assert {e["actor"] for e in listed} == {c.admin}
+    assert listed[-1]["detail"] == f"school {c.school_a}, role guardian, after 0"
 
 
 async def test_people_come_a_page_at_a_time_in_id_order(
@@ -211,6 +220,8 @@ async def test_an_admin_signs_one_device_out_and_the_others_stay(
     for row in await AuthToken.select(AuthToken.token_hash):
         assert row["token_hash"] not in listed.text
     newest, oldest = devices[0]["id"], devices[1]["id"]  # newest first: the laptop
+    read = await AccountEvent.select().where(AccountEvent.kind == "admin.devices_listed")
+    assert [(e["person"], e["actor"]) for e in read] == [(c.mother, c.admin)]
     assert newest > oldest
 
     gone = await fx_client.delete(f"/admin/people/{c.mother}/devices/{newest}", headers=admin)
@@ -255,6 +266,8 @@ async def test_only_the_persons_city_admins_see_and_sign_out_devices(
         gone = await fx_client.delete(f"/admin/people/{c.aino}/devices/{device}", headers=headers)
         assert (gone.status_code, gone.json()["code"]) == (403, "auth.forbidden"), who
     assert await _token_works(fx_client, phone)
+    # A refusal reads nothing, so records no read (the one read is the admin's above).
+    assert await AccountEvent.count().where(AccountEvent.kind == "admin.devices_listed") == 1
     # An unknown person is refused as another city's person is.
     assert (await _devices(fx_client, admin, 2**31 - 1)).status_code == 403
     # Ids out of range are refused before anything is looked up.
