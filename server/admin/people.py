@@ -18,7 +18,7 @@ import datetime as dt
 from typing import Any
 
 from schemas.admin import AccountState, AdminPerson, PeoplePage
-from schemas.core import Role
+from schemas.core import Role, StaffRoleKind
 from server.access import load_access_facts, marks
 from server.clock import school_today, utc_now
 from server.db.tables import Account, AuthToken, Person
@@ -65,11 +65,12 @@ def _sources(role: Role, school: int, city: int, day: dt.date) -> list[tuple[str
     if role == Role.TEACHER:
         return [
             (_GROUP_TEACHERS, [school, day, day]),
-            (_staff(1), [school, "teacher", day, day]),
+            (_staff(1), [school, StaffRoleKind.TEACHER.value, day, day]),
         ]
     if role == Role.PRINCIPAL:
-        return [(_staff(1), [school, "principal", day, day])]
-    return [(_staff(2), [school, city, "admin", day, day])]
+        return [(_staff(1), [school, StaffRoleKind.PRINCIPAL.value, day, day])]
+    # Role.ADMIN: the school's own admins and its municipality's, who manage it.
+    return [(_staff(2), [school, city, StaffRoleKind.ADMIN.value, day, day])]
 
 
 async def _page_of_ids(role: Role, school: int, city: int, after: int, limit: int) -> list[int]:
