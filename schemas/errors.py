@@ -59,6 +59,9 @@ class ErrorCode(StrEnum):
     """Another account already has this username: choose another."""
     ACCOUNT_NOT_FOUND = "account.not_found"
     """The person has no account to disable, enable or sign out."""
+    ACCOUNT_DEVICE_NOT_FOUND = "account.device_not_found"
+    """The person has no signed-in device of that id (unknown, another's, signed out or
+    expired)."""
     IMPORT_NOT_FOUND = "import.not_found"
     """No roster import has that id."""
     IMPORT_NOT_APPLICABLE = "import.not_applicable"

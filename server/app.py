@@ -40,6 +40,7 @@ from server.openapi import CompletedOpenAPIJson
 from server.recent import RecentLookups
 from server.routes.absences import ABSENCE_ROUTES
 from server.routes.accounts import ACCOUNT_ROUTES
+from server.routes.admin import ADMIN_ROUTES
 from server.routes.auth import login, logout
 from server.routes.calendar import CALENDAR_ROUTES
 from server.routes.forms import FORM_ROUTES
@@ -182,6 +183,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             *FORM_ROUTES,
             *CALENDAR_ROUTES,
             *ACCOUNT_ROUTES,
+            *ADMIN_ROUTES,
             *ROSTER_IMPORT_ROUTES,
             *SIGNIN_ROUTES,
             pwa_router(),

@@ -12,7 +12,8 @@ Two kinds of row go:
    rather than an error that strands the user.
 
 After compaction a partition's log is its current state plus recent deletions: exactly what
-a client new to the partition receives as its snapshot.
+a client new to the partition receives as its snapshot. Each run leaves a ``compaction_run``
+row (when, how much went), which an admin sees in ``GET /admin/sync-health``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 
+from server.clock import utc_now
 from server.db.engine import write_transaction
-from server.db.sync_tables import ChangeLog, PartitionState
+from server.db.sync_tables import ChangeLog, CompactionRun, PartitionState
 
 DEFAULT_KEEP_POSITIONS = 1_000_000
 """By default, deletions among the newest million changes are kept."""
@@ -72,9 +74,20 @@ async def compact(
                 (PartitionState.partition == partition) & (PartitionState.horizon < horizon)
             )
         left = await ChangeLog.count()
-    return CompactionReport(
-        superseded=before - after_superseded,
-        tombstones=after_superseded - left,
-        partitions_with_new_horizon=len(horizons),
-        rows_left=left,
-    )
+        report = CompactionReport(
+            superseded=before - after_superseded,
+            tombstones=after_superseded - left,
+            partitions_with_new_horizon=len(horizons),
+            rows_left=left,
+        )
+        # Recorded with the run itself, so the record never claims a run that rolled back.
+        await CompactionRun.insert(
+            CompactionRun(
+                finished_at=utc_now(),
+                superseded=report.superseded,
+                tombstones=report.tombstones,
+                partitions_with_new_horizon=report.partitions_with_new_horizon,
+                rows_left=report.rows_left,
+            )
+        )
+    return report

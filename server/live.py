@@ -38,7 +38,7 @@ from server.settings import Settings
 log = logging.getLogger("reppu.live")
 CHANNEL = "reppu_sync"
 REVOKED_CHANNEL = "reppu_revoked"
-REVOKING_EVENTS = ("account.disabled", "account.signed_out")
+REVOKING_EVENTS = ("account.disabled", "account.signed_out", "account.device_signed_out")
 """The ``account_event`` kinds after which no process may keep an account's tokens."""
 
 

@@ -82,6 +82,20 @@ class SyncEpoch(Table, tablename="sync_epoch"):
     epoch = Varchar(length=32)
 
 
+class CompactionRun(Table, tablename="compaction_run"):
+    """One run of ``reppu compact``, written in its transaction: an admin's sync health shows
+    the last one (``GET /admin/sync-health``). A row a day at most; nothing prunes them."""
+
+    id = Serial(primary_key=True)
+    finished_at = Timestamptz()
+    superseded = BigInt(default=0)
+    """Changes removed because a later change of the same record replaced them."""
+    tombstones = BigInt(default=0)
+    """Old deletions removed (their partitions' horizons rose)."""
+    partitions_with_new_horizon = Integer(default=0)
+    rows_left = BigInt(default=0)
+
+
 SYNC_TABLES: tuple[type[Table], ...] = (
     ChangeLog,
     PartitionState,
@@ -89,4 +103,5 @@ SYNC_TABLES: tuple[type[Table], ...] = (
     SyncClient,
     SyncMutation,
     SyncEpoch,
+    CompactionRun,
 )

@@ -17,6 +17,12 @@ class EventKind(StrEnum):
     ACCOUNT_DISABLED = "account.disabled"
     ACCOUNT_ENABLED = "account.enabled"
     ACCOUNT_SIGNED_OUT = "account.signed_out"
+    DEVICE_SIGNED_OUT = "account.device_signed_out"
+    """An admin signed one device out (``detail``: the device's id and name)."""
+    ADMIN_PEOPLE_LISTED = "admin.people_listed"
+    """An admin read a page of a school's people (``detail``: school, role, cursor)."""
+    ADMIN_DEVICES_LISTED = "admin.devices_listed"
+    """An admin read a person's devices."""
     SIGNIN_SUCCEEDED = "signin.succeeded"
     SIGNIN_REFUSED = "signin.refused"
 
