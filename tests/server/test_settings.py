@@ -75,7 +75,7 @@ def test_postgres_url_and_its_label_hide_the_password(tmp_path: Path) -> None:
         ("REPPU_VAPID_PRIVATE_KEY", "not-a-key", "P-256"),
         ("REPPU_TRUSTED_PROXIES", "10.0.0.1, proxy.local", "not an IP address"),
         ("REPPU_RETAIN_AUDIT_DAYS", "30", "between 365 and 36500, got 30 .or 0 / never."),
-        ("REPPU_RETAIN_DELIVERIES_DAYS", "soon", "whole number .or 0 / never."),
+        ("REPPU_RETAIN_DELIVERIES_DAYS", "soon", "whole number, got .soon. .or 0 / never."),
         ("REPPU_RETAIN_CHANGES_DAYS", "-1", "between 1 and"),
         ("REPPU_RETAIN_SIGNED_FORMS_YEARS", "101", "between 1 and 100"),
     ],
