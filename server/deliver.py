@@ -71,6 +71,7 @@ from server.fanout import (
 from server.leases import Heartbeat, to_the_end
 from server.push_endpoints import endpoint_allowed
 from server.push_transport import KeepAliveTransport, PushTransport, PushTransportError
+from server.retention import DailyRetention, RetentionPolicy
 from server.rosters import roll_rosters
 from server.settings import Settings
 from server.timetable import roll_window
@@ -574,6 +575,8 @@ class Worker:
         self._rolled_on: dt.date | None = None
         self._apprise_batch = max(1, 2 * settings.apprise_concurrency)
         self._wake = {name: asyncio.Event() for name in ("expand", *(x.name for x in LANES))}
+        # Retention runs daily beside the lanes, in one worker of many (docs/retention.md).
+        self.retention = DailyRetention(engine, RetentionPolicy.from_settings(settings))
 
     def wake(self) -> None:
         """Something was enqueued in this process: look now, not at the next poll."""
@@ -694,6 +697,7 @@ class Worker:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._loop("expand"))
+                group.create_task(self.retention.run_forever())
                 for lane in LANES:
                     for _ in range(lane.loops):
                         group.create_task(self._loop(lane.name))
