@@ -21,6 +21,8 @@ requests at once per push service; its outcome is judged by
 ``notifications.webpush.judge``. Apprise notifications run in apprise's thread pool, at most
 ``apprise_concurrency`` at once, with apprise's hidden per-instance throttle set explicitly.
 Message bodies never leave in a push: a message's push names the sender and the thread.
+Beside the lanes, every worker looks once a minute whether the day's retention run is due
+(``server/retention.py``); one worker of many runs it.
 """
 
 from __future__ import annotations

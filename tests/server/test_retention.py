@@ -4,9 +4,13 @@ SQLite and on PostgreSQL, with the clock frozen and ``now`` given to the job."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from piccolo.engine.base import Engine
 
 from schemas.core import GroupKind
@@ -19,7 +23,9 @@ from server.db.notify_tables import Delivery, Outbox
 from server.db.retention_tables import RetentionMark
 from server.db.signin_tables import AccountEvent
 from server.db.sync_tables import ChangeLog, PartitionState
+from server.deliver import Worker
 from server.retention import DailyRetention, RetentionPolicy, retain
+from server.settings import Settings
 from server.sync_store import RecordWrite, SqlPullStore, write_records
 from sync.pull import pull
 from tests.city import City
@@ -405,3 +411,56 @@ async def test_the_daily_run_runs_once_a_day_from_three_in_one_worker_of_many(
         RetentionMark.daily_claimed_at.is_not_null()
     )
     assert sorted(r["day"] for r in claimed) == [day, day + dt.timedelta(days=1)]
+
+
+# --- reppu retain and the worker -------------------------------------------------------------
+
+
+def test_reppu_retain_counts_in_a_dry_run_then_removes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server.cli import main
+
+    database = tmp_path / "retain.sqlite3"
+    monkeypatch.setenv("REPPU_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("REPPU_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.setenv("REPPU_RETAIN_AUDIT_DAYS", "365")
+    assert main(["migrate"]) == 0
+    old = str(utc_now() - dt.timedelta(days=800))
+    with sqlite3.connect(database) as conn:
+        for at in (old, old, str(utc_now())):
+            conn.execute(
+                "INSERT INTO account_event (at, kind, provider, address, detail) "
+                "VALUES (?, 'signin', '', '', '')",
+                (at,),
+            )
+    capsys.readouterr()
+
+    def rows(table: str) -> int:
+        with sqlite3.connect(database) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+    assert main(["retain", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Would remove (dry run):" in out
+    assert re.search(r"account_event +2\n", out)
+    assert (rows("account_event"), rows("retention_mark")) == (3, 0)
+
+    assert main(["retain"]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"account_event +2\n", captured.out)
+    assert "account_event: 2 removed so far" in captured.err  # progress, batch by batch
+    assert (rows("account_event"), rows("retention_mark")) == (1, 1)
+    assert main(["retain"]) == 0
+    assert re.search(r"account_event +0\n", capsys.readouterr().out)
+
+
+async def test_every_worker_carries_the_daily_run_with_the_settings(
+    fx_db: Engine[Any], fx_settings: Settings
+) -> None:
+    worker = Worker(fx_db, fx_settings)
+    try:
+        assert worker.retention.policy == RetentionPolicy.from_settings(fx_settings)
+        assert worker.retention.at == dt.time(3, 0)
+    finally:
+        await worker.push.close()
