@@ -161,6 +161,22 @@ async def test_the_newest_row_of_a_table_stays(fx_db: Engine[Any]) -> None:
     assert [r["id"] for r in await AccountEvent.select(AccountEvent.id)] == [only]
 
 
+async def test_rows_go_in_batches_with_progress(fx_db: Engine[Any]) -> None:
+    old = [await _event(utc_now() - dt.timedelta(days=900 - i)) for i in range(5)]
+    await _event(utc_now())
+    seen: list[tuple[str, int]] = []
+
+    def progress(table: str, done: int) -> None:
+        seen.append((table, done))
+
+    report = await retain(fx_db, _policy(audit_days=365), utc_now(), progress=progress, batch=2)
+    assert report.removed["account_event"] == 5
+    assert seen == [("account_event", 2), ("account_event", 4), ("account_event", 5)]
+    left = [r["id"] for r in await AccountEvent.select(AccountEvent.id)]
+    assert not set(old) & set(left)
+    assert len(left) == 1
+
+
 # --- deliveries ----------------------------------------------------------------------------
 
 
@@ -273,7 +289,7 @@ async def test_closed_forms_leave_through_the_write_path_and_devices_follow(
     assert dry.removed == {"form_request": 1, "form_response": pupils, "form_signature": 1}
     assert await _counts() == before
 
-    done = await retain(fx_db, policy, now)
+    done = await retain(fx_db, policy, now, form_batch=1)
     assert done.removed == dry.removed
     assert [r["id"] for r in await FormRequest.select(FormRequest.id)] == [still_open]
     assert not await FormResponse.exists().where(FormResponse.request == closed)
