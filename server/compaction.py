@@ -81,7 +81,9 @@ async def _raise_horizons(removed: list[dict[str, Any]]) -> dict[str, int]:
     horizons: dict[str, int] = {}
     for row in removed:
         horizons[row["partition"]] = max(horizons.get(row["partition"], 0), int(row["id"]))
-    for partition, horizon in horizons.items():
+    # In name order, as the write path locks partitions, so that neither waits for the other
+    # crosswise (PostgreSQL would end one of them as a deadlock).
+    for partition, horizon in sorted(horizons.items()):
         await PartitionState.update({PartitionState.horizon: horizon}).where(
             (PartitionState.partition == partition) & (PartitionState.horizon < horizon)
         )

@@ -240,11 +240,8 @@ async def _retire_forms_batch(engine: Engine[Any], rule: _Rule, batch: int) -> t
                 *requests,
             )
         ]
-        await write_records(
-            engine,
-            [RecordWrite("form_request", i, None, frozenset()) for i in requests]
-            + [RecordWrite("form_response", i, None, frozenset()) for i in responses],
-        )
+        # The domain rows first, then the sync tables, in the order a form mutation takes
+        # them, so that the two never wait for each other crosswise.
         signatures: list[dict[str, Any]] = []
         if responses:
             marks = _placeholders(responses)
@@ -254,6 +251,11 @@ async def _retire_forms_batch(engine: Engine[Any], rule: _Rule, batch: int) -> t
             await run_sql(f"DELETE FROM form_response WHERE id IN ({marks})", *responses)
         await run_sql(
             f"DELETE FROM form_request WHERE id IN ({_placeholders(requests)})", *requests
+        )
+        await write_records(
+            engine,
+            [RecordWrite("form_request", i, None, frozenset()) for i in requests]
+            + [RecordWrite("form_response", i, None, frozenset()) for i in responses],
         )
     return (len(requests), len(responses), len(signatures))
 
