@@ -1,5 +1,5 @@
-"""The ``reppu`` command: ``serve``, ``worker``, ``migrate``, ``demo``, ``compact``, and
-``import``/``export oneroster``.
+"""The ``reppu`` command: ``serve``, ``worker``, ``migrate``, ``demo``, ``compact``,
+``retain``, and ``import``/``export oneroster``.
 
 Each command reads the settings from the environment once, and a setting that cannot be
 used ends the command with its name in the message and exit code 2.
@@ -153,6 +153,31 @@ async def _compact(settings: Settings, keep_positions: int) -> None:
     )
 
 
+async def _retain(settings: Settings, *, dry_run: bool) -> int:
+    from server.clock import utc_now
+    from server.db.engine import open_database
+    from server.retention import RetentionPolicy, retain
+
+    if await _pending(settings):
+        return _fail("the database has migrations to apply: run `reppu migrate` first")
+
+    def progress(table: str, done: int) -> None:
+        print(f"  {table}: {done:,} removed so far", file=sys.stderr, flush=True)
+
+    async with open_database(settings) as engine:
+        report = await retain(
+            engine,
+            RetentionPolicy.from_settings(settings),
+            utc_now(),
+            dry_run=dry_run,
+            progress=progress,
+        )
+    print("Would remove (dry run):" if dry_run else "Removed:")
+    for table, count in report.removed.items():
+        print(f"  {table:<16} {count:>10,}")
+    return 0
+
+
 async def _worker(settings: Settings, *, once: bool) -> int:
     from server.db.engine import open_database
     from server.deliver import Worker
@@ -246,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep deletions among this many newest changes (default 1000000)",
     )
 
+    retain = commands.add_parser(
+        "retain", help="remove what the REPPU_RETAIN_* settings no longer keep (docs/retention.md)"
+    )
+    retain.add_argument(
+        "--dry-run", action="store_true", help="count what would be removed; remove nothing"
+    )
+
     for verb, helptext in (
         ("import", "import a OneRoster 1.2 CSV set (a folder or a zip) in one transaction"),
         ("export", "export the database as a OneRoster 1.2 CSV bulk set (a folder or a .zip)"),
@@ -286,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "compact":
         asyncio.run(_compact(settings, max(0, args.keep_positions)))
         return 0
+    if args.command == "retain":
+        return asyncio.run(_retain(settings, dry_run=args.dry_run))
     if args.command == "worker":
         try:
             return asyncio.run(_worker(settings, once=args.once))

@@ -26,6 +26,7 @@ from piccolo.engine.base import Engine
 from server.clock import utc_now
 from server.db.engine import write_transaction
 from server.db.sync_tables import ChangeLog, CompactionRun, PartitionState
+from server.leases import to_the_end
 
 DEFAULT_KEEP_POSITIONS = 1_000_000
 """By default, deletions among the newest million changes are kept."""
@@ -64,15 +65,7 @@ async def compact(
             "DELETE FROM change_log WHERE data IS NULL AND id <= {} RETURNING partition, id",
             cutoff,
         )
-        # Horizons from the rows actually deleted, so a deletion committed meanwhile is
-        # either removed and counted, or neither.
-        horizons: dict[str, int] = {}
-        for row in removed:
-            horizons[row["partition"]] = max(horizons.get(row["partition"], 0), int(row["id"]))
-        for partition, horizon in horizons.items():
-            await PartitionState.update({PartitionState.horizon: horizon}).where(
-                (PartitionState.partition == partition) & (PartitionState.horizon < horizon)
-            )
+        horizons = await _raise_horizons(removed)
         left = await ChangeLog.count()
         report = CompactionReport(
             superseded=before - after_superseded,
@@ -91,3 +84,67 @@ async def compact(
             )
         )
     return report
+
+
+async def _raise_horizons(removed: list[dict[str, Any]]) -> dict[str, int]:
+    """Raise each partition's horizon to the newest deletion removed from it.
+
+    Horizons come from the rows actually deleted, so a deletion committed meanwhile is either
+    removed and counted, or neither."""
+    horizons: dict[str, int] = {}
+    for row in removed:
+        horizons[row["partition"]] = max(horizons.get(row["partition"], 0), int(row["id"]))
+    # In name order, as the write path locks partitions, so that neither waits for the other
+    # crosswise (PostgreSQL would end one of them as a deadlock).
+    for partition, horizon in sorted(horizons.items()):
+        await PartitionState.update({PartitionState.horizon: horizon}).where(
+            (PartitionState.partition == partition) & (PartitionState.horizon < horizon)
+        )
+    return horizons
+
+
+async def remove_deletions_up_to(engine: Engine[Any], position: int, *, batch: int) -> int:
+    """Remove the deletions at or below ``position`` (the newest row always stays) with the
+    changes they supersede, oldest first, ``batch`` deletions per short write transaction,
+    raising horizons as :func:`compact` does; returns how many deletions went. Retention
+    (``server/retention.py``) calls it.
+
+    Oldest first, so that what a partition has lost is always a prefix of its deletions: a
+    client between two batches is either below the horizon (sent the partition afresh) or
+    sees every deletion after its position.
+    """
+    total = 0
+    while removed := await to_the_end(_remove_deletions_batch(engine, position, batch)):
+        total += removed
+    return total
+
+
+async def _remove_deletions_batch(engine: Engine[Any], position: int, batch: int) -> int:
+    async with write_transaction(engine):
+        newest = (
+            await ChangeLog.select(ChangeLog.id).order_by(ChangeLog.id, ascending=False).first()
+        )
+        cutoff = min(position, (int(newest["id"]) if newest else 0) - 1)
+        found = await ChangeLog.raw(
+            "SELECT id FROM change_log WHERE data IS NULL AND id <= {} ORDER BY id LIMIT {}",
+            cutoff,
+            batch,
+        )
+        ids = [int(r["id"]) for r in found]
+        if not ids:
+            return 0
+        marks = ", ".join("{}" for _ in ids)
+        # First the changes these deletions supersede: without its deletion, a record's older
+        # state would come back to life for a client that starts the partition afresh.
+        await ChangeLog.raw(
+            "DELETE FROM change_log WHERE EXISTS (SELECT 1 FROM change_log gone "
+            f"WHERE gone.id IN ({marks}) AND gone.partition = change_log.partition "
+            "AND gone.record_type = change_log.record_type "
+            "AND gone.record_id = change_log.record_id AND gone.id > change_log.id)",
+            *ids,
+        )
+        removed = await ChangeLog.raw(
+            f"DELETE FROM change_log WHERE id IN ({marks}) RETURNING partition, id", *ids
+        )
+        await _raise_horizons(removed)
+    return len(removed)

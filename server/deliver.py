@@ -21,6 +21,8 @@ requests at once per push service; its outcome is judged by
 ``notifications.webpush.judge``. Apprise notifications run in apprise's thread pool, at most
 ``apprise_concurrency`` at once, with apprise's hidden per-instance throttle set explicitly.
 Message bodies never leave in a push: a message's push names the sender and the thread.
+Beside the lanes, every worker looks once a minute whether the day's retention run is due
+(``server/retention.py``); one worker of many runs it.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from server.leases import Heartbeat, to_the_end
 from server.metrics import count_delivery
 from server.push_endpoints import endpoint_allowed
 from server.push_transport import KeepAliveTransport, PushTransport, PushTransportError
+from server.retention import DailyRetention, RetentionPolicy
 from server.rosters import roll_rosters
 from server.settings import Settings
 from server.timetable import roll_window
@@ -576,6 +579,8 @@ class Worker:
         self._rolled_on: dt.date | None = None
         self._apprise_batch = max(1, 2 * settings.apprise_concurrency)
         self._wake = {name: asyncio.Event() for name in ("expand", *(x.name for x in LANES))}
+        # Retention runs daily beside the lanes, in one worker of many (docs/retention.md).
+        self.retention = DailyRetention(engine, RetentionPolicy.from_settings(settings))
 
     def wake(self) -> None:
         """Something was enqueued in this process: look now, not at the next poll."""
@@ -700,6 +705,7 @@ class Worker:
             async with asyncio.TaskGroup() as group:
                 group.create_task(Presence(self.engine).run())
                 group.create_task(self._loop("expand"))
+                group.create_task(self.retention.run_forever())
                 for lane in LANES:
                     for _ in range(lane.loops):
                         group.create_task(self._loop(lane.name))

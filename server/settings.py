@@ -103,6 +103,15 @@ class Settings:
     for a log collector)."""
     signin: SigninSettings = field(default_factory=SigninSettings)
     """OpenID Connect providers, activation codes and the identity key (``docs/identity.md``)."""
+    retain_audit_days: int = 6 * 365
+    """Days the audit trails (roll marks, leave decisions, account events) are kept; 0: for
+    ever. ``docs/retention.md`` gives the reasons for every default."""
+    retain_deliveries_days: int = 90
+    """Days finished notification deliveries and finished outbox entries are kept; 0: for ever."""
+    retain_changes_days: int = 180
+    """Days deletions (tombstones) stay in the change log; 0: until ``reppu compact``."""
+    retain_signed_forms_years: int = 6
+    """Years a closed form request, its responses and signatures are kept; 0: for ever."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -194,6 +203,18 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     if not minimum <= value <= maximum:
         raise SettingsError(name, f"must be between {minimum} and {maximum}, got {value}")
     return value
+
+
+def _retain(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    """A retention period: a whole number from ``minimum`` to ``maximum``, or ``0``/``never``
+    (keep for ever: retention deletes nothing of that kind)."""
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("never", "0"):
+        return 0
+    try:
+        return _int(env, name, default, minimum, maximum)
+    except SettingsError as exc:
+        raise SettingsError(name, f"{exc.args[0].split(': ', 1)[1]} (or 0 / never)") from None
 
 
 def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -394,4 +415,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=_metrics_token(env),
         log_format=_log_format(env),
         signin=signin,
+        # Audit: at least a year, so that nothing a correction can still reach (explanations
+        # go 30 days back, leave up to 120 days ahead) is lost from under the derived rows.
+        retain_audit_days=_retain(env, "REPPU_RETAIN_AUDIT_DAYS", 6 * 365, 365, 100 * 365),
+        retain_deliveries_days=_retain(env, "REPPU_RETAIN_DELIVERIES_DAYS", 90, 1, 100 * 365),
+        retain_changes_days=_retain(env, "REPPU_RETAIN_CHANGES_DAYS", 180, 1, 100 * 365),
+        retain_signed_forms_years=_retain(env, "REPPU_RETAIN_SIGNED_FORMS_YEARS", 6, 1, 100),
     )

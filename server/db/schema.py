@@ -10,6 +10,7 @@ from server.db.form_tables import FORM_TABLES
 from server.db.message_tables import MESSAGE_TABLES
 from server.db.notify_tables import NOTIFY_TABLES
 from server.db.oneroster_tables import ONEROSTER_TABLES
+from server.db.retention_tables import RETENTION_TABLES
 from server.db.signin_tables import SIGNIN_TABLES
 from server.db.sync_tables import SYNC_TABLES
 from server.db.tables import ALL_TABLES
@@ -24,4 +25,5 @@ EVERY_TABLE: tuple[type[Table], ...] = (
     *CALENDAR_TABLES,
     *ONEROSTER_TABLES,
     *SIGNIN_TABLES,
+    *RETENTION_TABLES,
 )

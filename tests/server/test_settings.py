@@ -74,6 +74,10 @@ def test_postgres_url_and_its_label_hide_the_password(tmp_path: Path) -> None:
         ("REPPU_SECRET_KEY", "short", "at least 32"),
         ("REPPU_VAPID_PRIVATE_KEY", "not-a-key", "P-256"),
         ("REPPU_TRUSTED_PROXIES", "10.0.0.1, proxy.local", "not an IP address"),
+        ("REPPU_RETAIN_AUDIT_DAYS", "30", "between 365 and 36500, got 30 .or 0 / never."),
+        ("REPPU_RETAIN_DELIVERIES_DAYS", "soon", "whole number, got .soon. .or 0 / never."),
+        ("REPPU_RETAIN_CHANGES_DAYS", "-1", "between 1 and"),
+        ("REPPU_RETAIN_SIGNED_FORMS_YEARS", "101", "between 1 and 100"),
     ],
 )
 def test_a_bad_setting_names_itself(
@@ -111,3 +115,24 @@ def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
     settings = load_settings(env(tmp_path, REPPU_TRUSTED_PROXIES="10.0.0.1, 192.168.0.0/24,"))
     assert settings.trusted_proxies == ("10.0.0.1", "192.168.0.0/24")
     assert load_settings(env(tmp_path)).trusted_proxies == ()
+
+
+def test_retention_defaults_and_never(tmp_path: Path) -> None:
+    settings = load_settings(env(tmp_path))
+    assert settings.retain_audit_days == 6 * 365
+    assert settings.retain_deliveries_days == 90
+    assert settings.retain_changes_days == 180
+    assert settings.retain_signed_forms_years == 6
+    chosen = load_settings(
+        env(
+            tmp_path,
+            REPPU_RETAIN_AUDIT_DAYS="Never",
+            REPPU_RETAIN_DELIVERIES_DAYS="0",
+            REPPU_RETAIN_CHANGES_DAYS=" 30 ",
+            REPPU_RETAIN_SIGNED_FORMS_YEARS="2",
+        )
+    )
+    assert chosen.retain_audit_days == 0
+    assert chosen.retain_deliveries_days == 0
+    assert chosen.retain_changes_days == 30
+    assert chosen.retain_signed_forms_years == 2
