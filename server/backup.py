@@ -1,0 +1,245 @@
+"""``reppu backup`` and ``reppu restore``: a copy of the database, and a restore devices survive.
+
+SQLite is copied with its online backup API (``sqlite3.Connection.backup``), page by page so
+that a big file shows progress. The copy is read inside one read transaction held for the
+whole backup: in WAL mode that snapshot does not block the server's writers, and a writer
+committing meanwhile does not make SQLite restart the copy (without the held snapshot a
+steady stream of writes restarts it at every step, and it never finishes; measured). The
+copy goes to a ``.partial`` file beside the target and is renamed into place only when it is
+complete, in rollback-journal mode, so that a backup is always one self-contained file.
+
+PostgreSQL is dumped with ``pg_dump --format=custom`` and restored with ``pg_restore
+--clean --if-exists --single-transaction``: the documented tools, which know PostgreSQL's
+consistency rules better than we could (``docs/operations.md``).
+
+A restore takes the database back in time, and the devices of the fleet are ahead of it: their
+cursors name change-log positions the restored log will reuse for other changes. Every restore
+therefore gives the database a new sync epoch (``server/state.py``): cursors are signed with
+a key derived from it, so a cursor from before the restore is refused with
+``sync.bad_cursor`` and the device starts over from an empty copy. On SQLite the new epoch is
+written into the copy before it replaces the database, so the two cannot be separated; on
+PostgreSQL it is written right after ``pg_restore`` (``reppu new-epoch`` does it alone, should
+that step ever be cut short).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+Progress = Callable[[int, int], None]
+"""Called with (pages copied, pages in all) as a SQLite copy goes on."""
+
+PAGES_PER_STEP = 4096
+"""Pages copied between progress reports (16 MiB at SQLite's default 4 KiB page)."""
+
+
+class BackupError(Exception):
+    """A backup or restore that could not be made; the message says why, for the operator."""
+
+
+def new_epoch() -> str:
+    """A fresh sync epoch: 32 hex digits, as ``SyncEpoch.epoch`` holds them."""
+    return secrets.token_hex(16)
+
+
+def _refuse_existing(target: Path, force: bool) -> None:
+    if target.is_dir():
+        raise BackupError(f"{target} is a folder; give the backup's file name")
+    if target.exists() and not force:
+        raise BackupError(f"{target} exists; give --force to overwrite it")
+    if not target.parent.is_dir():
+        raise BackupError(f"{target.parent} is not a folder")
+
+
+@contextmanager
+def _partial(target: Path) -> Iterator[Path]:
+    """A temporary file beside ``target`` that becomes ``target`` only if the block succeeds."""
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(handle)
+    partial = Path(name)
+    try:
+        yield partial
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _copy(
+    source: sqlite3.Connection, target: sqlite3.Connection, progress: Progress | None
+) -> None:
+    def report(_status: int, remaining: int, total: int) -> None:
+        if progress is not None:
+            progress(total - remaining, total)
+
+    source.backup(target, pages=PAGES_PER_STEP, progress=report)
+
+
+def backup_sqlite(
+    database: Path, target: Path, *, force: bool = False, progress: Progress | None = None
+) -> None:
+    """Copy the SQLite database ``database`` to ``target``, consistent while it is written."""
+    if not database.is_file():
+        raise BackupError(f"{database}: no such database file")
+    _refuse_existing(target, force)
+    with _partial(target) as partial:
+        source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, isolation_level=None)
+        copy = sqlite3.connect(partial, isolation_level=None)
+        try:
+            # One snapshot for the whole copy (see the module's docstring).
+            source.execute("BEGIN")
+            source.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            _copy(source, copy, progress)
+            source.execute("COMMIT")
+            # The copy keeps the source's WAL mode in its header; a backup is one file.
+            copy.execute("PRAGMA journal_mode = DELETE")
+            _check(copy, f"the copy of {database}")
+        except sqlite3.Error as exc:
+            raise BackupError(f"the backup of {database} failed: {exc}") from exc
+        finally:
+            copy.close()
+            source.close()
+
+
+def _check(db: sqlite3.Connection, what: str) -> None:
+    """Refuse a file that is not a sound Reppu database."""
+    try:
+        verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{what} is not a SQLite database: {exc}") from exc
+    if verdict != "ok":
+        raise BackupError(f"{what} is damaged: {verdict}")
+    if "sync_epoch" not in tables or "migration" not in tables:
+        raise BackupError(f"{what} is not a Reppu database (no sync_epoch or migration table)")
+
+
+def restore_sqlite(backup: Path, database: Path, *, progress: Progress | None = None) -> str:
+    """Replace ``database`` with the backup ``backup`` under a new sync epoch; the epoch.
+
+    The backup is first copied to a scratch file and given its new epoch there; only then is
+    it copied over ``database`` in one step of the backup API, which SQLite does atomically
+    (a reader sees the old database or the new one). Run it with the server stopped: a
+    running server would go on answering from what it holds in memory.
+    """
+    if not backup.is_file():
+        raise BackupError(f"{backup}: no such backup file")
+    if not database.parent.is_dir():
+        raise BackupError(f"{database.parent} is not a folder")
+    epoch = new_epoch()
+    with tempfile.TemporaryDirectory(dir=database.parent) as scratch:
+        staged = Path(scratch) / "restore.sqlite3"
+        source = sqlite3.connect(f"file:{backup}?mode=ro", uri=True, isolation_level=None)
+        copy = sqlite3.connect(staged, isolation_level=None)
+        try:
+            _check(source, str(backup))
+            _copy(source, copy, progress)
+            copy.execute("BEGIN IMMEDIATE")
+            copy.execute("DELETE FROM sync_epoch")
+            copy.execute("INSERT INTO sync_epoch (epoch) VALUES (?)", (epoch,))
+            copy.execute("COMMIT")
+            target = sqlite3.connect(database, isolation_level=None)
+            try:
+                copy.backup(target, pages=-1)
+                target.execute("PRAGMA journal_mode = WAL")
+            finally:
+                target.close()
+        except sqlite3.Error as exc:
+            raise BackupError(f"the restore of {backup} failed: {exc}") from exc
+        finally:
+            copy.close()
+            source.close()
+    return epoch
+
+
+def renew_epoch_sql() -> tuple[str, str]:
+    """The two statements that give a database a new epoch, and that epoch (PostgreSQL)."""
+    epoch = new_epoch()
+    return epoch, f"DELETE FROM sync_epoch; INSERT INTO sync_epoch (epoch) VALUES ('{epoch}');"
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise BackupError(
+            f"{name} is not installed; install the PostgreSQL client tools of the server's "
+            f"major version or newer (Debian: apt install postgresql-client)"
+        )
+    return found
+
+
+def postgres_connection(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its password, and the environment that passes the password instead.
+
+    A password on a command line is visible to every user of the machine (``ps``); libpq
+    reads ``PGPASSWORD`` from the environment of the tool alone.
+    """
+    parts = urlsplit(url)
+    env = dict(os.environ)
+    if parts.password is None:
+        return url, env
+    env["PGPASSWORD"] = unquote(parts.password)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}")), env
+
+
+def _run(command: list[str], env: dict[str, str], what: str) -> None:
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip() or f"exit code {done.returncode}"
+        raise BackupError(f"{what} failed: {detail}")
+
+
+def backup_postgres(url: str, target: Path, *, force: bool = False) -> None:
+    """``pg_dump --format=custom`` of the database at ``url`` into ``target``."""
+    _refuse_existing(target, force)
+    pg_dump = _tool("pg_dump")
+    dsn, env = postgres_connection(url)
+    with _partial(target) as partial:
+        _run(
+            [pg_dump, "--format=custom", "--no-owner", f"--file={partial}", f"--dbname={dsn}"],
+            env,
+            "pg_dump",
+        )
+
+
+def restore_postgres(backup: Path, url: str) -> str:
+    """``pg_restore`` of ``backup`` over the database at ``url``, then a new epoch; the epoch."""
+    if not backup.is_file():
+        raise BackupError(f"{backup}: no such backup file")
+    pg_restore = _tool("pg_restore")
+    psql = _tool("psql")
+    dsn, env = postgres_connection(url)
+    _run(
+        [
+            pg_restore,
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            "--exit-on-error",
+            f"--dbname={dsn}",
+            str(backup),
+        ],
+        env,
+        "pg_restore",
+    )
+    epoch, sql = renew_epoch_sql()
+    _run(
+        [psql, "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", f"--dbname={dsn}", "-c", sql],
+        env,
+        "giving the restored database a new sync epoch (run `reppu new-epoch`)",
+    )
+    return epoch
