@@ -18,8 +18,8 @@ therefore gives the database a new sync epoch (``server/state.py``): cursors are
 a key derived from it, so a cursor from before the restore is refused with
 ``sync.bad_cursor`` and the device starts over from an empty copy. On SQLite the new epoch is
 written into the copy before it replaces the database, so the two cannot be separated; on
-PostgreSQL it is written right after ``pg_restore`` (``reppu new-epoch`` does it alone, should
-that step ever be cut short).
+PostgreSQL ``reppu restore`` writes it right after ``pg_restore`` (``reppu new-epoch`` does it
+alone, should that step ever be cut short).
 """
 
 from __future__ import annotations
@@ -160,12 +160,6 @@ def restore_sqlite(backup: Path, database: Path, *, progress: Progress | None = 
     return epoch
 
 
-def renew_epoch_sql() -> tuple[str, str]:
-    """The two statements that give a database a new epoch, and that epoch (PostgreSQL)."""
-    epoch = new_epoch()
-    return epoch, f"DELETE FROM sync_epoch; INSERT INTO sync_epoch (epoch) VALUES ('{epoch}');"
-
-
 def _tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
@@ -196,7 +190,8 @@ def postgres_connection(url: str) -> tuple[str, dict[str, str]]:
 
 
 def _run(command: list[str], env: dict[str, str], what: str) -> None:
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    # No shell; the tool is found on PATH by name and the arguments are ours.
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip() or f"exit code {done.returncode}"
         raise BackupError(f"{what} failed: {detail}")
@@ -209,18 +204,20 @@ def backup_postgres(url: str, target: Path, *, force: bool = False) -> None:
     dsn, env = postgres_connection(url)
     with _partial(target) as partial:
         _run(
-            [pg_dump, "--format=custom", "--no-owner", f"--file={partial}", f"--dbname={dsn}"],
+            [pg_dump, "--format=custom", f"--file={partial}", f"--dbname={dsn}"],
             env,
             "pg_dump",
         )
 
 
-def restore_postgres(backup: Path, url: str) -> str:
-    """``pg_restore`` of ``backup`` over the database at ``url``, then a new epoch; the epoch."""
+def restore_postgres(backup: Path, url: str) -> None:
+    """``pg_restore`` of ``backup`` over the database at ``url``, in one transaction.
+
+    The caller then gives the database a new epoch (``server.state.renew_sync_epoch``).
+    """
     if not backup.is_file():
         raise BackupError(f"{backup}: no such backup file")
     pg_restore = _tool("pg_restore")
-    psql = _tool("psql")
     dsn, env = postgres_connection(url)
     _run(
         [
@@ -236,10 +233,3 @@ def restore_postgres(backup: Path, url: str) -> str:
         env,
         "pg_restore",
     )
-    epoch, sql = renew_epoch_sql()
-    _run(
-        [psql, "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", f"--dbname={dsn}", "-c", sql],
-        env,
-        "giving the restored database a new sync epoch (run `reppu new-epoch`)",
-    )
-    return epoch

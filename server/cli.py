@@ -203,7 +203,9 @@ def _restore(settings: Settings, path: str) -> int:
         if settings.is_sqlite:
             epoch = restore_sqlite(Path(path), settings.sqlite_path, progress=_pages)
         else:
-            epoch = restore_postgres(Path(path), settings.database_url)
+            restore_postgres(Path(path), settings.database_url)
+            print(f"pg_restore of {path} done; giving the database a new sync epoch ...")
+            epoch = asyncio.run(_renew_epoch(settings))
     except BackupError as exc:
         return _fail(str(exc), 1)
     print(f"Restored {path} into {settings.database_label}; new sync epoch {epoch[:8]}.")
@@ -212,12 +214,16 @@ def _restore(settings: Settings, path: str) -> int:
     return 0
 
 
-async def _new_epoch(settings: Settings) -> None:
+async def _renew_epoch(settings: Settings) -> str:
     from server.db.engine import open_database
     from server.state import renew_sync_epoch
 
     async with open_database(settings) as engine:
-        epoch = await renew_sync_epoch(engine)
+        return await renew_sync_epoch(engine)
+
+
+async def _new_epoch(settings: Settings) -> None:
+    epoch = await _renew_epoch(settings)
     print(f"New sync epoch {epoch[:8]}: every device starts over at its next pull.")
 
 
