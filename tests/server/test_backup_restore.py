@@ -8,6 +8,7 @@ is sent again from the devices (their ``sent`` journal), or reported (``lost_bef
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -174,6 +175,7 @@ async def test_a_restore_under_a_running_fleet_converges_and_loses_nothing(
 
 
 async def test_a_push_first_after_a_restore_resends_what_was_lost(
+    caplog: pytest.LogCaptureFixture,
     fx_settings: Settings,
     fx_db: Engine[Any],
     fx_city: City,
@@ -196,11 +198,19 @@ async def test_a_push_first_after_a_restore_resends_what_was_lost(
         # A new mutation, pushed before any pull: its id comes after a gap the server lost.
         wednesday = next_weekday(fx_city.today, 3)
         _queue(teacher, fx_timetable["5a-3"], wednesday, note="Trip")
-        results = await teacher.push()
+        # Creating an app configures logging afresh (Litestar replaces the root logger's
+        # handlers, the capture's among them): listen on the logger itself.
+        logging.getLogger("reppu.push").addHandler(caplog.handler)
+        try:
+            results = await teacher.push()
+        finally:
+            logging.getLogger("reppu.push").removeHandler(caplog.handler)
         assert [(r["id"], r["status"]) for r in results] == [(1, "applied"), (2, "applied"),
                                                               (3, "applied")]  # fmt: skip
         assert await _notes() == {(lesson, "A3", None), (fx_timetable["5a-3"], None, "Trip")}
         assert teacher.lost_before is None
+    # The server says so in its log, too: pushed from id 3 while it held up to 1.
+    assert "pushed from id 3, but the database holds up to 1" in caplog.text
 
 
 async def test_a_gap_the_device_cannot_fill_is_reported_and_the_outbox_goes_on(
