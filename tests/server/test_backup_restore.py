@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
 from clients.python import LocalStore, ReppuClient
+from server import backup as backup_module
 from server.app import create_app
 from server.backup import (
     BackupError,
@@ -287,15 +289,7 @@ def test_a_file_that_is_not_a_reppu_backup_is_refused(tmp_path: Path) -> None:
 
 
 def test_backup_progress_is_reported_on_a_big_file(tmp_path: Path) -> None:
-    import sqlite3
-
-    database = tmp_path / "big.sqlite3"
-    with sqlite3.connect(database) as db:
-        db.execute("CREATE TABLE t (x BLOB)")
-        db.executemany("INSERT INTO t VALUES (?)", [(b"x" * 3000,) for _ in range(8000)])
-        db.execute("CREATE TABLE sync_epoch (id INTEGER PRIMARY KEY, epoch TEXT)")
-        db.execute("CREATE TABLE migration (id INTEGER PRIMARY KEY)")
-    db.close()
+    database = _small_reppu_file(tmp_path / "big.sqlite3", rows=8000)
     seen: list[tuple[int, int]] = []
     backup_sqlite(
         database, tmp_path / "copy", progress=lambda done, total: seen.append((done, total))
@@ -315,3 +309,68 @@ def test_the_password_goes_in_the_environment_not_the_command_line() -> None:
     dsn, env = postgres_connection("postgresql://reppu:s%40cret@db.example:5433/reppu")
     assert dsn == "postgresql://reppu@db.example:5433/reppu"
     assert env["PGPASSWORD"] == "s@cret"
+
+
+def test_a_sqlite_backup_is_one_snapshot_while_another_connection_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backup_module, "PAGES_PER_STEP", 100)
+    database = _small_reppu_file(tmp_path / "live.sqlite3", rows=4000)
+    writer = sqlite3.connect(database, isolation_level=None)
+    steps = 0
+
+    def write_between_steps(done: int, total: int) -> None:
+        # A commit by another connection between every two steps: without the snapshot held
+        # for the whole copy, SQLite would restart the copy at each one and never finish.
+        nonlocal steps
+        steps += 1
+        assert steps < 100, "the backup keeps starting over"
+        writer.execute("INSERT INTO t VALUES (?)", (b"late" * 100,))
+
+    backup_sqlite(database, tmp_path / "copy", progress=write_between_steps)
+    writer.close()
+    assert steps > 1
+    with sqlite3.connect(tmp_path / "copy") as copy:
+        assert copy.execute("SELECT count(*) FROM t").fetchone() == (4000,)  # as it began
+        assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # one file
+    copy.close()
+
+
+def test_the_cli_backs_up_and_restores_a_sqlite_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server.cli import main
+
+    database = _small_reppu_file(tmp_path / "reppu.sqlite3", rows=10)
+    monkeypatch.setenv("REPPU_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("REPPU_DATABASE_URL", f"sqlite:///{database}")
+    target = tmp_path / "reppu.backup"
+    assert main(["backup", str(target)]) == 0
+    assert main(["backup", str(target)]) == 1
+    assert "exists; give --force" in capsys.readouterr().err
+    with sqlite3.connect(database) as db:
+        db.execute("DELETE FROM t")
+    db.close()
+    assert main(["restore", str(target)]) == 0
+    assert "new sync epoch" in capsys.readouterr().out
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM t").fetchone() == (10,)
+        epochs = db.execute("SELECT epoch FROM sync_epoch").fetchall()
+    db.close()
+    assert len(epochs) == 1
+    assert epochs != [("first",)]
+    assert main(["restore", str(tmp_path / "missing")]) == 1
+    assert "no such backup file" in capsys.readouterr().err
+
+
+def _small_reppu_file(path: Path, *, rows: int) -> Path:
+    """A SQLite file with the tables a restore looks for and ``rows`` rows of 3 KB in ``t``."""
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("CREATE TABLE t (x BLOB)")
+        db.executemany("INSERT INTO t VALUES (?)", [(b"x" * 3000,) for _ in range(rows)])
+        db.execute("CREATE TABLE sync_epoch (id INTEGER PRIMARY KEY, epoch TEXT)")
+        db.execute("INSERT INTO sync_epoch (epoch) VALUES ('first')")
+        db.execute("CREATE TABLE migration (id INTEGER PRIMARY KEY)")
+    db.close()
+    return path
