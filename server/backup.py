@@ -73,6 +73,11 @@ def _partial(target: Path) -> Iterator[Path]:
         partial.unlink(missing_ok=True)
 
 
+def _read_only(path: Path) -> str:
+    # A URI, percent-encoded: a file name may hold "?", "#" or "%".
+    return f"{path.resolve().as_uri()}?mode=ro"
+
+
 def _copy(
     source: sqlite3.Connection, target: sqlite3.Connection, progress: Progress | None
 ) -> None:
@@ -91,7 +96,7 @@ def backup_sqlite(
         raise BackupError(f"{database}: no such database file")
     _refuse_existing(target, force)
     with _partial(target) as partial:
-        source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, isolation_level=None)
+        source = sqlite3.connect(_read_only(database), uri=True, isolation_level=None)
         copy = sqlite3.connect(partial, isolation_level=None)
         try:
             # One snapshot for the whole copy (see the module's docstring).
@@ -137,7 +142,7 @@ def restore_sqlite(backup: Path, database: Path, *, progress: Progress | None = 
     epoch = new_epoch()
     with tempfile.TemporaryDirectory(dir=database.parent) as scratch:
         staged = Path(scratch) / "restore.sqlite3"
-        source = sqlite3.connect(f"file:{backup}?mode=ro", uri=True, isolation_level=None)
+        source = sqlite3.connect(_read_only(backup), uri=True, isolation_level=None)
         copy = sqlite3.connect(staged, isolation_level=None)
         try:
             _check(source, str(backup))

@@ -341,6 +341,8 @@ def test_the_cli_backs_up_and_restores_a_sqlite_database(
 ) -> None:
     from server.cli import main
 
+    tmp_path = tmp_path / "a ?#% folder"  # read through a file: URI, so encoded
+    tmp_path.mkdir()
     database = _small_reppu_file(tmp_path / "reppu.sqlite3", rows=10)
     monkeypatch.setenv("REPPU_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("REPPU_DATABASE_URL", f"sqlite:///{database}")
