@@ -127,18 +127,40 @@ def _check(db: sqlite3.Connection, what: str) -> None:
         raise BackupError(f"{what} is not a Reppu database (no sync_epoch or migration table)")
 
 
+def _refuse_if_open(database: Path) -> None:
+    """Refuse a database another process has open (a server or worker still running).
+
+    Leaving WAL mode needs the database to itself: every connection that has a WAL database
+    open holds a shared lock on it, idle or not, so the switch fails while any is open.
+    """
+    probe = sqlite3.connect(database, isolation_level=None, timeout=0)
+    try:
+        probe.execute("PRAGMA journal_mode = DELETE").fetchone()
+        probe.execute("PRAGMA journal_mode = WAL").fetchone()
+    except sqlite3.OperationalError as exc:
+        raise BackupError(
+            f"{database} is open in another process ({exc}): stop every `reppu serve` and "
+            f"`reppu worker` first"
+        ) from exc
+    finally:
+        probe.close()
+
+
 def restore_sqlite(backup: Path, database: Path, *, progress: Progress | None = None) -> str:
     """Replace ``database`` with the backup ``backup`` under a new sync epoch; the epoch.
 
     The backup is first copied to a scratch file and given its new epoch there; only then is
     it copied over ``database`` in one step of the backup API, which SQLite does atomically
-    (a reader sees the old database or the new one). Run it with the server stopped: a
-    running server would go on answering from what it holds in memory.
+    (a reader sees the old database or the new one). The server must be stopped: a running
+    one would go on answering from what it holds in memory (the key its cursors are signed
+    with among it), so a database another process has open is refused.
     """
     if not backup.is_file():
         raise BackupError(f"{backup}: no such backup file")
     if not database.parent.is_dir():
         raise BackupError(f"{database.parent} is not a folder")
+    if database.exists() and database.stat().st_size > 0:
+        _refuse_if_open(database)
     epoch = new_epoch()
     with tempfile.TemporaryDirectory(dir=database.parent) as scratch:
         staged = Path(scratch) / "restore.sqlite3"

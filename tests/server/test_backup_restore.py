@@ -376,3 +376,20 @@ def _small_reppu_file(path: Path, *, rows: int) -> Path:
         db.execute("CREATE TABLE migration (id INTEGER PRIMARY KEY)")
     db.close()
     return path
+
+
+def test_restore_refuses_a_database_a_running_server_holds(tmp_path: Path) -> None:
+    database = _small_reppu_file(tmp_path / "reppu.sqlite3", rows=3)
+    backup_sqlite(database, tmp_path / "reppu.backup")
+    server = sqlite3.connect(database, isolation_level=None)  # a server's idle connection
+    assert server.execute("SELECT count(*) FROM t").fetchone() == (3,)
+    server.execute("DELETE FROM t")
+    with pytest.raises(BackupError, match="stop every `reppu serve`"):
+        restore_sqlite(tmp_path / "reppu.backup", database)
+    assert server.execute("SELECT count(*) FROM t").fetchone() == (0,)  # untouched
+    server.close()
+    restore_sqlite(tmp_path / "reppu.backup", database)
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM t").fetchone() == (3,)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    db.close()
