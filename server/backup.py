@@ -24,6 +24,7 @@ alone, should that step ever be cut short).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -34,6 +35,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+import asyncpg
 
 Progress = Callable[[int, int], None]
 """Called with (pages copied, pages in all) as a SQLite copy goes on."""
@@ -237,7 +240,33 @@ def backup_postgres(url: str, target: Path, *, force: bool = False) -> None:
         )
 
 
-def restore_postgres(backup: Path, url: str) -> None:
+async def _refuse_other_sessions(dsn: str, env: dict[str, str]) -> None:
+    """Refuse a database that other sessions are connected to (servers still running).
+
+    ``pg_restore --clean`` would not wait for idle connections (they hold no locks), and the
+    servers behind them would go on with what they hold in memory, the key their cursors are
+    signed with among it.
+    """
+    try:
+        connection = await asyncpg.connect(dsn, password=env.get("PGPASSWORD"), timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BackupError(f"cannot connect to the database: {exc}") from exc
+    try:
+        others = await connection.fetch(
+            "SELECT application_name, client_addr::text AS addr FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    if others:
+        seen = ", ".join(sorted({f"{r['application_name'] or '?'}@{r['addr']}" for r in others}))
+        raise BackupError(
+            f"{len(others)} other session(s) are connected to the database ({seen}): stop "
+            f"every `reppu serve` and `reppu worker` first"
+        )
+
+
+async def restore_postgres(backup: Path, url: str) -> None:
     """``pg_restore`` of ``backup`` over the database at ``url``, in one transaction.
 
     The caller then gives the database a new epoch (``server.state.renew_sync_epoch``).
@@ -246,17 +275,15 @@ def restore_postgres(backup: Path, url: str) -> None:
         raise BackupError(f"{backup}: no such backup file")
     pg_restore = _tool("pg_restore")
     dsn, env = postgres_connection(url)
-    _run(
-        [
-            pg_restore,
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--single-transaction",
-            "--exit-on-error",
-            f"--dbname={dsn}",
-            str(backup),
-        ],
-        env,
-        "pg_restore",
-    )
+    await _refuse_other_sessions(dsn, env)
+    command = [
+        pg_restore,
+        "--clean",
+        "--if-exists",
+        "--no-owner",
+        "--single-transaction",
+        "--exit-on-error",
+        f"--dbname={dsn}",
+        str(backup),
+    ]
+    await asyncio.to_thread(_run, command, env, "pg_restore")

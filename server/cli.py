@@ -203,7 +203,7 @@ def _restore(settings: Settings, path: str) -> int:
         if settings.is_sqlite:
             epoch = restore_sqlite(Path(path), settings.sqlite_path, progress=_pages)
         else:
-            restore_postgres(Path(path), settings.database_url)
+            asyncio.run(restore_postgres(Path(path), settings.database_url))
             print(f"pg_restore of {path} done; giving the database a new sync epoch ...")
             epoch = asyncio.run(_renew_epoch(settings))
     except BackupError as exc:

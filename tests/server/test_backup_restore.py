@@ -71,7 +71,7 @@ async def _restore(settings: Settings, engine: Engine[Any], backup: Path) -> Non
     """``reppu restore`` with the server stopped: its connections closed, then opened again."""
     if isinstance(engine, PostgresEngine):
         await engine.close_connection_pool()
-        restore_postgres(backup, settings.database_url)
+        await restore_postgres(backup, settings.database_url)
         await engine.start_connection_pool(min_size=1, max_size=4)
         await renew_sync_epoch(engine)
     else:
@@ -258,6 +258,21 @@ async def test_restore_gives_a_new_epoch_even_to_the_same_backup_twice(
         assert await SyncEpoch.count() == 1
         epochs.add(await sync_epoch(fx_db))
     assert len(epochs) == 2
+
+
+async def test_restore_refuses_while_a_server_has_the_database_open(
+    fx_settings: Settings, fx_db: Engine[Any], tmp_path: Path
+) -> None:
+    backup = tmp_path / "reppu.backup"
+    _backup(fx_settings, backup)
+    epoch = await sync_epoch(fx_db)  # a read: the engine's connections are open, idle
+    if fx_settings.is_sqlite:
+        with pytest.raises(BackupError, match="stop every `reppu serve`"):
+            restore_sqlite(backup, fx_settings.sqlite_path)
+    else:
+        with pytest.raises(BackupError, match="stop every `reppu serve`"):
+            await restore_postgres(backup, fx_settings.database_url)
+    assert await sync_epoch(fx_db) == epoch
 
 
 async def test_backup_refuses_to_overwrite_without_force(
