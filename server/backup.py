@@ -141,9 +141,18 @@ def _refuse_if_open(database: Path) -> None:
         probe.execute("PRAGMA journal_mode = DELETE").fetchone()
         probe.execute("PRAGMA journal_mode = WAL").fetchone()
     except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise BackupError(f"{database} cannot be opened ({exc})") from exc
         raise BackupError(
             f"{database} is open in another process ({exc}): stop every `reppu serve` and "
             f"`reppu worker` first"
+        ) from exc
+    except sqlite3.DatabaseError as exc:
+        # A damaged database is a reason to restore, but the backup API cannot write over
+        # what is not a database: the operator moves it aside (and keeps it, for a look).
+        raise BackupError(
+            f"{database} is not a readable database ({exc}): move it (and any -wal and -shm "
+            f"files beside it) aside, then restore again"
         ) from exc
     finally:
         probe.close()

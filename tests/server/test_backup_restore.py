@@ -408,3 +408,16 @@ def test_restore_refuses_a_database_a_running_server_holds(tmp_path: Path) -> No
         assert db.execute("SELECT count(*) FROM t").fetchone() == (3,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     db.close()
+
+
+def test_restore_over_a_damaged_database_says_to_move_it_aside(tmp_path: Path) -> None:
+    backup = _small_reppu_file(tmp_path / "reppu.backup", rows=3)
+    database = tmp_path / "reppu.sqlite3"
+    database.write_bytes(b"this is no SQLite file, only damage " * 200)
+    with pytest.raises(BackupError, match="move it"):
+        restore_sqlite(backup, database)
+    database.rename(tmp_path / "damaged.sqlite3")
+    restore_sqlite(backup, database)
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM t").fetchone() == (3,)
+    db.close()
