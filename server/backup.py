@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -47,6 +48,45 @@ PAGES_PER_STEP = 4096
 
 class BackupError(Exception):
     """A backup or restore that could not be made; the message says why, for the operator."""
+
+
+Heads = dict[str, tuple[int, int]]
+"""Per installation (``sync_client.client_id``): its person and the last mutation id recorded."""
+
+_HEADS = "SELECT client_id, person, last_mutation_id FROM sync_client"
+
+
+@dataclass(frozen=True)
+class Rewound:
+    """What a restore took back of the devices' work: the mutations recorded after the backup.
+
+    Read from ``sync_client`` before and after (each installation's ids are sequential, so
+    its last id says how many it had), not from the devices: it is the operator's report of
+    what the fleet must send again.
+    """
+
+    gone: dict[str, int]
+    """Per installation: how many of its mutations the restore took back."""
+    people: int
+
+    @staticmethod
+    def between(before: Heads, after: Heads) -> Rewound:
+        gone = {
+            client: last - after.get(client, (person, 0))[1]
+            for client, (person, last) in before.items()
+            if last > after.get(client, (person, 0))[1]
+        }
+        return Rewound(gone=gone, people=len({before[client][0] for client in gone}))
+
+    def describe(self) -> str:
+        if not self.gone:
+            return "No device's mutations were recorded after this backup."
+        return (
+            f"{sum(self.gone.values())} mutation(s) pushed from {len(self.gone)} installation(s) "
+            f"of {self.people} person(s) after this backup were taken back. Devices running "
+            f"the reference client send them again when they come back; the server logs "
+            f"each installation that pushes past such a gap (docs/operations.md)."
+        )
 
 
 def new_epoch() -> str:
@@ -130,6 +170,13 @@ def _check(db: sqlite3.Connection, what: str) -> None:
         raise BackupError(f"{what} is not a Reppu database (no sync_epoch or migration table)")
 
 
+def _sqlite_heads(db: sqlite3.Connection) -> Heads:
+    try:
+        return {c: (int(p), int(m)) for c, p, m in db.execute(_HEADS)}
+    except sqlite3.OperationalError:  # no sync_client: a database never migrated
+        return {}
+
+
 def _refuse_if_open(database: Path) -> None:
     """Refuse a database another process has open (a server or worker still running).
 
@@ -158,8 +205,11 @@ def _refuse_if_open(database: Path) -> None:
         probe.close()
 
 
-def restore_sqlite(backup: Path, database: Path, *, progress: Progress | None = None) -> str:
-    """Replace ``database`` with the backup ``backup`` under a new sync epoch; the epoch.
+def restore_sqlite(
+    backup: Path, database: Path, *, progress: Progress | None = None
+) -> tuple[str, Rewound]:
+    """Replace ``database`` with the backup ``backup`` under a new sync epoch; the epoch, and
+    what the restore took back.
 
     The backup is first copied to a scratch file and given its new epoch there; only then is
     it copied over ``database`` in one step of the backup API, which SQLite does atomically
@@ -171,8 +221,14 @@ def restore_sqlite(backup: Path, database: Path, *, progress: Progress | None = 
         raise BackupError(f"{backup}: no such backup file")
     if not database.parent.is_dir():
         raise BackupError(f"{database.parent} is not a folder")
+    before: Heads = {}
     if database.exists() and database.stat().st_size > 0:
         _refuse_if_open(database)
+        current = sqlite3.connect(_read_only(database), uri=True)
+        try:
+            before = _sqlite_heads(current)
+        finally:
+            current.close()
     epoch = new_epoch()
     with tempfile.TemporaryDirectory(dir=database.parent) as scratch:
         staged = Path(scratch) / "restore.sqlite3"
@@ -185,6 +241,7 @@ def restore_sqlite(backup: Path, database: Path, *, progress: Progress | None = 
             copy.execute("DELETE FROM sync_epoch")
             copy.execute("INSERT INTO sync_epoch (epoch) VALUES (?)", (epoch,))
             copy.execute("COMMIT")
+            after = _sqlite_heads(copy)
             target = sqlite3.connect(database, isolation_level=None)
             try:
                 copy.backup(target, pages=-1)
@@ -196,7 +253,7 @@ def restore_sqlite(backup: Path, database: Path, *, progress: Progress | None = 
         finally:
             copy.close()
             source.close()
-    return epoch
+    return epoch, Rewound.between(before, after)
 
 
 def _tool(name: str) -> str:
@@ -249,8 +306,9 @@ def backup_postgres(url: str, target: Path, *, force: bool = False) -> None:
         )
 
 
-async def _refuse_other_sessions(dsn: str, env: dict[str, str]) -> None:
-    """Refuse a database that other sessions are connected to (servers still running).
+async def _postgres_heads(dsn: str, env: dict[str, str], *, alone: bool) -> Heads:
+    """The installations' heads; with ``alone``, first refuse a database other sessions are
+    connected to (servers still running).
 
     ``pg_restore --clean`` would not wait for idle connections (they hold no locks), and the
     servers behind them would go on with what they hold in memory, the key their cursors are
@@ -265,18 +323,24 @@ async def _refuse_other_sessions(dsn: str, env: dict[str, str]) -> None:
             "SELECT application_name, client_addr::text AS addr FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+        try:
+            heads = {r[0]: (int(r[1]), int(r[2])) for r in await connection.fetch(_HEADS)}
+        except asyncpg.UndefinedTableError:  # a database never migrated
+            heads = {}
     finally:
         await connection.close()
-    if others:
+    if others and alone:
         seen = ", ".join(sorted({f"{r['application_name'] or '?'}@{r['addr']}" for r in others}))
         raise BackupError(
             f"{len(others)} other session(s) are connected to the database ({seen}): stop "
             f"every `reppu serve` and `reppu worker` first"
         )
+    return heads
 
 
-async def restore_postgres(backup: Path, url: str) -> None:
-    """``pg_restore`` of ``backup`` over the database at ``url``, in one transaction.
+async def restore_postgres(backup: Path, url: str) -> Rewound:
+    """``pg_restore`` of ``backup`` over the database at ``url``, in one transaction; what it
+    took back.
 
     The caller then gives the database a new epoch (``server.state.renew_sync_epoch``).
     """
@@ -284,7 +348,7 @@ async def restore_postgres(backup: Path, url: str) -> None:
         raise BackupError(f"{backup}: no such backup file")
     pg_restore = _tool("pg_restore")
     dsn, env = postgres_connection(url)
-    await _refuse_other_sessions(dsn, env)
+    before = await _postgres_heads(dsn, env, alone=True)
     command = [
         pg_restore,
         "--clean",
@@ -296,3 +360,4 @@ async def restore_postgres(backup: Path, url: str) -> None:
         str(backup),
     ]
     await asyncio.to_thread(_run, command, env, "pg_restore")
+    return Rewound.between(before, await _postgres_heads(dsn, env, alone=False))

@@ -201,15 +201,16 @@ def _restore(settings: Settings, path: str) -> int:
 
     try:
         if settings.is_sqlite:
-            epoch = restore_sqlite(Path(path), settings.sqlite_path, progress=_pages)
+            epoch, rewound = restore_sqlite(Path(path), settings.sqlite_path, progress=_pages)
         else:
-            asyncio.run(restore_postgres(Path(path), settings.database_url))
+            rewound = asyncio.run(restore_postgres(Path(path), settings.database_url))
             print(f"pg_restore of {path} done; giving the database a new sync epoch ...")
             epoch = asyncio.run(_renew_epoch(settings))
     except BackupError as exc:
         return _fail(str(exc), 1)
     print(f"Restored {path} into {settings.database_label}; new sync epoch {epoch[:8]}.")
-    print("Devices start their copies over at their next pull and send again what was lost.")
+    print("Every device starts its copy over at its next pull.")
+    print(rewound.describe())
     print("Run `reppu migrate` if the backup is older than this version, then start the server.")
     return 0
 

@@ -25,6 +25,7 @@ from server import backup as backup_module
 from server.app import create_app
 from server.backup import (
     BackupError,
+    Rewound,
     backup_postgres,
     backup_sqlite,
     postgres_connection,
@@ -67,18 +68,19 @@ def _backup(settings: Settings, target: Path) -> None:
         backup_postgres(settings.database_url, target)
 
 
-async def _restore(settings: Settings, engine: Engine[Any], backup: Path) -> None:
+async def _restore(settings: Settings, engine: Engine[Any], backup: Path) -> Rewound:
     """``reppu restore`` with the server stopped: its connections closed, then opened again."""
     if isinstance(engine, PostgresEngine):
         await engine.close_connection_pool()
-        await restore_postgres(backup, settings.database_url)
+        rewound = await restore_postgres(backup, settings.database_url)
         await engine.start_connection_pool(min_size=1, max_size=4)
         await renew_sync_epoch(engine)
-    else:
-        assert isinstance(engine, _SQLiteEngine)
-        await engine.close_read_pool()
-        restore_sqlite(backup, settings.sqlite_path)
-        engine.open_read_pool(settings.sqlite_read_connections)
+        return rewound
+    assert isinstance(engine, _SQLiteEngine)
+    await engine.close_read_pool()
+    _, rewound = restore_sqlite(backup, settings.sqlite_path)
+    engine.open_read_pool(settings.sqlite_read_connections)
+    return rewound
 
 
 async def _changes() -> set[tuple[int, str, bool, str | None]]:
@@ -133,8 +135,12 @@ async def test_a_restore_under_a_running_fleet_converges_and_loses_nothing(
         old_cursor = fleet["mother"].store.cursor
         old_epoch = await sync_epoch(fx_db)
 
-    await _restore(fx_settings, fx_db, backup)
+    rewound = await _restore(fx_settings, fx_db, backup)
     assert await _changes() == before  # the backup's state, the later pushes gone
+    # The operator is told what the fleet must send again.
+    assert rewound.gone == {teacher.client_id: 2, principal.client_id: 1}
+    assert rewound.people == 2
+    assert rewound.describe().startswith("3 mutation(s) pushed from 2 installation(s) of 2")
     assert await sync_epoch(fx_db) != old_epoch
 
     async with _server(fx_settings, fx_db) as http:
@@ -369,7 +375,9 @@ def test_the_cli_backs_up_and_restores_a_sqlite_database(
         db.execute("DELETE FROM t")
     db.close()
     assert main(["restore", str(target)]) == 0
-    assert "new sync epoch" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "new sync epoch" in said
+    assert "No device's mutations were recorded after this backup." in said
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT count(*) FROM t").fetchone() == (10,)
         epochs = db.execute("SELECT epoch FROM sync_epoch").fetchall()
