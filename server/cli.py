@@ -1,5 +1,5 @@
 """The ``reppu`` command: ``serve``, ``worker``, ``migrate``, ``demo``, ``compact``,
-``retain``, and ``import``/``export oneroster``.
+``retain``, ``import``/``export oneroster``, and ``backup``/``restore``/``new-epoch``.
 
 Each command reads the settings from the environment once, and a setting that cannot be
 used ends the command with its name in the message and exit code 2.
@@ -206,6 +206,66 @@ def _fresh_metrics_folder(settings: Settings) -> Path:
     return folder
 
 
+def _backup(settings: Settings, path: str, *, force: bool) -> int:
+    """``reppu backup PATH`` (docs/operations.md, "Backup and restore")."""
+    from pathlib import Path
+
+    from server.backup import BackupError, backup_postgres, backup_sqlite
+
+    target = Path(path)
+    try:
+        if settings.is_sqlite:
+            backup_sqlite(settings.sqlite_path, target, force=force, progress=_pages)
+        else:
+            print(f"pg_dump --format=custom of {settings.database_label} ...")
+            backup_postgres(settings.database_url, target, force=force)
+    except BackupError as exc:
+        return _fail(str(exc), 1)
+    print(f"Backup of {settings.database_label} written to {target}.")
+    return 0
+
+
+def _pages(done: int, total: int) -> None:
+    # Progress for a big file only; a small one is done before anyone could read it.
+    if total >= 4 * 4096:
+        print(f"  {done:,} of {total:,} pages", file=sys.stderr)
+
+
+def _restore(settings: Settings, path: str) -> int:
+    """``reppu restore PATH``: the backup replaces the database, under a new sync epoch."""
+    from pathlib import Path
+
+    from server.backup import BackupError, restore_postgres, restore_sqlite
+
+    try:
+        if settings.is_sqlite:
+            epoch, rewound = restore_sqlite(Path(path), settings.sqlite_path, progress=_pages)
+        else:
+            rewound = asyncio.run(restore_postgres(Path(path), settings.database_url))
+            print(f"pg_restore of {path} done; giving the database a new sync epoch ...")
+            epoch = asyncio.run(_renew_epoch(settings))
+    except BackupError as exc:
+        return _fail(str(exc), 1)
+    print(f"Restored {path} into {settings.database_label}; new sync epoch {epoch[:8]}.")
+    print("Every device starts its copy over at its next pull.")
+    print(rewound.describe())
+    print("Run `reppu migrate` if the backup is older than this version, then start the server.")
+    return 0
+
+
+async def _renew_epoch(settings: Settings) -> str:
+    from server.db.engine import open_database
+    from server.state import renew_sync_epoch
+
+    async with open_database(settings) as engine:
+        return await renew_sync_epoch(engine)
+
+
+async def _new_epoch(settings: Settings) -> None:
+    epoch = await _renew_epoch(settings)
+    print(f"New sync epoch {epoch[:8]}: every device starts over at its next pull.")
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int, access_log: bool) -> int:
     import uvicorn
 
@@ -287,6 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
         oneroster = formats.add_parser("oneroster", help=helptext)
         oneroster.add_argument("path", help="folder, or zip file (docs/oneroster.md)")
 
+    backup = commands.add_parser(
+        "backup", help="copy the database to PATH (SQLite online backup, or pg_dump)"
+    )
+    backup.add_argument("path", help="the backup file to write")
+    backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    restore = commands.add_parser(
+        "restore",
+        help="replace the database with a backup, under a new sync epoch (server stopped)",
+    )
+    restore.add_argument("path", help="a file written by `reppu backup`")
+    commands.add_parser(
+        "new-epoch",
+        help="make every device's cursor start over (after restoring the database by hand)",
+    )
+
     code = commands.add_parser(
         "activation-code",
         help="issue a one-time activation code for a person (the first admin's way in)",
@@ -320,6 +395,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "retain":
         return asyncio.run(_retain(settings, dry_run=args.dry_run))
+    if args.command == "backup":
+        return _backup(settings, args.path, force=args.force)
+    if args.command == "restore":
+        return _restore(settings, args.path)
+    if args.command == "new-epoch":
+        asyncio.run(_new_epoch(settings))
+        return 0
     if args.command == "worker":
         try:
             return asyncio.run(_worker(settings, once=args.once))

@@ -264,6 +264,17 @@ async def _apply(
         results.update(await _stored_results(client, replays))
         done: list[tuple[MutationIn, MutationResult]] = []
         pending = [m for m in mutations if m.id > last]
+        if pending and not replays and pending[0].id > last + 1:
+            # An installation drops an id from its outbox only once it is answered, so the
+            # ids in between were answered and then lost: the database was restored from a
+            # backup (docs/operations.md). The reference client sends them again.
+            log.warning(
+                "client %s pushed from id %s, but the database holds up to %s: mutations it "
+                "answered were lost (restored from a backup?)",
+                client,
+                pending[0].id,
+                last,
+            )
         index = 0
         while index < len(pending):
             mutation = pending[index]

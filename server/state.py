@@ -33,6 +33,19 @@ async def sync_epoch(engine: Engine[Any]) -> str:
     return str(row["epoch"])
 
 
+async def renew_sync_epoch(engine: Engine[Any]) -> str:
+    """Give the database a new sync epoch (after a restore); the new epoch.
+
+    Every cursor signed before it is refused from then on (``sync.bad_cursor``), and its
+    device starts over. Server processes keep the key they derived: restart them.
+    """
+    epoch = secrets.token_hex(16)
+    async with write_transaction(engine):
+        await SyncEpoch.delete(force=True)
+        await SyncEpoch.insert(SyncEpoch(epoch=epoch))
+    return epoch
+
+
 @dataclass(slots=True)
 class AppState:
     """Built by ``create_app``; the engine is set when the app's lifespan opens the database."""

@@ -12,9 +12,10 @@ import httpx
 import msgspec
 
 from clients.python.store import LocalStore
-from schemas.sync import MAX_CHECK, MAX_PUSH_MUTATIONS, SCHEMA_VERSION, PullResponse
+from schemas.sync import MAX_CHECK, MAX_PUSH_MUTATIONS, SCHEMA_VERSION, MutationCode, PullResponse
 
 _decode_pull = msgspec.json.Decoder(PullResponse)
+OUT_OF_ORDER = MutationCode.OUT_OF_ORDER.value
 
 CHECK_EVERY = dt.timedelta(days=1)
 """How often a sync asks for the summaries of every partition held, changed or not."""
@@ -97,8 +98,12 @@ class ReppuClient:
         except SyncError as exc:
             if exc.code != "sync.bad_cursor" or "cursor" not in body:
                 raise
-            # The server no longer knows this cursor: start again from nothing.
+            # The server no longer knows this cursor: start again from nothing. A database
+            # restored from a backup has a new epoch and refuses every older cursor; it may
+            # have lost mutations this device sent, so the kept ones are queued again (the
+            # server answers those it still has as replays).
             self.store.reset()
+            self.store.requeue_sent()
             del body["cursor"]
             answer = _decode_pull.decode((await self._post("/sync/pull", body)).content)
         return answer, self.store.apply(answer)
@@ -139,8 +144,42 @@ class ReppuClient:
         """Record a mutation locally (works offline); ``push`` sends it."""
         return self.store.queue(name, args, dt.datetime.now(dt.UTC).isoformat())
 
+    @property
+    def lost_before(self) -> int | None:
+        """Set when the server lost mutations this device could no longer send again: some of
+        the ids below this one (of the installation before :meth:`push` renumbered) are gone.
+        An app tells its user that work done before then may need doing again."""
+        value = self.store.get_meta("lost_before")
+        return None if value is None else int(value)
+
     async def push(self) -> list[dict[str, Any]]:
-        """Send every queued mutation, in batches the server accepts; returns the results."""
+        """Send every queued mutation, in batches the server accepts; returns the results.
+
+        If the server answers the first one ``mutation.out_of_order``, it has lost mutations
+        this device sent (it was restored from a backup): the kept ones are sent again, and
+        if the store no longer keeps the one it expects, the outbox goes on under a new client
+        id, numbered from 1, and :attr:`lost_before` reports the gap.
+        """
+        results: list[dict[str, Any]] = []
+        requeued = False
+        for _ in range(3):
+            answered, gap = await self._push_outbox()
+            results += [r for r in answered if r.get("code") != OUT_OF_ORDER]
+            if not gap:
+                return results
+            if not requeued:
+                requeued = True
+                if self.store.requeue_sent():
+                    continue
+            # None of the outbox is on the server (its first id came after a gap), so it is
+            # all sent again as a new installation's; the gap itself cannot be sent.
+            lowest = self.store.pending()[0][0]
+            self.store.set_meta("lost_before", str(lowest))
+            self.store.renumber(secrets.token_urlsafe(16))
+        raise RuntimeError("the server refused this device's outbox as out of order")
+
+    async def _push_outbox(self) -> tuple[list[dict[str, Any]], bool]:
+        """One pass over the outbox; the results, and whether its first id was out of order."""
         results: list[dict[str, Any]] = []
         pending = self.store.pending()
         for start in range(0, len(pending), MAX_PUSH_MUTATIONS):
@@ -157,4 +196,7 @@ class ReppuClient:
             ]
             self.store.settle(answered)
             results += answered
-        return results
+            if start == 0 and answered and answered[0].get("code") == OUT_OF_ORDER:
+                # Never in the normal course: an id leaves the outbox only once answered.
+                return results, True
+        return results, False

@@ -2,6 +2,12 @@
 
 Everything a pull answer changes is applied in one SQLite transaction, cursor included, so a
 crash mid-apply leaves the store as it was and the same pull can simply be made again.
+
+A mutation the server has answered leaves the outbox for the ``sent`` journal, where the
+newest :data:`KEEP_SENT` stay: should the server be restored from a backup older than them,
+they are queued again (:meth:`LocalStore.requeue_sent`) and the server, which answers the
+ids it still has as replays, applies the ones it lost (docs/sync-protocol.md, "After a
+restore").
 """
 
 from __future__ import annotations
@@ -28,18 +34,25 @@ CREATE TABLE IF NOT EXISTS partition_held (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, args TEXT NOT NULL, occurred_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sent (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, args TEXT NOT NULL, occurred_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outcome (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL,
     code TEXT, reason TEXT, field TEXT);
 """
 
 
+KEEP_SENT = 10_000
+"""Answered mutations kept to send again after a restore: weeks of a busy teacher's roll calls."""
+
+
 class LocalStore:
     """One device's copy of what its person may read, and what it has yet to send."""
 
-    def __init__(self, path: str = ":memory:") -> None:
+    def __init__(self, path: str = ":memory:", *, keep_sent: int = KEEP_SENT) -> None:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.executescript(_SCHEMA)
+        self.keep_sent = keep_sent
 
     # -- meta ---------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -177,6 +190,9 @@ class LocalStore:
             if o.get("code") == "mutation.out_of_order":
                 continue  # not recorded by the server: stays queued
             name = self.db.execute("SELECT name FROM outbox WHERE id = ?", (o["id"],)).fetchone()
+            self.db.execute(
+                "INSERT OR REPLACE INTO sent SELECT * FROM outbox WHERE id = ?", (o["id"],)
+            )
             self.db.execute("DELETE FROM outbox WHERE id = ?", (o["id"],))
             self.db.execute(
                 "INSERT OR REPLACE INTO outcome (id, name, status, code, reason, field) "
@@ -190,7 +206,45 @@ class LocalStore:
                     o.get("field"),
                 ),
             )
+        self.db.execute(
+            "DELETE FROM sent WHERE id <= (SELECT max(id) FROM sent) - ?", (self.keep_sent,)
+        )
         self.db.execute("COMMIT")
+
+    def requeue_sent(self) -> int:
+        """Queue every kept answered mutation again (the server may have lost them); how many.
+
+        Sending one the server still has costs a replay: it answers what it answered before.
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        moved = self.db.execute("INSERT OR IGNORE INTO outbox SELECT * FROM sent").rowcount
+        self.db.execute("DELETE FROM sent")
+        self.db.execute("COMMIT")
+        return moved
+
+    def renumber(self, client_id: str) -> list[int]:
+        """Start a new installation's numbering under ``client_id``: the outbox from id 1.
+
+        For a server that lost mutations this store no longer keeps: it expects an id this
+        store cannot send, so nothing after it could ever be applied under the old client id.
+        Returns the old ids of what is still queued, in order (now ids 1, 2, ...).
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        old = [row[0] for row in self.db.execute("SELECT id FROM outbox ORDER BY id")]
+        self.db.execute("DELETE FROM sent")
+        self.db.execute("CREATE TEMP TABLE renumbered AS SELECT * FROM outbox ORDER BY id")
+        self.db.execute("DELETE FROM outbox")
+        self.db.execute(
+            "INSERT INTO outbox SELECT row_number() OVER (ORDER BY id), name, args, occurred_at "
+            "FROM renumbered"
+        )
+        self.db.execute("DROP TABLE renumbered")
+        # Outcomes are kept by id: the old installation's would be confused with the new.
+        self.db.execute("DELETE FROM outcome")
+        self.set_meta("last_mutation_id", str(len(old)))
+        self.set_meta("client_id", client_id)
+        self.db.execute("COMMIT")
+        return old
 
     def outcomes(self) -> list[dict[str, Any]]:
         keys = ("id", "name", "status", "code", "reason", "field")
