@@ -1,4 +1,4 @@
-// The Reppu sync contract (protocol version 1), generated from /schema/openapi.json by
+// The Reppu sync contract (protocol version 2), generated from /schema/openapi.json by
 // scripts/contract_types.py. Do not edit: run the script. docs/sync-protocol.md
 // explains every type; datetimes are RFC 3339 text here (the JSON encoding).
 
@@ -28,6 +28,14 @@ export type PullRequest = {
    * @default []
    */
   repair?: string[];
+  /**
+   * Partitions whose summary the client wants even if nothing in them changed (version 2):
+   * the answer carries the summary of each one the caller may read that is at its newest change
+   * after this answer. Others are left out without an error.
+   *
+   * @default []
+   */
+  check?: string[];
 };
 
 /**
@@ -69,7 +77,8 @@ export type PullResponse = {
    */
   changes?: (Upsert | Delete)[];
   /**
-   * Counts and checksums of the partitions this answer brought to their newest change.
+   * Counts and checksums of the partitions this answer brought to their newest change, and
+   * of those asked to ``check`` (the caller may read them and they are at their newest change).
    *
    * @default []
    */
@@ -1088,4 +1097,4 @@ export type ErrorBody = {
   field?: string | null;
 };
 
-export type ErrorCode = "account.not_found" | "activation.invalid" | "activation.username_taken" | "auth.bad_credentials" | "auth.forbidden" | "auth.invalid_token" | "auth.rate_limited" | "auth.required" | "channel.invalid_address" | "channel.unsupported" | "method_not_allowed" | "not_found" | "push.endpoint_not_allowed" | "push.invalid_keys" | "request.invalid" | "request.malformed" | "request.too_large" | "request.unsupported_media_type" | "server.error" | "server.unavailable" | "signin.ambiguous" | "signin.handoff_invalid" | "signin.invalid_id_token" | "signin.no_match" | "signin.provider_unavailable" | "signin.redirect_not_allowed" | "signin.refused" | "signin.role_not_allowed" | "signin.state_mismatch" | "signin.unknown_provider" | "sync.bad_cursor" | "sync.client_mismatch" | "sync.update_required" | "sync.version_unknown";
+export type ErrorCode = "account.device_not_found" | "account.not_found" | "activation.invalid" | "activation.username_taken" | "auth.bad_credentials" | "auth.forbidden" | "auth.invalid_token" | "auth.rate_limited" | "auth.required" | "channel.invalid_address" | "channel.unsupported" | "import.not_applicable" | "import.not_found" | "method_not_allowed" | "not_found" | "push.endpoint_not_allowed" | "push.invalid_keys" | "request.invalid" | "request.malformed" | "request.too_large" | "request.unsupported_media_type" | "server.error" | "server.unavailable" | "signin.ambiguous" | "signin.handoff_invalid" | "signin.invalid_id_token" | "signin.no_match" | "signin.provider_unavailable" | "signin.redirect_not_allowed" | "signin.refused" | "signin.role_not_allowed" | "signin.state_mismatch" | "signin.unknown_provider" | "sync.bad_cursor" | "sync.client_mismatch" | "sync.update_required" | "sync.version_unknown";

@@ -17,7 +17,7 @@ from schemas.admin import BulletinDelivery, LastCompaction, OutboxLane, SyncHeal
 from server.access import marks
 from server.db.message_tables import Bulletin
 from server.db.sync_tables import CompactionRun
-from server.routes.metrics import outbox_lanes
+from server.outbox_lanes import outbox_lanes
 
 _OUTCOME = (
     # A delivery folded into a digest went, or did not, with its digest.
