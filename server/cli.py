@@ -117,7 +117,10 @@ async def _import_oneroster(settings: Settings, path: str) -> int:
                 engine, batch, progress=progress, identity=settings.signin
             )
     except ImportRefused as refused:
-        print(f"The import was refused; nothing was changed. {len(refused.problems)} problem(s):")
+        shown = (
+            "" if refused.total == len(refused.problems) else f", the first {len(refused.problems)}"
+        )
+        print(f"The import was refused; nothing was changed. {refused.total} problem(s){shown}:")
         for problem in refused.problems:
             print(f"  {problem}")
         return 1

@@ -118,6 +118,7 @@ def _on_reppu_error(_: Request[Any, Any, Any], exc: ReppuError) -> Response[byte
 # field as "... field `name`"; the two together give the JSON path we report.
 _AT_PATH = re.compile(r" - at `(?P<path>[^`]+)`$")
 _FIELD_NAME = re.compile(r"(?:unknown|required) field `(?P<name>[^`]+)`")
+_MISSING = re.compile(r"Missing required (?P<kind>\w+) parameter '(?P<name>[^']+)'")
 
 
 def _is_malformed(exc: BaseException) -> bool:
@@ -155,6 +156,12 @@ def _on_validation(request: Request[Any, Any, Any], exc: HTTPException) -> Respo
     first = extra[0] if isinstance(extra, list) and extra and isinstance(extra[0], dict) else {}
     message = str(first.get("message") or exc.detail or "Invalid request.")
     field = None
+    if match := _MISSING.search(message):
+        # Litestar's sentence echoes the path and query as sent: name the parameter only.
+        kind, name = match.group("kind"), match.group("name")
+        return error_response(
+            ErrorCode.REQUEST_INVALID, f"The {kind} parameter '{name}' is required.", field=name
+        )
     if match := _AT_PATH.search(message):
         field = match.group("path")
         message = message[: match.start()]

@@ -18,20 +18,30 @@ import re
 import sys
 from typing import Any
 
-_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_BEARER = re.compile(r"(?i)(bearer(?:\s+|%20|\+))[A-Za-z0-9._~+/=-]{8,}")
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&;](?:access_token|token|password|passwd|pwd|secret|api_key|key)=)[^&\s\"']*"
+)
+_OPAQUE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9_-])")
+"""A run of 32 or more URL-safe characters: the shape of every token Reppu issues (and of
+hashes, which lose nothing by it). A token put in a path by mistake is caught by this."""
 _HETU = re.compile(r"\b(\d{6})[-+A-FU-Y](\d{3})[0-9A-FHJ-NPR-Y]\b")
 REDACTED = "<redacted>"
 
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 """Attributes every record has; anything else on a record came from ``extra=`` and is
 written as a field of its own."""
+_SKIPPED = frozenset({"color_message"})
+"""uvicorn's copy of the message with terminal colour codes."""
 
 
 def redact(text: str) -> str:
-    """``text`` with bearer tokens and personal identity codes replaced."""
-    if "earer" not in text and not any(c.isdigit() for c in text):
-        return text
-    return _HETU.sub(REDACTED, _BEARER.sub(r"\1" + REDACTED, text))
+    """``text`` with bearer tokens, secret query parameters (``token=``, ``password=``, ...),
+    token-shaped runs of 32+ URL-safe characters and personal identity codes replaced."""
+    text = _BEARER.sub(r"\1" + REDACTED, text)
+    text = _SECRET_QUERY.sub(r"\1" + REDACTED, text)
+    text = _OPAQUE.sub(REDACTED, text)
+    return _HETU.sub(REDACTED, text)
 
 
 class RedactSecrets(logging.Filter):
@@ -72,8 +82,9 @@ class JsonFormatter(logging.Formatter):
             client, method, path, _, status = access
             entry.update(client=client, method=method, path=path, status=status)
         for key, value in vars(record).items():
-            if key not in _RECORD_FIELDS and key not in entry and not key.startswith("_"):
-                entry[key] = redact(value) if isinstance(value, str) else value
+            if key in _SKIPPED or key in _RECORD_FIELDS or key in entry or key.startswith("_"):
+                continue
+            entry[key] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)

@@ -33,6 +33,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from schemas.sync import MutationCode
 from server.db.engine import connection_counts
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -82,6 +83,23 @@ DB_CONNECTIONS = Gauge(
     ["state"],
     multiprocess_mode="livesum",
 )
+
+
+def _known_labels() -> None:
+    """Every label value known in advance starts at 0, so that a rate or a ratio over it
+    reads 0 rather than "no data" before the first event."""
+    for answer in ("changes", "nothing_new"):
+        SYNC_PULLS.labels(answer)
+    for status in ("applied", "rejected"):
+        SYNC_MUTATIONS.labels(status)
+    for code in MutationCode:
+        MUTATION_REJECTIONS.labels(str(code))
+    for channel in ("webpush", "apprise"):
+        for outcome in ("sent", "queued", "gone", "failed", "expired"):
+            DELIVERIES.labels(channel, outcome)
+
+
+_known_labels()
 
 
 def registry() -> CollectorRegistry:

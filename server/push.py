@@ -255,8 +255,11 @@ async def _apply(
     context: Callable[[MutationIn], MutationContext],
     refusals: dict[int, MutationResult],
     language: str,
+    *,
+    installation: str = "",
 ) -> dict[int, MutationResult]:
-    """Apply ``mutations`` in one write transaction; their results by id."""
+    """Apply ``mutations`` in one write transaction; their results by id. ``installation``
+    names the client in the log (its ``client_id`` and person)."""
     results: dict[int, MutationResult] = {}
     async with write_transaction(engine) as transaction:
         last = await _position(engine, client)
@@ -269,9 +272,9 @@ async def _apply(
             # ids in between were answered and then lost: the database was restored from a
             # backup (docs/operations.md). The reference client sends them again.
             log.warning(
-                "client %s pushed from id %s, but the database holds up to %s: mutations it "
-                "answered were lost (restored from a backup?)",
-                client,
+                "installation %s pushed from id %s, but the database holds up to %s: "
+                "mutations it was answered were lost (restored from a backup?)",
+                installation or client,
                 pending[0].id,
                 last,
             )
@@ -367,7 +370,17 @@ async def push(
                 unique.append(mutation)
         for attempt in range(1, RETRIES + 1):
             try:
-                results.update(await _apply(engine, client, unique, context, refusals, language))
+                results.update(
+                    await _apply(
+                        engine,
+                        client,
+                        unique,
+                        context,
+                        refusals,
+                        language,
+                        installation=f"{client_id!r} of person {viewer.person_id}",
+                    )
+                )
                 break
             except _CONFLICTING as exc:
                 # Two transactions took the same rows' locks in opposite orders (PostgreSQL

@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -70,8 +71,9 @@ async def check_may_import(viewer_id: int) -> None:
 
 
 def imports_folder(settings: Settings) -> Path:
+    """``<data dir>/imports``, readable by Reppu's user only: uploads hold children's data."""
     folder = settings.data_dir / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder
 
 
@@ -85,7 +87,8 @@ async def receive_upload(
     digest = hashlib.sha256()
     size = 0
     try:
-        with path.open("wb") as out:
+        # Created for Reppu's user alone, whatever the umask.
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > limit:
@@ -105,10 +108,15 @@ async def receive_upload(
     return path, digest.hexdigest(), size
 
 
-def _report(summary: Summary | None, refused: ImportRefused | None) -> str:
+def _report(
+    summary: Summary | None, refused: ImportRefused | None, upload: Path, file_name: str
+) -> str:
     counts = {} if summary is None else {k: asdict(c) for k, c in summary.counts.items()}
     problems = [] if refused is None else [asdict(p) for p in refused.problems]
-    total = 0 if refused is None else len(refused.problems)
+    for problem in problems:
+        if problem["file"] == upload.name:  # the zip itself, by the name it was sent as
+            problem["file"] = file_name
+    total = 0 if refused is None else refused.total
     return json.dumps({"counts": counts, "problems": problems, "problem_count": total})
 
 
@@ -170,7 +178,7 @@ async def check_upload(
                 sha256,
                 size,
                 status,
-                _report(summary, refused),
+                _report(summary, refused, path, file_name),
             )
         import_id = int(rows[0]["id"])
         if status == "checked":
@@ -186,7 +194,7 @@ async def apply_upload(
 ) -> RosterImport:
     """Apply a checked upload; ``import.not_applicable`` unless it is checked and kept."""
     await expire_uploads(engine, settings)
-    await roster_import(import_id)  # import.not_found first
+    row = await roster_import(import_id)  # import.not_found first
     async with write_transaction(engine):
         # Claimed before the long work: a second apply of the same upload is refused.
         claimed = await run_sql(
@@ -215,7 +223,7 @@ async def apply_upload(
             "UPDATE roster_import SET status = {}, report = {}, applied_by = {}, "
             "applied_at = {} WHERE id = {}",
             "applied" if refused is None else "refused",
-            _report(summary, refused),
+            _report(summary, refused, path, row.file_name),
             actor,
             utc_now(),
             import_id,

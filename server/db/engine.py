@@ -603,6 +603,17 @@ class _SQLiteWriter:
         writers.queue.release()
 
 
+async def settle_writes(engine: Engine[Any]) -> None:
+    """Wait until this process's committed write groups have closed their connections (a
+    group's connection is closed in a task of its own after the commit). Before something
+    that needs the SQLite file to itself, such as a restore in a test."""
+    if not isinstance(engine, SQLiteEngine):
+        return
+    writers = _writers_of(engine)
+    while writers.closers:
+        await asyncio.gather(*list(writers.closers), return_exceptions=True)
+
+
 def write_transaction(
     engine: Engine[Any],
 ) -> AbstractAsyncContextManager[SQLiteTransaction | PostgresTransaction]:

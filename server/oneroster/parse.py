@@ -191,6 +191,9 @@ class ImportRefused(Exception):  # noqa: N818 (a refusal, not a bug)
     problems are kept."""
 
     def __init__(self, problems: list[Problem]) -> None:
+        self.total = len(problems)
+        """How many problems were found (the checks stop early in places, so a lower bound
+        of what is wrong with the set)."""
         self.problems = problems[:MAX_PROBLEMS]
         super().__init__("\n".join(str(p) for p in problems))
 

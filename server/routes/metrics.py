@@ -15,7 +15,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -81,6 +81,9 @@ async def snapshot_families() -> list[Metric]:
     return families
 
 
+TEXT_FORMAT = "text/plain; version=0.0.4"
+
+
 @get(
     "/metrics",
     exclude_from_auth=True,
@@ -99,6 +102,8 @@ async def metrics(
     body = generate_latest(registry()) + generate_latest(snapshot)
     return Response(
         body,
-        media_type=CONTENT_TYPE_LATEST,
+        # Litestar adds "; charset=utf-8": the classic text format's header, which every
+        # Prometheus takes (the names here need none of the newer format's escaping).
+        media_type=TEXT_FORMAT,
         headers={"Cache-Control": "no-store"},
     )

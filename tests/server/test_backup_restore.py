@@ -32,7 +32,7 @@ from server.backup import (
     restore_postgres,
     restore_sqlite,
 )
-from server.db.engine import _SQLiteEngine
+from server.db.engine import _SQLiteEngine, settle_writes
 from server.db.sync_tables import SyncEpoch
 from server.db.tables import LessonChange
 from server.settings import Settings
@@ -77,6 +77,7 @@ async def _restore(settings: Settings, engine: Engine[Any], backup: Path) -> Rew
         await renew_sync_epoch(engine)
         return rewound
     assert isinstance(engine, _SQLiteEngine)
+    await settle_writes(engine)  # the last write's connection closes in a task of its own
     await engine.close_read_pool()
     _, rewound = restore_sqlite(backup, settings.sqlite_path)
     engine.open_read_pool(settings.sqlite_read_connections)

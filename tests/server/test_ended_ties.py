@@ -25,7 +25,8 @@ from litestar import Litestar
 from piccolo.engine.base import Engine
 from piccolo.table import Table
 
-from server.clock import school_today
+from server.clock import school_today, utc_now
+from server.db.bulk import run_sql
 from server.db.engine import write_transaction
 from server.db.form_tables import FormRequest
 from server.db.message_tables import Bulletin
@@ -49,6 +50,8 @@ class World:
     """Calendar feed paths by their maker: the mother's of Aino, the teacher's own."""
     headers: dict[str, dict[str, str]]
     """The logins made on the way, kept: each one costs an argon2 check."""
+    import_id: int
+    """A roster import in the history (its upload is not needed to read it)."""
 
 
 @dataclass(frozen=True)
@@ -104,11 +107,24 @@ CASES: dict[str, list[Case]] = {
         Case("mother", lambda w: w.feeds["mother"]),  # Aino's timetable
         Case("teacher", lambda w: w.feeds["teacher"]),  # the lessons she taught
     ],
+    # The city's admin, whose admin role ends.
+    "/admin/people": [
+        Case("admin", lambda w: f"/admin/people?school={w.city.school_a}&role=pupil"),
+    ],
+    "/admin/people/{person_id:int}/devices": [
+        Case("admin", lambda w: f"/admin/people/{w.city.mother}/devices"),
+    ],
+    "/admin/sync-health": [Case("admin", lambda w: "/admin/sync-health")],
+    "/admin/roster-imports": [Case("admin", lambda w: "/admin/roster-imports")],
+    "/admin/roster-imports/{import_id:int}": [
+        Case("admin", lambda w: f"/admin/roster-imports/{w.import_id}"),
+    ],
 }
 
 NEEDS_NO_TIE = {
     # Public, or the same for everyone: nothing in them comes from a tie.
     "/health",
+    "/health/ready",
     "/push/vapid-public-key",
     "/",
     "/{file_path:path}",  # the PWA's static files
@@ -196,7 +212,18 @@ async def _made(client: httpx.AsyncClient, c: City) -> World:
         )
         assert feed.status_code == 201, feed.text
         feeds[who] = feed.json()["url"].removeprefix(str(client.base_url))
-    return World(c, request_id, definition_id, bulletin_id, feeds, headers)
+    headers["admin"] = await log_in_as(client, "admin")
+    async with write_transaction(Bulletin._meta.db):
+        (made_import,) = await run_sql(
+            "INSERT INTO roster_import (uploaded_by, uploaded_at, file_name, file_sha256, "
+            "file_bytes, status, report) VALUES ({}, {}, 'set.zip', {}, 1, 'refused', {}) "
+            "RETURNING id",
+            c.admin,
+            utc_now(),
+            "0" * 64,
+            "{}",
+        )
+    return World(c, request_id, definition_id, bulletin_id, feeds, headers, int(made_import["id"]))
 
 
 async def end_every_tie(engine: Engine[Any], person: int, today: dt.date) -> None:

@@ -61,7 +61,8 @@ async def fx_ops(fx_ops_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 async def scrape(client: httpx.AsyncClient) -> Samples:
     answer = await client.get("/metrics", headers=SCRAPE)
     assert answer.status_code == 200, answer.text
-    assert answer.headers["content-type"].startswith("text/plain")
+    # The classic text format's header, each parameter once (Prometheus parses it strictly).
+    assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     found: Samples = {}
     for family in text_string_to_metric_families(answer.text):
         for sample in family.samples:
@@ -164,6 +165,11 @@ async def test_pulls_pushes_and_rejections_are_counted(
     assert refused["status"] == "rejected"
     after = await scrape(fx_ops)
 
+    # Known label values are there from the start, at 0 until their first event.
+    assert (
+        "reppu_deliveries_total",
+        frozenset({("channel", "webpush"), ("outcome", "gone")}),
+    ) in after
     assert grew(before, after, "reppu_sync_pulls_total", answer="changes") >= 1
     assert grew(before, after, "reppu_sync_pulls_total", answer="nothing_new") >= 1
     assert grew(before, after, "reppu_sync_pushes_total") == 2
@@ -369,6 +375,13 @@ def test_json_log_lines_carry_fields_and_never_secrets() -> None:
         "pupil <redacted> and <redacted>, order 0102031234"
     )
     assert redact("new-style 010110Y123A too") == "new-style <redacted> too"
+    # Secrets put in a URL by mistake: query parameters, a bearer token or a token in a path.
+    token = "Zx3_" + "q" * 39  # the shape of the tokens Reppu issues
+    assert redact(f"GET /me?access_token={token}&x=1") == "GET /me?access_token=<redacted>&x=1"
+    assert redact("POST /auth/login?password=reppu-demo") == "POST /auth/login?password=<redacted>"
+    assert redact(f"GET /x/Bearer%20{token}") == "GET /x/Bearer%20<redacted>"
+    assert redact(f"GET /calendar/{token}.ics") == "GET /calendar/<redacted>.ics"
+    assert redact("GET /people/17/devices/4") == "GET /people/17/devices/4"
 
 
 def test_the_cli_logs_json_when_asked(capsys: pytest.CaptureFixture[str]) -> None:

@@ -132,6 +132,8 @@ async def test_dry_run_changes_nothing_then_apply_does_it_once(
         k: v for k, v in before.items() if k != "roster_import"
     }
     assert _kept_files(fx_settings).count(f"{report['id']}.zip") == 1
+    kept = fx_settings.data_dir / "imports" / f"{report['id']}.zip"
+    assert kept.stat().st_mode & 0o077 == 0  # children's data: Reppu's user alone
 
     applied = await fx_http.post(f"{ROUTE}/{report['id']}/apply", headers=admin)
     assert applied.status_code == 200, applied.text
@@ -190,9 +192,13 @@ async def test_a_broken_set_is_refused_with_every_problem_located(
     not_applicable = await fx_http.post(f"{ROUTE}/{report['id']}/apply", headers=admin)
     assert not_applicable.status_code == 409
 
-    garbage = await fx_http.post(ROUTE, content=b"not a zip at all", headers={**admin, **ZIP})
+    garbage = await fx_http.post(
+        ROUTE, params={"file_name": "g.zip"}, content=b"not a zip", headers={**admin, **ZIP}
+    )
     assert garbage.json()["status"] == "refused"
     assert garbage.json()["problems"][0]["problem"]
+    assert garbage.json()["problems"][0]["file"] == "g.zip"  # as sent, not a stored name
+    assert garbage.json()["problem_count"] == 1
 
 
 async def test_a_checked_upload_expires_after_a_day(
