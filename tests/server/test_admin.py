@@ -191,6 +191,19 @@ async def test_bad_people_queries_are_refused_with_a_stable_code(
     assert (answer.status_code, answer.json()["code"]) == (422, "request.invalid"), answer.text
 
 
+async def test_a_missing_query_parameter_is_named_in_field(
+    fx_client: httpx.AsyncClient, fx_city: City
+) -> None:
+    admin = await log_in_as(fx_client, "admin")
+    answer = await fx_client.get(
+        "/admin/people", params={"school": str(fx_city.school_a)}, headers=admin
+    )
+    assert answer.status_code == 422
+    body = answer.json()
+    assert (body["code"], body["field"]) == ("request.invalid", "role")
+    assert body["message"] == "The query parameter 'role' is required."  # no query echoed
+
+
 async def _devices(
     client: httpx.AsyncClient, headers: dict[str, str], person: int
 ) -> httpx.Response:
