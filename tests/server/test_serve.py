@@ -35,6 +35,20 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
+def _wait_for(server: subprocess.Popen[str], url: str, seconds: float = 60) -> None:
+    """Until ``url`` answers 200; fails if the server exits or ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None, "reppu serve exited early"
+        assert time.monotonic() < deadline, f"{url} did not answer 200 within {seconds:.0f} s"
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_migrate_demo_serve_and_log_in(tmp_path: Path) -> None:
     port = _free_port()
@@ -72,16 +86,7 @@ def test_migrate_demo_serve_and_log_in(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "reppu serve exited early"
-            assert time.monotonic() < deadline, "reppu serve did not answer within 60 s"
-            time.sleep(0.2)
+        _wait_for(server, f"{base}/health")
 
         login = httpx.post(
             f"{base}/auth/login",
@@ -152,16 +157,7 @@ def test_two_workers_add_up_in_one_scrape_and_log_json(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     requests = 60
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "reppu serve exited early"
-            assert time.monotonic() < deadline, "reppu serve was not ready within 60 s"
-            time.sleep(0.2)
+        _wait_for(server, f"{base}/health/ready")
         key = "reppu_http_requests_total{method=GET,route=/health,status=200}"
         start = _scrape(base, token).get(key, 0.0)
         # New connections each time, so that both processes answer some of them.
