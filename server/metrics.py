@@ -168,6 +168,10 @@ class RequestMetrics:
         self.app = app
         self._engine_of = engine_of
         self._sampled_at = 0.0
+        # Each label set's child, found once: ``labels()`` takes a lock and builds a key on
+        # every call. Routes, methods and statuses are few, so these stay small.
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._requests: dict[tuple[str, str, str], Any] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -180,15 +184,19 @@ class RequestMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                route = scope.get("path_template") or "unmatched"
-                HTTP_LATENCY.labels(route, scope["method"]).observe(time.perf_counter() - started)
+                key = (scope.get("path_template") or "unmatched", scope["method"])
+                if (latency := self._latency.get(key)) is None:
+                    latency = self._latency[key] = HTTP_LATENCY.labels(*key)
+                latency.observe(time.perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            route = scope.get("path_template") or "unmatched"
-            HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
+            key3 = (scope.get("path_template") or "unmatched", scope["method"], str(status))
+            if (requests := self._requests.get(key3)) is None:
+                requests = self._requests[key3] = HTTP_REQUESTS.labels(*key3)
+            requests.inc()
             self._sample(started)
 
     def _sample(self, now: float) -> None:
