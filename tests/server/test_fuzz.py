@@ -329,7 +329,9 @@ async def test_every_route_answers_as_the_openapi_document_says(
     failures: list[str] = []
     # A delivery worker is alive, as on a running server: /health/ready answers 200 (its 503
     # is tested in tests/server/test_operations.py).
-    beating = asyncio.create_task(Presence(fx_app.state.reppu.engine).run())
+    presence = Presence(fx_app.state.reppu.engine)
+    await presence.beat()  # before the first request, not whenever the task gets to it
+    beating = asyncio.create_task(presence.run())
     try:
         for operation in operations:
             modes = [GenerationMode.POSITIVE]
@@ -369,7 +371,9 @@ async def test_every_route_meets_the_coverage_cases(
     failures: list[str] = []
     # A delivery worker is alive, as on a running server: /health/ready answers 200 (its 503
     # is tested in tests/server/test_operations.py).
-    beating = asyncio.create_task(Presence(fx_app.state.reppu.engine).run())
+    presence = Presence(fx_app.state.reppu.engine)
+    await presence.beat()  # before the first request, not whenever the task gets to it
+    beating = asyncio.create_task(presence.run())
     try:
         for operation in operations:
             config = schema.config.generation_for(operation=operation)
