@@ -2,7 +2,8 @@
 
 A worker runs the **expander** (outbox entries to deliveries, ``server/fanout.py``, and
 digests) beside its lanes' loops: the **urgent lane** and the **normal lane** (two loops each)
-and the apprise lane. Each lane claims a batch of due deliveries of its kind with a lease (``FOR
+of Web Push, the apprise lane, and the native lanes ``fcm`` and ``apns``
+(``server/native_push.py``). Each lane claims a batch of due deliveries of its kind with a lease (``FOR
 UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer, so its claim is a plain update in
 ``BEGIN IMMEDIATE``) and reads what sending needs in the same transaction, sends them
 concurrently, and records every outcome in one transaction; a Web Push lane has two batches

@@ -51,8 +51,8 @@ class FcmAccount:
 
     project_id: str
     client_email: str
-    private_key: str
-    """The account's RSA private key (PEM); never logged."""
+    private_key: str = field(repr=False)
+    """The account's RSA private key (PEM); never logged, nor shown in a traceback."""
     token_uri: str
     app_id: str
     """The Android package a device may register with (``REPPU_FCM_APP_ID``)."""
@@ -63,8 +63,8 @@ class FcmAccount:
 class ApnsKey:
     """The Apple Push Notification service: the token-signing key (.p8) and whose it is."""
 
-    private_key: str
-    """The ES256 key (PEM, the .p8 file's text); never logged."""
+    private_key: str = field(repr=False)
+    """The ES256 key (PEM, the .p8 file's text); never logged, nor shown in a traceback."""
     key_id: str
     team_id: str
     topic: str
