@@ -19,9 +19,10 @@
 5. The device token: not hexadecimal or never handed out 400 ``BadDeviceToken``;
    uninstalled 410 ``Unregistered``.
 
-``require_http2``: refuse a request that did not come over HTTP/2 (Apple does); the tests run
-it through ``httpx.ASGITransport``, which speaks HTTP/1.1, so they leave it off and HTTP/2
-itself is not exercised by them. Plain ASGI, no network.
+``require_http2``: refuse a request that did not come over HTTP/2 (Apple does). The fan-out
+tests reach it through ``httpx.ASGITransport`` (HTTP/1.1) and leave it off;
+``tests/server/test_native_http2.py`` serves it over HTTP/2 on loopback
+(``tests/h2_server.py``) with it on. Plain ASGI.
 """
 
 from __future__ import annotations
