@@ -439,3 +439,33 @@ async def test_native_push_follows_the_webpush_preference(
     assert fx_fcm.received == {}
     (row,) = await deliveries(person=fx_city.mother, channel="fcm")
     assert row["status"] == "off"
+
+
+async def test_an_admin_signing_devices_out_removes_them(
+    fx_native_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_fcm: FcmService,
+    fx_apns: ApnsService,
+) -> None:
+    http = fx_native_client
+    android = await device(http, "mother")
+    iphone = await device(http, "mother")
+    answer = await _register(http, android.headers, "fcm", fx_fcm.install(), ANDROID_APP)
+    assert answer.status_code == 201
+    kept = await _register(http, iphone.headers, "apns", fx_apns.install(), fx_apns.topic)
+    assert kept.status_code == 201
+    admin = await device(http, "admin")
+    (android_login,) = [
+        r["device"]
+        for r in await NativeDevice.select(NativeDevice.device).where(
+            NativeDevice.platform == "fcm"
+        )
+    ]
+    answer = await http.delete(
+        f"/admin/people/{fx_city.mother}/devices/{android_login}", headers=admin.headers
+    )
+    assert answer.status_code == 204, answer.text
+    assert [r["id"] for r in await NativeDevice.select(NativeDevice.id)] == [kept.json()["id"]]
+    answer = await http.post(f"/people/{fx_city.mother}/account/sign-out", headers=admin.headers)
+    assert answer.status_code == 204, answer.text
+    assert await NativeDevice.count() == 0
