@@ -469,3 +469,34 @@ async def test_an_admin_signing_devices_out_removes_them(
     answer = await http.post(f"/people/{fx_city.mother}/account/sign-out", headers=admin.headers)
     assert answer.status_code == 204, answer.text
     assert await NativeDevice.count() == 0
+
+
+async def test_a_digest_reaches_an_apns_device_once_with_its_count(
+    fx_native_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_native_settings: Settings,
+    fx_fcm: FcmService,
+    fx_apns: ApnsService,
+) -> None:
+    http = fx_native_client
+    iphone = fx_apns.install()
+    mother = await device(http, "mother")
+    assert (await _register(http, mother.headers, "apns", iphone, fx_apns.topic)).status_code == 201
+    answer = await http.put(
+        "/me/notifications",
+        json={"webpush": "digest", "quiet_start": None, "quiet_end": None},
+        headers=mother.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    for ident in (fx_city.class_5b, fx_city.math_a):
+        await _bulletin(http, "teacher", audience="group", audience_id=ident, title="t", body="b")
+    worker = native_worker(fx_db, fx_native_settings, fx_fcm, fx_apns)
+    await worker.drain()
+    assert fx_apns.received == []
+    assert len(await deliveries(person=fx_city.mother, status="digest")) == 2
+    await time_passes()
+    await worker.drain()
+    (received,) = fx_apns.received_for(iphone)
+    assert (received.payload["reppu"]["kind"], received.payload["reppu"]["count"]) == ("digest", 2)
+    assert len(await deliveries(person=fx_city.mother, status="digested")) == 2
