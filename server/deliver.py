@@ -3,11 +3,12 @@
 A worker runs the **expander** (outbox entries to deliveries, ``server/fanout.py``, and
 digests) beside its lanes' loops: the **urgent lane** and the **normal lane** (two loops each)
 of Web Push, the apprise lane, and the native lanes ``fcm`` and ``apns``
-(``server/native_push.py``). Each lane claims a batch of due deliveries of its kind with a lease (``FOR
-UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer, so its claim is a plain update in
-``BEGIN IMMEDIATE``) and reads what sending needs in the same transaction, sends them
-concurrently, and records every outcome in one transaction; a Web Push lane has two batches
-in hand at once, so its pushes keep flowing while the other batch is claimed or recorded.
+(``server/native_push.py``). Each lane claims a batch of due deliveries of its kind with a
+lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer, so its claim is a
+plain update in ``BEGIN IMMEDIATE``) and reads what sending needs in the same transaction,
+sends them concurrently, and records every outcome in one transaction; a Web Push lane has
+two batches in hand at once, so its pushes keep flowing while the other batch is claimed or
+recorded.
 Several workers in several processes and machines share the work through the leases. A
 worker that is stopped records what it has sent before it exits; one that is killed leaves its
 leases to run out, and the deliveries it had not recorded are sent again by another worker (at
