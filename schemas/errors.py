@@ -47,6 +47,13 @@ class ErrorCode(StrEnum):
     (``REPPU_PUSH_HOSTS``)."""
     PUSH_INVALID_KEYS = "push.invalid_keys"
     """The subscription's ``p256dh`` is not a P-256 public key or ``auth`` is not 16 bytes."""
+    PUSH_NATIVE_UNAVAILABLE = "push.native_unavailable"
+    """This server has no credentials for that platform (FCM or APNs): its operator set none."""
+    PUSH_UNKNOWN_APP = "push.unknown_app"
+    """The device's ``app_id`` is not an app this server sends to on that platform."""
+    PUSH_INVALID_DEVICE_TOKEN = "push.invalid_device_token"  # noqa: S105 (a code, not a secret)
+    """The device token is not one the platform hands out (FCM: printable ASCII up to 4,096
+    characters; APNs: 64 to 200 hexadecimal digits)."""
     CHANNEL_UNSUPPORTED = "channel.unsupported"
     """This server sends no notifications of that kind (its operator set no mail server or
     SMS gateway)."""

@@ -133,3 +133,29 @@ class Preferences(msgspec.Struct, forbid_unknown_fields=True):
     """Quiet hours start; None for no quiet hours. Urgent bulletins ignore them."""
     quiet_end: LocalTime | None = "07:00"
     digest_at: LocalTime = "18:00"
+
+
+class NativePlatform(StrEnum):
+    """Where a phone app's notifications go through."""
+
+    FCM = "fcm"
+    """Firebase Cloud Messaging (Android)."""
+    APNS = "apns"
+    """The Apple Push Notification service (iOS)."""
+
+
+class DeviceIn(msgspec.Struct):
+    """A phone app's registration for native push (``POST /push/devices``)."""
+
+    platform: NativePlatform
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+    """The token the platform gave the app (checked per platform: ``push.invalid_device_token``)."""
+    app_id: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NO_NUL)]
+    """The Android package or the iOS bundle id."""
+
+
+class DeviceOut(msgspec.Struct):
+    id: int
+    platform: NativePlatform
+    app_id: str
+    created_at: dt.datetime

@@ -2,11 +2,13 @@
 
 A worker runs the **expander** (outbox entries to deliveries, ``server/fanout.py``, and
 digests) beside its lanes' loops: the **urgent lane** and the **normal lane** (two loops each)
-and the apprise lane. Each lane claims a batch of due deliveries of its kind with a lease (``FOR
-UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer, so its claim is a plain update in
-``BEGIN IMMEDIATE``) and reads what sending needs in the same transaction, sends them
-concurrently, and records every outcome in one transaction; a Web Push lane has two batches
-in hand at once, so its pushes keep flowing while the other batch is claimed or recorded.
+of Web Push, the apprise lane, and the native lanes ``fcm`` and ``apns``
+(``server/native_push.py``). Each lane claims a batch of due deliveries of its kind with a
+lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite has one writer, so its claim is a
+plain update in ``BEGIN IMMEDIATE``) and reads what sending needs in the same transaction,
+sends them concurrently, and records every outcome in one transaction; a Web Push lane has
+two batches in hand at once, so its pushes keep flowing while the other batch is claimed or
+recorded.
 Several workers in several processes and machines share the work through the leases. A
 worker that is stopped records what it has sent before it exits; one that is killed leaves its
 leases to run out, and the deliveries it had not recorded are sent again by another worker (at
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apprise
+import httpx
 import msgspec
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
@@ -61,10 +64,11 @@ from server.channels import channel_plugin, offers
 from server.clock import school_today, utc_now
 from server.db.bulk import run_sql
 from server.db.engine import write_transaction
-from server.db.notify_tables import Delivery, PushSubscription
+from server.db.notify_tables import Delivery, NativeDevice, PushSubscription
 from server.fanout import (
     EXPAND_BATCH,
     assemble_digests,
+    delete_native_devices,
     delete_subscriptions,
     expand_next,
     kind_of,
@@ -72,6 +76,7 @@ from server.fanout import (
 )
 from server.leases import Heartbeat, to_the_end
 from server.metrics import count_delivery
+from server.native_push import Answer, NativeSender, NativeText
 from server.push_endpoints import endpoint_allowed
 from server.push_transport import KeepAliveTransport, PushTransport, PushTransportError
 from server.retention import DailyRetention, RetentionPolicy
@@ -136,7 +141,12 @@ NORMAL = Lane("normal", "webpush", (False,), HOLD, loops=2)
 APPRISE = Lane("apprise", "apprise", (True, False), HOLD)
 """E-mail and SMS gateways are slow (seconds each): their own lane, small batches, urgent
 first, so they never hold up Web Push."""
-LANES = (URGENT, NORMAL, APPRISE)
+FCM = Lane("fcm", "fcm", (True, False), HOLD)
+APNS = Lane("apns", "apns", (True, False), HOLD)
+"""Native push (``server/native_push.py``): a lane per service, urgent first, so a slow or
+throttling FCM or APNs never holds up Web Push, nor one the other."""
+NATIVE_CHANNELS = ("fcm", "apns")
+LANES = (URGENT, NORMAL, APPRISE, FCM, APNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +202,7 @@ async def renew_claim(engine: Engine[Any], lane: Lane, token: str) -> None:
 _DETAILS = (
     "SELECT d.id, d.person, d.channel, d.target, d.outbox, d.item_count, d.expires_at, "
     "d.attempts, d.urgent, o.kind, o.item_id, s.endpoint, s.p256dh, s.auth, "
-    "c.kind AS channel_kind, c.address AS channel_address "
+    "c.kind AS channel_kind, c.address AS channel_address, n.token AS device_token "
     "FROM delivery d LEFT JOIN outbox o ON o.id = d.outbox "
     # The person must match too: an id the database hands out again never reaches another
     # person's device with this person's news.
@@ -200,6 +210,8 @@ _DETAILS = (
     "AND s.person = d.person "
     "LEFT JOIN notify_channel c ON d.channel = 'apprise' AND c.id = d.target "
     "AND c.person = d.person "
+    "LEFT JOIN native_device n ON d.channel IN ('fcm', 'apns') AND n.platform = d.channel "
+    "AND n.id = d.target AND n.person = d.person "
     "WHERE d.id IN ({ids})"
 )
 
@@ -543,6 +555,19 @@ async def record_outcomes(
         gone = [o.delivery_id for o in outcomes if o.status == "gone" and o.last_status]
         if gone:
             rows = await Delivery.raw(
+                "SELECT channel, target, person FROM delivery WHERE channel IN ('fcm', 'apns') "
+                f"AND id IN ({marks(len(gone))})",
+                *gone,
+            )
+            # FCM's UNREGISTERED or 404, APNs' 410 or BadDeviceToken: the app is gone from
+            # that phone (or its token was replaced), and so is our row.
+            for r in rows:
+                await delete_native_devices(
+                    (NativeDevice.id == r["target"])
+                    & (NativeDevice.person == r["person"])
+                    & (NativeDevice.platform == r["channel"])
+                )
+            rows = await Delivery.raw(
                 "SELECT target, person FROM delivery WHERE channel = 'webpush' "
                 f"AND id IN ({marks(len(gone))})",
                 *gone,
@@ -555,6 +580,23 @@ async def record_outcomes(
                 )
 
 
+def native_outcome(delivery_id: int, answer: Answer) -> Outcome:
+    """An FCM or APNs answer as the delivery's outcome (``docs/notifications.md``)."""
+    status, judgement = answer.status, answer.judgement
+    verdict, detail = judgement.verdict, judgement.detail
+    if verdict == Verdict.DELIVERED:
+        return Outcome(delivery_id, "sent", last_status=status)
+    if verdict == Verdict.GONE:
+        return Outcome(delivery_id, "gone", last_status=status, detail=detail)
+    if verdict in (Verdict.RETRY_AT, Verdict.BACKOFF) and judgement.retry_at is not None:
+        return Outcome(
+            delivery_id, "queued", not_before=judgement.retry_at, last_status=status, detail=detail
+        )
+    if verdict == Verdict.EXPIRED:
+        return Outcome(delivery_id, "expired", last_status=status, detail=detail)
+    return Outcome(delivery_id, "failed", last_status=status, detail=detail)
+
+
 class Worker:
     """Expands the outbox and sends deliveries until stopped. See the module's docstring."""
 
@@ -564,6 +606,7 @@ class Worker:
         settings: Settings,
         *,
         transport: PushTransport | None = None,
+        native_client: httpx.AsyncClient | None = None,
         idle_poll: float = 1.0,
         batch: int = CLAIM_BATCH,
         expand_batch: int = EXPAND_BATCH,
@@ -571,6 +614,7 @@ class Worker:
         self.engine = engine
         self.push = PushSender(settings, transport)
         self.apprise = AppriseSender(settings)
+        self.native = NativeSender(settings, native_client)
         self.texts = Texts()
         self.idle_poll = idle_poll
         self.batch = batch
@@ -670,6 +714,8 @@ class Worker:
         try:
             if row["channel"] == "apprise":
                 return await self.apprise.send(row, text)
+            if row["channel"] in NATIVE_CHANNELS:
+                return await self._send_native(row, text)
             return await self.push.send(row, text)
         except ValueError as exc:  # a subscription whose keys cannot be used
             return Outcome(row["id"], "failed", detail=f"unusable subscription: {exc}"[:200])
@@ -678,6 +724,14 @@ class Worker:
             # outcome: it must not cancel its batch or come back at the head of the lane.
             log.warning("delivery %s failed: %s", row["id"], type(exc).__name__)
             return Outcome(row["id"], "failed", detail=f"error: {type(exc).__name__}")
+
+    async def _send_native(self, row: dict[str, Any], text: Text) -> Outcome:
+        if row["device_token"] is None:
+            return Outcome(row["id"], "gone", detail="device removed")
+        native = NativeText(
+            text.kind, text.item_id, text.title, text.body, text.topic, int(row["item_count"])
+        )
+        return native_outcome(row["id"], await self.native.send(row, native))
 
     async def _loop(self, name: str) -> None:
         while True:
@@ -711,6 +765,7 @@ class Worker:
                         group.create_task(self._loop(lane.name))
         finally:
             await self.push.close()
+            await self.native.close()
 
     async def drain(self, *, max_rounds: int = 10_000) -> Stats:
         """Work until nothing is due now (tests and ``reppu worker --once``)."""

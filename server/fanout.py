@@ -41,7 +41,7 @@ from server.audiences import bulletin_partitions
 from server.clock import school_today, utc_now
 from server.db.bulk import insert_values, run_sql
 from server.db.engine import write_transaction
-from server.db.notify_tables import Delivery, Outbox, PushSubscription
+from server.db.notify_tables import Delivery, NativeDevice, Outbox, PushSubscription
 from server.leases import Heartbeat
 from sync.policy import AccessFacts, Partition, readable_partitions
 
@@ -331,12 +331,19 @@ FROM (
     WHERE s.person IN (SELECT person FROM people) AND t.revoked_at IS NULL
         AND t.expires_at > {timestamp}
     UNION ALL
+    SELECT n.person, n.platform, n.id, {text}, {date}, {timestamp}
+    FROM native_device n JOIN auth_token t ON t.id = n.device
+    WHERE n.person IN (SELECT person FROM people) AND t.revoked_at IS NULL
+        AND t.expires_at > {timestamp}
+    UNION ALL
     SELECT c.person, 'apprise', c.id, {text}, {date}, {timestamp}
     FROM notify_channel c WHERE c.person IN (SELECT person FROM people)
     UNION ALL
     SELECT p.person, 'none', 0, 'unreachable', NULL, {timestamp} FROM people p
     WHERE NOT EXISTS (SELECT 1 FROM push_subscription s JOIN auth_token t ON t.id = s.device
             WHERE s.person = p.person AND t.revoked_at IS NULL AND t.expires_at > {timestamp})
+        AND NOT EXISTS (SELECT 1 FROM native_device n JOIN auth_token t ON t.id = n.device
+            WHERE n.person = p.person AND t.revoked_at IS NULL AND t.expires_at > {timestamp})
         AND NOT EXISTS (SELECT 1 FROM notify_channel c WHERE c.person = p.person)
 ) AS r WHERE true
 ON CONFLICT (key) DO NOTHING
@@ -445,7 +452,11 @@ async def insert_planned(
             now,
             *webpush,
             now,
+            # Native devices (FCM, APNs) are push like Web Push: the same preference plans them.
+            *webpush,
+            now,
             *apprise_plan,
+            now,
             now,
             now,
         )
@@ -654,3 +665,15 @@ async def delete_subscriptions(where: Any) -> None:
     if ids:
         await forget_targets("webpush", ids)
         await PushSubscription.delete().where(PushSubscription.id.is_in(ids))
+
+
+async def delete_native_devices(where: Any) -> None:
+    """Delete the native devices (FCM, APNs) matching the Piccolo condition ``where``, and
+    their waiting deliveries with them."""
+    rows = await NativeDevice.select(NativeDevice.id, NativeDevice.platform).where(where)
+    by_platform: dict[str, list[int]] = defaultdict(list)
+    for r in rows:
+        by_platform[str(r["platform"])].append(int(r["id"]))
+    for platform, ids in by_platform.items():
+        await forget_targets(platform, ids)
+        await NativeDevice.delete().where(NativeDevice.id.is_in(ids))

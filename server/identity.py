@@ -32,10 +32,10 @@ from piccolo.engine.base import Engine
 from schemas.errors import ErrorCode
 from server.clock import utc_now
 from server.db.engine import write_transaction
-from server.db.notify_tables import PushSubscription
+from server.db.notify_tables import NativeDevice, PushSubscription
 from server.db.tables import Account, AuthToken, LoginFailure
 from server.errors import ReppuError
-from server.fanout import delete_subscriptions
+from server.fanout import delete_native_devices, delete_subscriptions
 from server.settings import Settings
 
 _hasher = PasswordHasher()
@@ -264,3 +264,4 @@ async def log_out(engine: Engine[Any], principal: Principal) -> None:
             AuthToken.id == principal.token_id
         )
         await delete_subscriptions(PushSubscription.device == principal.token_id)
+        await delete_native_devices(NativeDevice.device == principal.token_id)

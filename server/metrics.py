@@ -67,7 +67,7 @@ MUTATION_REJECTIONS = Counter(
 )
 DELIVERIES = Counter(
     "reppu_deliveries",
-    "Deliveries the workers finished, by channel (webpush, apprise) and outcome "
+    "Deliveries the workers finished, by channel (webpush, fcm, apns, apprise) and outcome "
     "(sent, queued for a retry, gone, failed, expired).",
     ["channel", "outcome"],
 )

@@ -46,6 +46,33 @@ DEFAULT_PUSH_HOSTS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True)
+class FcmAccount:
+    """Firebase Cloud Messaging: the service account Reppu signs its OAuth assertions with."""
+
+    project_id: str
+    client_email: str
+    private_key: str = field(repr=False)
+    """The account's RSA private key (PEM); never logged, nor shown in a traceback."""
+    token_uri: str
+    app_id: str
+    """The Android package a device may register with (``REPPU_FCM_APP_ID``)."""
+    url: str = "https://fcm.googleapis.com"
+
+
+@dataclass(frozen=True, slots=True)
+class ApnsKey:
+    """The Apple Push Notification service: the token-signing key (.p8) and whose it is."""
+
+    private_key: str = field(repr=False)
+    """The ES256 key (PEM, the .p8 file's text); never logged, nor shown in a traceback."""
+    key_id: str
+    team_id: str
+    topic: str
+    """The app's bundle id: the ``apns-topic``, and the one ``app_id`` a device may give."""
+    url: str = "https://api.push.apple.com"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything Reppu is configured with. Build it with :func:`load_settings`."""
 
@@ -101,6 +128,10 @@ class Settings:
     log_format: str = "text"
     """``text`` (one line per record, for a terminal) or ``json`` (one JSON object per line,
     for a log collector)."""
+    fcm: FcmAccount | None = None
+    """Native push to Android apps; None: devices cannot register for FCM."""
+    apns: ApnsKey | None = None
+    """Native push to iOS apps; None: devices cannot register for APNs."""
     signin: SigninSettings = field(default_factory=SigninSettings)
     """OpenID Connect providers, activation codes and the identity key (``docs/identity.md``)."""
     retain_audit_days: int = 6 * 365
@@ -346,6 +377,74 @@ def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
     )
 
 
+def _fcm_account(env: Mapping[str, str]) -> FcmAccount | None:
+    path = env.get("REPPU_FCM_SERVICE_ACCOUNT", "")
+    if not path:
+        return None
+    name = "REPPU_FCM_SERVICE_ACCOUNT"
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(
+            name, f"cannot read the service-account JSON: {type(exc).__name__}"
+        ) from None
+    if not isinstance(data, dict):
+        raise SettingsError(name, "the service-account JSON is not an object")
+    wanted = ("project_id", "client_email", "private_key", "token_uri")
+    values = {key: data.get(key) for key in wanted}
+    missing = [key for key, value in values.items() if not isinstance(value, str) or not value]
+    if missing:
+        raise SettingsError(name, f"the service-account JSON lacks {', '.join(missing)}")
+    try:
+        serialization.load_pem_private_key(str(values["private_key"]).encode(), password=None)
+    except (ValueError, TypeError):
+        raise SettingsError(name, "private_key is not a PEM private key") from None
+    app_id = env.get("REPPU_FCM_APP_ID", "")
+    if not app_id:
+        raise SettingsError("REPPU_FCM_APP_ID", "is needed with REPPU_FCM_SERVICE_ACCOUNT")
+    return FcmAccount(
+        project_id=str(values["project_id"]),
+        client_email=str(values["client_email"]),
+        private_key=str(values["private_key"]),
+        token_uri=str(values["token_uri"]),
+        app_id=app_id,
+        url=_service_url(env, "REPPU_FCM_URL", "https://fcm.googleapis.com"),
+    )
+
+
+def _apns_key(env: Mapping[str, str]) -> ApnsKey | None:
+    path = env.get("REPPU_APNS_KEY_FILE", "")
+    if not path:
+        return None
+    try:
+        pem = Path(path).read_text(encoding="utf-8")
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (OSError, ValueError, TypeError):
+        raise SettingsError("REPPU_APNS_KEY_FILE", "cannot read the .p8 key (PEM)") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise SettingsError("REPPU_APNS_KEY_FILE", "is not a P-256 key (Apple's .p8)")
+    values = {}
+    for name in ("REPPU_APNS_KEY_ID", "REPPU_APNS_TEAM_ID", "REPPU_APNS_TOPIC"):
+        values[name] = env.get(name, "")
+        if not values[name]:
+            raise SettingsError(name, "is needed with REPPU_APNS_KEY_FILE")
+    return ApnsKey(
+        private_key=pem,
+        key_id=values["REPPU_APNS_KEY_ID"],
+        team_id=values["REPPU_APNS_TEAM_ID"],
+        topic=values["REPPU_APNS_TOPIC"],
+        url=_service_url(env, "REPPU_APNS_URL", "https://api.push.apple.com"),
+    )
+
+
+def _service_url(env: Mapping[str, str], name: str, default: str) -> str:
+    url = (env.get(name) or default).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path:
+        raise SettingsError(name, "must be an origin like https://host[:port]")
+    return url
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``env`` (default: the process environment).
 
@@ -414,6 +513,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         metrics_token=_metrics_token(env),
         log_format=_log_format(env),
+        fcm=_fcm_account(env),
+        apns=_apns_key(env),
         signin=signin,
         # Audit: at least a year, so that nothing a correction can still reach (explanations
         # go 30 days back, leave up to 120 days ahead) is lost from under the derived rows.

@@ -21,11 +21,11 @@ from schemas.admin import Device, Devices
 from schemas.errors import ErrorCode
 from server.clock import utc_now
 from server.db.engine import write_transaction
-from server.db.notify_tables import PushSubscription
+from server.db.notify_tables import NativeDevice, PushSubscription
 from server.db.signin_tables import SigninSession
 from server.db.tables import Account, AuthToken
 from server.errors import ReppuError
-from server.fanout import delete_subscriptions
+from server.fanout import delete_native_devices, delete_subscriptions
 from server.live import announce_revocation
 from server.signin.audit import EventKind, record_event
 
@@ -108,6 +108,7 @@ async def sign_out_device(
                 "This person has no such signed-in device.",
             )
         await delete_subscriptions(PushSubscription.device == device)
+        await delete_native_devices(NativeDevice.device == device)
         await record_event(
             EventKind.DEVICE_SIGNED_OUT,
             person=person,

@@ -39,6 +39,23 @@ class PushSubscription(Table, tablename="push_subscription"):
     created_at = Timestamptz()
 
 
+class NativeDevice(Table, tablename="native_device"):
+    """A phone app's token at Firebase Cloud Messaging or the Apple Push Notification service;
+    tied to the auth token it registered with, so signing out removes it."""
+
+    id = Serial(primary_key=True)
+
+    person = ForeignKey(references=Person, on_delete=OnDelete.restrict, index=True)
+    device = ForeignKey(references=AuthToken, on_delete=OnDelete.restrict, index=True)
+    platform = Varchar(length=8)
+    """``fcm`` or ``apns`` (``schemas.notifications.NativePlatform``); also the delivery's
+    channel."""
+    token = Varchar(length=4096)
+    app_id = Varchar(length=255)
+    """The Android package or the iOS bundle id; one the operator configured."""
+    created_at = Timestamptz()
+
+
 class NotifyChannel(Table, tablename="notify_channel"):
     """A person's e-mail address or phone number. Only the address: the worker sends through
     the operator's mail server or SMS gateway (``server/channels.py``), never a stored host."""
@@ -103,9 +120,10 @@ class Delivery(Table, tablename="delivery"):
     """None for a digest."""
     person = Integer()
     channel = Varchar(length=10)
-    """``webpush``, ``apprise``, or ``none`` (the recipient has no channel: staff must call)."""
+    """``webpush``, ``fcm``, ``apns``, ``apprise``, or ``none`` (the recipient has no channel:
+    staff must call)."""
     target = BigInt(default=0)
-    """The push subscription's or channel's id."""
+    """The push subscription's, native device's or channel's id."""
     urgent = Boolean(default=False)
     status = Varchar(length=12)
     """``queued``, ``digest`` (waiting for its digest), ``digested``, ``sent``, ``failed``,
@@ -140,6 +158,7 @@ class WorkerHeartbeat(Table, tablename="worker_heartbeat"):
 
 NOTIFY_TABLES: tuple[type[Table], ...] = (
     PushSubscription,
+    NativeDevice,
     NotifyChannel,
     NotifyPreference,
     Outbox,

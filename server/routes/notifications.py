@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 from collections import defaultdict
 from typing import Annotated, Any
 
@@ -35,7 +36,10 @@ from schemas.notifications import (
     ChannelIn,
     ChannelKind,
     ChannelOut,
+    DeviceIn,
+    DeviceOut,
     Mode,
+    NativePlatform,
     Preferences,
     SubscriptionIn,
     SubscriptionOut,
@@ -48,6 +52,7 @@ from server.db.engine import DUPLICATE, write_transaction
 from server.db.message_tables import Bulletin, ReadReceipt
 from server.db.notify_tables import (
     Delivery,
+    NativeDevice,
     NotifyChannel,
     NotifyPreference,
     Outbox,
@@ -55,11 +60,12 @@ from server.db.notify_tables import (
 )
 from server.db.tables import Organisation
 from server.errors import ReppuError
-from server.fanout import delete_subscriptions, forget_targets
+from server.fanout import delete_native_devices, delete_subscriptions, forget_targets
 from server.identity import Principal
 from server.messaging import names
 from server.push_endpoints import endpoint_allowed
 from server.routes.ids import PathId
+from server.settings import Settings
 from server.state import AppState
 from sync.policy import AccessFacts, Action, SentRef, decide
 
@@ -145,6 +151,128 @@ async def unsubscribe(
     """Forget the calling device's subscription (nothing happens if it has none)."""
     async with write_transaction(app_state.engine):
         await delete_subscriptions(PushSubscription.device == request.user.token_id)
+
+
+_APNS_TOKEN = re.compile(r"[0-9a-fA-F]{64,200}")
+_FCM_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
+"""Printable ASCII without spaces: FCM's registration tokens are base64url-ish with ``:``."""
+
+
+def _check_device(settings: Settings, data: DeviceIn) -> str:
+    """Refuse a platform without credentials, an app not configured, or a malformed token;
+    returns the token as stored (APNs' hex in lower case)."""
+    if data.platform is NativePlatform.FCM:
+        configured = settings.fcm.app_id if settings.fcm is not None else None
+        valid = _FCM_TOKEN.fullmatch(data.token) is not None
+        token = data.token
+    else:
+        configured = settings.apns.topic if settings.apns is not None else None
+        valid = _APNS_TOKEN.fullmatch(data.token) is not None
+        token = data.token.lower()
+    if configured is None:
+        raise ReppuError(
+            ErrorCode.PUSH_NATIVE_UNAVAILABLE,
+            f"This server does not send through {data.platform.value}.",
+            field="$.platform",
+        )
+    if data.app_id != configured:
+        raise ReppuError(
+            ErrorCode.PUSH_UNKNOWN_APP, "This server does not send to that app.", field="$.app_id"
+        )
+    if not valid:
+        raise ReppuError(
+            ErrorCode.PUSH_INVALID_DEVICE_TOKEN,
+            "FCM tokens are printable ASCII (at most 4,096 characters)."
+            if data.platform is NativePlatform.FCM
+            else "APNs device tokens are 64 to 200 hexadecimal digits.",
+            field="$.token",
+        )
+    return token
+
+
+@post(
+    "/push/devices",
+    tags=["notifications"],
+    summary="Register this phone app for native push",
+    error_codes=[
+        ErrorCode.PUSH_NATIVE_UNAVAILABLE,
+        ErrorCode.PUSH_UNKNOWN_APP,
+        ErrorCode.PUSH_INVALID_DEVICE_TOKEN,
+    ],
+)
+async def register_device(
+    request: Request[Principal, Any, Any],
+    data: JSONBody[DeviceIn],
+    app_state: NamedDependency[AppState],
+) -> DeviceOut:
+    """Store the calling app's FCM or APNs token. Registering the same token again answers
+    the same device; a new token (the platform rotated it) replaces this login's earlier one,
+    and a token registered by another login (a phone handed on) moves to this one."""
+    token = _check_device(app_state.settings, data)
+    principal = request.user
+    for attempt in range(2):
+        try:
+            async with write_transaction(app_state.engine):
+                same = (
+                    await NativeDevice.select()
+                    .where(
+                        (NativeDevice.platform == data.platform.value)
+                        & (NativeDevice.token == token)
+                        & (NativeDevice.device == principal.token_id)
+                        & (NativeDevice.person == principal.person_id)
+                        & (NativeDevice.app_id == data.app_id)
+                    )
+                    .first()
+                )
+                if same is not None:
+                    return DeviceOut(
+                        id=int(same["id"]),
+                        platform=data.platform,
+                        app_id=data.app_id,
+                        created_at=same["created_at"],
+                    )
+                # One native device per login and platform, and one login per token: a phone
+                # shared by two people (or logged in twice) must not get the news of both.
+                await delete_native_devices(
+                    (
+                        (NativeDevice.device == principal.token_id)
+                        & (NativeDevice.platform == data.platform.value)
+                    )
+                    | (
+                        (NativeDevice.platform == data.platform.value)
+                        & (NativeDevice.token == token)
+                    )
+                )
+                now = utc_now()
+                row = NativeDevice(
+                    person=principal.person_id,
+                    device=principal.token_id,
+                    platform=data.platform.value,
+                    token=token,
+                    app_id=data.app_id,
+                    created_at=now,
+                )
+                await row.save()
+            break
+        except DUPLICATE:
+            if attempt:
+                raise  # pragma: no cover (two retries racing twice)
+    return DeviceOut(id=int(row.id), platform=data.platform, app_id=data.app_id, created_at=now)
+
+
+@delete("/push/devices/{device_id:int}", tags=["notifications"], summary="Unregister a device")
+async def unregister_device(
+    request: Request[Principal, Any, Any],
+    device_id: PathId,
+    app_state: NamedDependency[AppState],
+) -> None:
+    """Forget one of the caller's native devices (another person's answers 404, like one that
+    does not exist)."""
+    async with write_transaction(app_state.engine):
+        mine = (NativeDevice.id == device_id) & (NativeDevice.person == request.user.person_id)
+        if not await NativeDevice.exists().where(mine):
+            raise ReppuError(ErrorCode.NOT_FOUND, "No such device.")
+        await delete_native_devices(mine)
 
 
 def _scheme(kind: str) -> str:
@@ -422,6 +550,8 @@ NOTIFICATION_ROUTES = [
     vapid_public_key,
     subscribe,
     unsubscribe,
+    register_device,
+    unregister_device,
     list_channels,
     add_channel,
     remove_channel,

@@ -30,11 +30,11 @@ from schemas.errors import ErrorCode
 from server.access import load_access_facts
 from server.clock import school_today, utc_now
 from server.db.engine import write_transaction
-from server.db.notify_tables import PushSubscription
+from server.db.notify_tables import NativeDevice, PushSubscription
 from server.db.signin_tables import ActivationCode
 from server.db.tables import Account, AuthToken, LoginFailure
 from server.errors import ReppuError
-from server.fanout import delete_subscriptions
+from server.fanout import delete_native_devices, delete_subscriptions
 from server.identity import IssuedToken, hash_password, issue_token
 from server.live import announce_revocation
 from server.settings import Settings
@@ -322,6 +322,7 @@ async def revoke_every_token(account_id: int) -> bool:
     if ids:
         await AuthToken.update({AuthToken.revoked_at: utc_now()}).where(AuthToken.id.is_in(ids))
         await delete_subscriptions(PushSubscription.device.is_in(ids))
+        await delete_native_devices(NativeDevice.device.is_in(ids))
     return bool(ids)
 
 

@@ -1,0 +1,111 @@
+"""The Apple Push Notification service: the provider token, the request and the verdict.
+
+No HTTP here (``server/native_push.py`` sends, over HTTP/2: APNs speaks nothing else).
+Apple's documented rules:
+
+* ``POST /3/device/<device token>`` with ``authorization: bearer <provider token>``: a JWT
+  signed ES256 with the team's .p8 key, header ``kid`` (the key id), claims ``iss`` (the team
+  id) and ``iat``. Apple refuses a token older than an hour (``ExpiredProviderToken``) and one
+  renewed more often than every 20 minutes (``TooManyProviderTokenUpdates``): a token is
+  reused for :data:`PROVIDER_TOKEN_REUSE` (50 minutes).
+* Headers: ``apns-topic`` (the bundle id), ``apns-push-type`` (``alert``), ``apns-priority``
+  (10 now, 5 when power allows), ``apns-expiration`` (UNIX seconds; after it Apple stops
+  trying), ``apns-collapse-id`` (at most 64 bytes; a repeat replaces the shown one).
+* The body is at most 4,096 bytes. Errors are JSON ``{"reason": "BadDeviceToken"}``; 410
+  ``Unregistered`` and 400 ``BadDeviceToken`` mean the token is no good: delete it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jwt
+
+from notifications.native import retry_judgement
+from notifications.webpush import Judgement, Verdict, backoff_delay, retry_after_seconds
+
+PROVIDER_TOKEN_REUSE = dt.timedelta(minutes=50)
+MAX_PAYLOAD_BYTES = 4096
+MAX_COLLAPSE_ID_BYTES = 64
+GONE_REASONS = frozenset({"Unregistered", "BadDeviceToken", "DeviceTokenNotForTopic"})
+RETRY_REASONS = frozenset(
+    {"TooManyRequests", "ServiceUnavailable", "InternalServerError", "Shutdown"}
+)
+
+
+def provider_token(*, private_key: str, key_id: str, team_id: str, now: dt.datetime) -> str:
+    """A provider authentication token (ES256 JWT) issued at ``now``."""
+    return jwt.encode(
+        {"iss": team_id, "iat": int(now.timestamp())},
+        private_key,
+        algorithm="ES256",
+        headers={"kid": key_id},
+    )
+
+
+def headers(*, topic: str, collapse: str, expires_at: dt.datetime, urgent: bool) -> dict[str, str]:
+    """The request's ``apns-*`` headers (without ``authorization``)."""
+    return {
+        "apns-topic": topic,
+        "apns-push-type": "alert",
+        # 10: deliver at once (urgent); 5: iOS may hold an ordinary notice a little to save
+        # power (the fan-out has already held it through quiet hours).
+        "apns-priority": "10" if urgent else "5",
+        "apns-expiration": str(int(expires_at.timestamp())),
+        "apns-collapse-id": collapse.encode()[:MAX_COLLAPSE_ID_BYTES].decode(errors="ignore"),
+        "content-type": "application/json",
+    }
+
+
+def body(*, payload: bytes, title: str, text: str, thread: str) -> bytes:
+    """The notification: ``aps`` for iOS to show, ``reppu`` (Reppu's push payload) for the
+    app, which pulls the rest."""
+    aps: dict[str, Any] = {"thread-id": thread}
+    if title or text:
+        aps["alert"] = {"title": title, "body": text}
+    else:
+        aps["content-available"] = 1
+    document = {"aps": aps, "reppu": json.loads(payload)}
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def reason(answer: bytes) -> str:
+    """Apple's ``reason`` of an error answer, or ''."""
+    try:
+        found = json.loads(answer).get("reason", "")
+    except (ValueError, AttributeError):
+        return ""
+    return found if isinstance(found, str) else ""
+
+
+def judge(
+    status: int | None,
+    answer_headers: Mapping[str, str],
+    answer: bytes,
+    *,
+    now: dt.datetime,
+    attempt: int,
+    expires_at: dt.datetime,
+    rand: Callable[[], float] | None = None,
+) -> Judgement:
+    """Classify Apple's answer. 200: delivered; 410 or a gone reason (``BadDeviceToken``...):
+    gone; 429 and 503: retry after Retry-After (else the backoff); other 5xx: backoff; other
+    4xx (``ExpiredProviderToken``, ``TopicDisallowed``...): not retried, reported."""
+    if status == 200:
+        return Judgement(Verdict.DELIVERED, detail="HTTP 200")
+    why = reason(answer) if status is not None else ""
+    if status == 410 or (status == 400 and why in GONE_REASONS):
+        return Judgement(Verdict.GONE, detail=f"HTTP {status} {why}".strip())
+    if status == 413:
+        return Judgement(Verdict.TOO_LARGE, detail=f"HTTP 413 {why}".strip())
+    if status is None or status >= 500 or status == 429 or why in RETRY_REASONS:
+        delay = retry_after_seconds(answer_headers, now) if status in (429, 503) else None
+        if delay is None:
+            delay = backoff_delay(attempt) if rand is None else backoff_delay(attempt, rand)
+        verdict = Verdict.RETRY_AT if status == 429 else Verdict.BACKOFF
+        detail = "no answer" if status is None else f"HTTP {status} {why}".strip()
+        return retry_judgement(verdict, now, delay, expires_at, detail)
+    return Judgement(Verdict.CONFIG_ERROR, detail=f"HTTP {status} {why}: not retried".strip())
