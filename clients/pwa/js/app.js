@@ -1,7 +1,8 @@
 // Reppu's web app: start-up, the shell (header, status, menu), routing and the login.
 // The views are in views.js and forms.js; the sync engine in sync.js.
 
-import { h, field, when } from './dom.js';
+import { h, field } from './dom.js';
+import { when } from './format.js';
 import { t, setLanguage, language } from './i18n.js';
 import * as db from './db.js';
 import { api, syncNow, followLive, events, ApiError, queue } from './sync.js';
