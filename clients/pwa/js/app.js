@@ -5,7 +5,7 @@ import { h, field } from './dom.js';
 import { when } from './format.js';
 import { t, setLanguage, language } from './i18n.js';
 import * as db from './db.js';
-import { api, syncNow, followLive, events, ApiError, queue } from './sync.js';
+import { api, syncNow, followLive, events, ApiError, queue, queueAll } from './sync.js';
 import { renderView, navFor } from './views.js';
 
 const state = {
@@ -30,6 +30,12 @@ const ctx = {
     const id = await queue(name, args);
     requestSend();
     return id;
+  },
+  /** Queue several mutations at once (one transaction), then send them. */
+  async mutateAll(mutations) {
+    const ids = await queueAll(mutations);
+    requestSend();
+    return ids;
   },
   markDirty: () => { state.dirty = true; },
   async setChild(id) {

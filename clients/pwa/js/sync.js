@@ -201,16 +201,33 @@ export async function pullAll(maxPages = 1000) {
 
 /** Record a mutation locally (works offline); returns its id. ``pushOutbox`` sends it. */
 export async function queue(name, args) {
+  const [id] = await queueAll([{ name, args }]);
+  return id;
+}
+
+/**
+ * Record several mutations ([{name, args}]) in one transaction: all of them or, if the tab
+ * dies part-way, none ("All present" at roll call must not leave half a class marked).
+ * Returns their ids, numbered on from the last one, in order.
+ */
+export async function queueAll(mutations) {
+  if (!mutations.length) return [];
   const db = await openDb();
   const tx = db.transaction(['outbox', 'meta'], 'readwrite');
   const finished = committed(tx);
   const meta = tx.objectStore('meta');
-  const id = ((await done(meta.get('last_mutation_id'))) || 0) + 1;
-  tx.objectStore('outbox').add({ id, name, args, occurred_at: new Date().toISOString() });
+  let id = (await done(meta.get('last_mutation_id'))) || 0;
+  const occurred_at = new Date().toISOString();
+  const ids = [];
+  for (const { name, args } of mutations) {
+    id += 1;
+    tx.objectStore('outbox').add({ id, name, args, occurred_at });
+    ids.push(id);
+  }
   meta.put(id, 'last_mutation_id');
   await finished;
-  emit('outbox', { queued: id });
-  return id;
+  emit('outbox', { queued: ids });
+  return ids;
 }
 
 /** Drop answered mutations from the outbox, keeping their outcome for the user. */

@@ -188,9 +188,32 @@ async function rollCallView(ctx, lessonId, day) {
       h('div', { className: 'marks', role: 'group', 'aria-labelledby': `pupil-${pupil.id}` },
         ['present', 'absent', 'late'].map(button)));
   };
+  // Most of a class is there: one tap marks everyone not marked yet as present (one
+  // attendance.mark per pupil, the protocol has no batch form, queued in one transaction),
+  // then the teacher changes the exceptions. Marks already given are left as they are.
+  const unmarked = pupils.filter((p) => !marks.has(p.id));
+  const done = h('p', { role: 'status', className: 'ok', id: 'all-present-done' }, ctx.state.rollDone || '');
+  ctx.state.rollDone = null;
+  const allPresent = unmarked.length ? h('div', { className: 'card all-present' },
+    h('button', {
+      type: 'button',
+      id: 'all-present',
+      'aria-describedby': 'all-present-hint',
+      onclick: async (e) => {
+        e.currentTarget.disabled = true; // a second tap must not queue the class twice
+        await ctx.mutateAll(unmarked.map((pupil) => ({
+          name: 'attendance.mark',
+          args: { lesson_id: lessonId, on_date: day, pupil_id: pupil.id, status: 'present' },
+        })));
+        ctx.state.rollDone = t('all_present_done', { n: unmarked.length });
+        ctx.rerender();
+      },
+    }, t('all_present')),
+    h('p', { className: 'hint', id: 'all-present-hint' }, t('all_present_hint', { n: unmarked.length }))) : null;
   return h('section', { 'aria-labelledby': 'view-title' }, back,
     h('h1', { id: 'view-title' }, title),
     h('p', { className: 'sub' }, dayLabel(day, language())),
+    allPresent, done,
     h('ul', { className: 'roll' }, pupils.map(row)));
 }
 
