@@ -106,8 +106,17 @@ async function renderStatus() {
   document.body.classList.toggle('is-offline', !online);
 
   const rejected = (await db.outcomes()).filter((o) => o.status === 'rejected' && !o.seen);
+  // Set when a restored server lost changes this device no longer kept (js/sync.js).
+  const lost = await db.getMeta('lost_before');
   rejectedBox.replaceChildren();
-  rejectedBox.hidden = rejected.length === 0;
+  rejectedBox.hidden = rejected.length === 0 && !lost;
+  if (lost) {
+    rejectedBox.append(h('p', { className: 'lost', id: 'lost-changes' }, t('lost_changes'), ' ',
+      h('button', { type: 'button', className: 'link', onclick: async () => {
+        await db.setMeta('lost_before', null);
+        renderStatus();
+      } }, t('dismiss'))));
+  }
   if (rejected.length) {
     rejectedBox.append(
       h('h2', {}, t('rejected_title')),
