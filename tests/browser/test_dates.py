@@ -156,3 +156,39 @@ def test_guardian_absence_list_shows_local_dates(
     # No ISO date is left in the list.
     assert not any(re.search(r"\d{4}-\d\d-\d\d", text) for text in items), items
     shot(page, f"dates-guardian-absences-{lang}")
+
+
+DATA_AGE = {
+    "fi": ("Tiedot päivitetty tämän minuutin aikana", "Tiedot päivitetty 2 tuntia sitten"),
+    "sv": ("Uppgifterna uppdaterade denna minut", "Uppgifterna uppdaterade för 2 timmar sedan"),
+    "en": ("Data updated this minute", "Data updated 2 hours ago"),
+}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_offline_the_banner_says_how_old_the_data_is(
+    fx_phone: Any, fx_server: Server, lang: str
+) -> None:
+    page = fx_phone.new_page()
+    log_in(page, _set_language(fx_server, PUPIL, lang))
+    page.locator("#main li.lesson").first.wait_for()
+    _banner_moment(page, lang)
+    assert page.locator("#data-age").is_hidden()  # online: the banner says when already
+
+    fx_phone.set_offline(True)
+    page.wait_for_function("document.getElementById('status').dataset.online === 'false'")
+    just_now, two_hours = DATA_AGE[lang]
+    page.wait_for_function(
+        "(text) => document.getElementById('data-age').textContent === text", arg=just_now
+    )
+    # Two hours later, still offline, with the app left open: the line has aged.
+    fx_phone.clock.fast_forward("02:00:00")
+    page.wait_for_function(
+        "(text) => document.getElementById('data-age').textContent === text", arg=two_hours
+    )
+    assert page.locator("#data-age").is_visible()
+    assert page.locator("#data-age").get_attribute("aria-live") is None
+    shot(page, f"offline-data-age-{lang}")
+
+    fx_phone.set_offline(False)
+    page.wait_for_function("document.getElementById('data-age').hidden")

@@ -2,7 +2,7 @@
 // The views are in views.js and forms.js; the sync engine in sync.js.
 
 import { h, field } from './dom.js';
-import { when } from './format.js';
+import { when, age } from './format.js';
 import { t, setLanguage, language } from './i18n.js';
 import * as db from './db.js';
 import { api, syncNow, followLive, events, ApiError, queue, queueAll } from './sync.js';
@@ -100,7 +100,14 @@ async function renderStatus() {
     const last = await db.getMeta('last_pull_at');
     text = last ? `${t('online')} · ${t('last_sync', { time: when(last, language()) })}` : t('online');
   }
-  banner.textContent = text;
+  // Rewritten only when it changes: it is a live region, and the minute timer calls this.
+  if (banner.textContent !== text) banner.textContent = text;
+  // Offline, what is shown is as old as the last pull: say how old. Outside the live region,
+  // so its ticking is not read out every minute.
+  const ageLine = document.getElementById('data-age');
+  const lastPull = online ? null : await db.getMeta('last_pull_at');
+  ageLine.hidden = !lastPull;
+  ageLine.textContent = lastPull ? t('data_age', { age: age(lastPull, new Date(), language()) }) : '';
   banner.dataset.online = String(online);
   banner.dataset.waiting = String(waiting);
   document.body.classList.toggle('is-offline', !online);
@@ -171,7 +178,8 @@ function shellView() {
     h('a', { className: 'skip', href: '#main', onclick: (e) => { e.preventDefault(); document.getElementById('main').focus(); } }, t('skip')),
     h('header', { className: 'top' },
       h('p', { className: 'brand' }, t('app_name')),
-      h('p', { id: 'status', role: 'status', 'aria-live': 'polite' })),
+      h('p', { id: 'status', role: 'status', 'aria-live': 'polite' }),
+      h('p', { id: 'data-age', hidden: true })),
     h('nav', { 'aria-label': t('nav') }, h('ul', { id: 'menu' })),
     h('section', { id: 'rejected', 'aria-live': 'polite', hidden: true }),
     h('main', { id: 'main', tabindex: '-1' }));
@@ -360,6 +368,8 @@ async function boot() {
   });
   window.addEventListener('online', () => { state.online = true; renderStatus(); trySync(); });
   window.addEventListener('offline', () => { state.online = false; renderStatus(); });
+  // The banner's "updated 5 minutes ago" ages while the app stays open offline.
+  setInterval(renderStatus, 60_000);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) trySync(); });
 
   if (await returnFromProvider()) { registerWorker(); return; }

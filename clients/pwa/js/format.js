@@ -53,3 +53,16 @@ export function dateRange(from, to, lang) {
 export function clock(time) {
   return (time || '').slice(0, 5);
 }
+
+/**
+ * How long ago ``iso`` was, from ``now`` (a Date): "5 minuuttia sitten", "för 2 timmar
+ * sedan", "yesterday". Whole minutes under an hour, hours under a day, then days; a time
+ * ahead of ``now`` (a clock set back) counts as now.
+ */
+export function age(iso, now, lang) {
+  const minutes = Math.max(0, Math.floor((now.getTime() - new Date(iso).getTime()) / 60_000));
+  const relative = new Intl.RelativeTimeFormat(locale(lang), { numeric: 'auto' });
+  if (minutes < 60) return relative.format(-minutes, 'minute');
+  if (minutes < 24 * 60) return relative.format(-Math.floor(minutes / 60), 'hour');
+  return relative.format(-Math.floor(minutes / (24 * 60)), 'day');
+}
