@@ -16,6 +16,7 @@ const SHELL = [
   '/js/views.js',
   '/js/forms.js',
   '/js/dom.js',
+  '/js/format.js',
   '/js/db.js',
   '/js/sync.js',
   '/js/checksum.js',

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -90,6 +90,49 @@ class Server:
     """The server's "now" when it started (the clock runs on from there)."""
     offset: dt.timedelta
     """The server's clock minus the real one."""
+    env: dict[str, str] = field(default_factory=dict)
+    """The environment ``reppu`` runs in here (its data folder, port and fake clock)."""
+    process: subprocess.Popen[bytes] | None = None
+
+    def reppu(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``reppu ARGS`` against this server's data folder, on its clock."""
+        return subprocess.run(
+            [*REPPU, *args], env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
+
+    def start(self) -> None:
+        """Start ``reppu serve`` and wait until it answers ``/health``."""
+        log = (ARTEFACTS / f"server-{self.base.rsplit(':', 1)[1]}.log").open("a")
+        self.process = subprocess.Popen(
+            [*REPPU, "serve", "--no-access-log"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()  # the child keeps its own handle
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert self.process.poll() is None, "reppu serve exited early"
+            assert time.monotonic() < deadline, "reppu serve did not answer within 60 s"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop ``reppu serve`` (SIGINT, as an operator would), waiting for it to exit."""
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def now(self) -> dt.datetime:
         return real_now() + self.offset
@@ -165,35 +208,15 @@ def fx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
         assert done.returncode == 0, done.stderr[-3000:]
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    log = (ARTEFACTS / f"server-{port}.log").open("w")
-    server = subprocess.Popen(
-        [*REPPU, "serve", "--no-access-log"],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    server = Server(
+        f"http://127.0.0.1:{port}", data_dir, fake_now, dt.timedelta(seconds=offset), env
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "reppu serve exited early"
-            assert time.monotonic() < deadline, "reppu serve did not answer within 60 s"
-            time.sleep(0.2)
         # The server's clock really is on the school day.
-        yield Server(base, data_dir, fake_now, dt.timedelta(seconds=offset))
+        server.start()
+        yield server
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="module")

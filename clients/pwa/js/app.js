@@ -1,10 +1,11 @@
 // Reppu's web app: start-up, the shell (header, status, menu), routing and the login.
 // The views are in views.js and forms.js; the sync engine in sync.js.
 
-import { h, field, when } from './dom.js';
+import { h, field } from './dom.js';
+import { when, age } from './format.js';
 import { t, setLanguage, language } from './i18n.js';
 import * as db from './db.js';
-import { api, syncNow, followLive, events, ApiError, queue } from './sync.js';
+import { api, syncNow, followLive, events, ApiError, queue, queueAll } from './sync.js';
 import { renderView, navFor } from './views.js';
 
 const state = {
@@ -29,6 +30,12 @@ const ctx = {
     const id = await queue(name, args);
     requestSend();
     return id;
+  },
+  /** Queue several mutations at once (one transaction), then send them. */
+  async mutateAll(mutations) {
+    const ids = await queueAll(mutations);
+    requestSend();
+    return ids;
   },
   markDirty: () => { state.dirty = true; },
   async setChild(id) {
@@ -93,14 +100,30 @@ async function renderStatus() {
     const last = await db.getMeta('last_pull_at');
     text = last ? `${t('online')} · ${t('last_sync', { time: when(last, language()) })}` : t('online');
   }
-  banner.textContent = text;
+  // Rewritten only when it changes: it is a live region, and the minute timer calls this.
+  if (banner.textContent !== text) banner.textContent = text;
+  // Offline, what is shown is as old as the last pull: say how old. Outside the live region,
+  // so its ticking is not read out every minute.
+  const ageLine = document.getElementById('data-age');
+  const lastPull = online ? null : await db.getMeta('last_pull_at');
+  ageLine.hidden = !lastPull;
+  ageLine.textContent = lastPull ? t('data_age', { age: age(lastPull, new Date(), language()) }) : '';
   banner.dataset.online = String(online);
   banner.dataset.waiting = String(waiting);
   document.body.classList.toggle('is-offline', !online);
 
   const rejected = (await db.outcomes()).filter((o) => o.status === 'rejected' && !o.seen);
+  // Set when a restored server lost changes this device no longer kept (js/sync.js).
+  const lost = await db.getMeta('lost_before');
   rejectedBox.replaceChildren();
-  rejectedBox.hidden = rejected.length === 0;
+  rejectedBox.hidden = rejected.length === 0 && !lost;
+  if (lost) {
+    rejectedBox.append(h('p', { className: 'lost', id: 'lost-changes' }, t('lost_changes'), ' ',
+      h('button', { type: 'button', className: 'link', onclick: async () => {
+        await db.setMeta('lost_before', null);
+        renderStatus();
+      } }, t('dismiss'))));
+  }
   if (rejected.length) {
     rejectedBox.append(
       h('h2', {}, t('rejected_title')),
@@ -155,7 +178,8 @@ function shellView() {
     h('a', { className: 'skip', href: '#main', onclick: (e) => { e.preventDefault(); document.getElementById('main').focus(); } }, t('skip')),
     h('header', { className: 'top' },
       h('p', { className: 'brand' }, t('app_name')),
-      h('p', { id: 'status', role: 'status', 'aria-live': 'polite' })),
+      h('p', { id: 'status', role: 'status', 'aria-live': 'polite' }),
+      h('p', { id: 'data-age', hidden: true })),
     h('nav', { 'aria-label': t('nav') }, h('ul', { id: 'menu' })),
     h('section', { id: 'rejected', 'aria-live': 'polite', hidden: true }),
     h('main', { id: 'main', tabindex: '-1' }));
@@ -344,6 +368,8 @@ async function boot() {
   });
   window.addEventListener('online', () => { state.online = true; renderStatus(); trySync(); });
   window.addEventListener('offline', () => { state.online = false; renderStatus(); });
+  // The banner's "updated 5 minutes ago" ages while the app stays open offline.
+  setInterval(renderStatus, 60_000);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) trySync(); });
 
   if (await returnFromProvider()) { registerWorker(); return; }

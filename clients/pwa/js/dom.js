@@ -25,20 +25,3 @@ export function field(label, control, hint) {
   if (hintEl) control.setAttribute('aria-describedby', hintEl.id);
   return h('div', { className: 'field' }, h('label', { for: id }, label), control, hintEl);
 }
-
-/** Format a time stamp for people (the language's own way). */
-export function when(iso, lang) {
-  try {
-    return new Intl.DateTimeFormat(lang, {
-      dateStyle: 'short', timeStyle: 'short', timeZone: 'Europe/Helsinki',
-    }).format(new Date(iso));
-  } catch (_) {
-    return iso;
-  }
-}
-
-export function dayLabel(day, lang) {
-  return new Intl.DateTimeFormat(lang, {
-    weekday: 'long', day: 'numeric', month: 'numeric', timeZone: 'UTC',
-  }).format(new Date(`${day}T12:00:00Z`));
-}

@@ -1,7 +1,8 @@
 // Forms (docs/forms.md): guardians fill, save, submit and sign offline (mutations); staff
 // see who has answered (GET /forms/requests/{id}/status, online only).
 
-import { h, field, when, dayLabel } from './dom.js';
+import { h, field } from './dom.js';
+import { when, dayLabel } from './format.js';
 import { t, language, localText } from './i18n.js';
 import * as db from './db.js';
 import { api } from './sync.js';

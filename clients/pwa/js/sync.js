@@ -170,8 +170,12 @@ export async function pullOnce(repair = []) {
     answer = await api('/sync/pull', { method: 'POST', body });
   } catch (error) {
     if (!(error instanceof ApiError) || error.code !== 'sync.bad_cursor' || !body.cursor) throw error;
-    // The server no longer knows this cursor: start again from nothing.
+    // The server no longer knows this cursor: start again from nothing. A database
+    // restored from a backup has a new epoch and refuses every older cursor; it may have
+    // lost mutations this device sent, so the kept ones are queued again (the server
+    // answers those it still has as replays). ``syncNow`` sends them after the pull.
     await resetStore();
+    await requeueSent();
     delete body.cursor;
     answer = await api('/sync/pull', { method: 'POST', body });
   }
@@ -199,41 +203,124 @@ export async function pullAll(maxPages = 1000) {
 
 // -- the outbox ----------------------------------------------------------------------------
 
+async function outboxSize() {
+  const db = await openDb();
+  return done(db.transaction('outbox').objectStore('outbox').count());
+}
+
 /** Record a mutation locally (works offline); returns its id. ``pushOutbox`` sends it. */
 export async function queue(name, args) {
+  const [id] = await queueAll([{ name, args }]);
+  return id;
+}
+
+/**
+ * Record several mutations ([{name, args}]) in one transaction: all of them or, if the tab
+ * dies part-way, none ("All present" at roll call must not leave half a class marked).
+ * Returns their ids, numbered on from the last one, in order.
+ */
+export async function queueAll(mutations) {
+  if (!mutations.length) return [];
   const db = await openDb();
   const tx = db.transaction(['outbox', 'meta'], 'readwrite');
   const finished = committed(tx);
   const meta = tx.objectStore('meta');
-  const id = ((await done(meta.get('last_mutation_id'))) || 0) + 1;
-  tx.objectStore('outbox').add({ id, name, args, occurred_at: new Date().toISOString() });
+  let id = (await done(meta.get('last_mutation_id'))) || 0;
+  const occurred_at = new Date().toISOString();
+  const ids = [];
+  for (const { name, args } of mutations) {
+    id += 1;
+    tx.objectStore('outbox').add({ id, name, args, occurred_at });
+    ids.push(id);
+  }
   meta.put(id, 'last_mutation_id');
   await finished;
-  emit('outbox', { queued: id });
-  return id;
+  emit('outbox', { queued: ids });
+  return ids;
 }
 
-/** Drop answered mutations from the outbox, keeping their outcome for the user. */
+// How many answered mutations are kept (in ``outcomes``) to send again after a restore, as
+// the reference client keeps its ``sent`` journal (docs/sync-protocol.md, "After a restore").
+export const KEEP_SENT = 10_000;
+const OUT_OF_ORDER = 'mutation.out_of_order';
+
+/**
+ * Drop answered mutations from the outbox, keeping their outcome for the user and, with
+ * name, args and occurred_at, for sending again should the server lose it. A replay keeps
+ * the "seen" of a rejection the user has already dismissed.
+ */
 async function settle(sent, results) {
   const byId = new Map(sent.map((m) => [m.id, m]));
   const db = await openDb();
   const tx = db.transaction(['outbox', 'outcomes'], 'readwrite');
+  const finished = committed(tx);
+  const outcomes = tx.objectStore('outcomes');
+  let highest = 0;
   for (const result of results) {
-    if (result.code === 'mutation.out_of_order') continue; // not recorded: stays queued
+    if (result.code === OUT_OF_ORDER) continue; // not recorded: stays queued
     const mutation = byId.get(result.id) || {};
+    const before = await done(outcomes.get(result.id));
     tx.objectStore('outbox').delete(result.id);
-    tx.objectStore('outcomes').put({
-      ...result, name: mutation.name, args: mutation.args, at: new Date().toISOString(),
-    });
+    const outcome = {
+      ...result, name: mutation.name, args: mutation.args, occurred_at: mutation.occurred_at,
+      at: new Date().toISOString(),
+    };
+    if (before && before.seen && before.status === result.status) outcome.seen = true;
+    outcomes.put(outcome);
+    highest = Math.max(highest, result.id);
   }
-  await committed(tx);
+  if (highest > KEEP_SENT) outcomes.delete(IDBKeyRange.upperBound(highest - KEEP_SENT));
+  await finished;
 }
 
-/** Send every queued mutation, in batches the server takes; returns the results. */
-export async function pushOutbox() {
+/**
+ * Queue every kept answered mutation again, by its old id (the server may have lost it in
+ * a restore; one it still has costs a replay). An outcome kept before occurred_at was kept
+ * cannot be sent faithfully and is left alone. Returns how many were queued.
+ */
+export async function requeueSent() {
+  const db = await openDb();
+  const tx = db.transaction(['outbox', 'outcomes'], 'readwrite');
+  const finished = committed(tx);
+  const outbox = tx.objectStore('outbox');
+  let moved = 0;
+  for (const o of await done(tx.objectStore('outcomes').getAll())) {
+    if (!o.name || !o.args || !o.occurred_at) continue;
+    if (await done(outbox.getKey(o.id)) !== undefined) continue; // already waiting
+    outbox.add({ id: o.id, name: o.name, args: o.args, occurred_at: o.occurred_at });
+    moved += 1;
+  }
+  await finished;
+  if (moved) emit('outbox', { requeued: moved });
+  return moved;
+}
+
+/**
+ * Start a new installation's numbering under a new client id, the outbox from id 1 in its
+ * order: for a server that lost mutations this device no longer keeps, which expects an id
+ * that can never be sent. The outcomes go (their ids would be confused with the new ones);
+ * ``lost_before`` (meta) tells the user that work from before then may need doing again.
+ */
+async function renumber() {
+  const db = await openDb();
+  const tx = db.transaction(['outbox', 'outcomes', 'meta'], 'readwrite');
+  const finished = committed(tx);
+  const outbox = tx.objectStore('outbox');
+  const pending = await done(outbox.getAll());
+  outbox.clear();
+  pending.forEach((m, i) => outbox.add({ ...m, id: i + 1 }));
+  tx.objectStore('outcomes').clear();
+  const meta = tx.objectStore('meta');
+  if (pending.length) meta.put(pending[0].id, 'lost_before');
+  meta.put(pending.length, 'last_mutation_id');
+  meta.put(randomId(), 'client_id');
+  await finished;
+}
+
+/** One pass over the outbox; its results, and whether its first id was out of order. */
+async function pushPass() {
   const db = await openDb();
   const pending = await done(db.transaction('outbox').objectStore('outbox').getAll());
-  if (!pending.length) return [];
   const client_id = await clientId();
   const results = [];
   for (let start = 0; start < pending.length; start += MAX_PUSH_MUTATIONS) {
@@ -244,9 +331,38 @@ export async function pushOutbox() {
     });
     await settle(batch, answer.results);
     results.push(...answer.results);
+    // The lowest id waiting is out of order: the server lost mutations it had answered
+    // (restored from a backup). Nothing after it can be applied; stop here.
+    if (start === 0 && answer.results.length && answer.results[0].code === OUT_OF_ORDER) {
+      return { results, gap: true };
+    }
   }
-  emit('outbox', { results });
-  return results;
+  return { results, gap: false };
+}
+
+/**
+ * Send every queued mutation, in batches the server takes; returns the results. If the
+ * server answers the first one mutation.out_of_order it has lost what this device sent:
+ * the kept ones are queued again and sent; if it still expects one no longer kept, the
+ * outbox goes on under a new client id (``renumber``), as the reference client does.
+ */
+export async function pushOutbox() {
+  const results = [];
+  let requeued = false;
+  for (let round = 0; round < 3; round += 1) {
+    const { results: answered, gap } = await pushPass();
+    results.push(...answered.filter((r) => r.code !== OUT_OF_ORDER));
+    if (!gap) {
+      if (answered.length) emit('outbox', { results });
+      return results;
+    }
+    if (!requeued) {
+      requeued = true;
+      if (await requeueSent()) continue;
+    }
+    await renumber();
+  }
+  throw new Error('the server refused this device\'s outbox as out of order');
 }
 
 /** Push what waits, then pull: one at a time across the page and the service worker. */
@@ -255,6 +371,12 @@ export async function syncNow() {
     if (!(await getMeta('token'))) return;
     await pushOutbox();
     await pullAll();
+    // A refused cursor (a restored server) queued the kept mutations again: send them now,
+    // and pull what they bring back.
+    if ((await outboxSize()) > 0) {
+      await pushOutbox();
+      await pullAll();
+    }
   };
   if (self.navigator && navigator.locks) return navigator.locks.request('reppu-sync', run);
   return run();

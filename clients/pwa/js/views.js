@@ -1,6 +1,7 @@
 // The views, built from the device's store: they work offline. Each returns an element.
 
-import { h, field, when, dayLabel } from './dom.js';
+import { h, field } from './dom.js';
+import { when, dayLabel, dateRange, clock } from './format.js';
 import { t, language } from './i18n.js';
 import * as db from './db.js';
 import { api, ApiError } from './sync.js';
@@ -90,7 +91,7 @@ function lessonItem(slot, extra) {
     className: `lesson${slot.cancelled ? ' is-cancelled' : ''}${slot.changed ? ' is-changed' : ''}`,
     'data-lesson': slot.lesson_id,
   },
-  h('span', { className: 'time' }, `${slot.starts_at}–${slot.ends_at}`),
+  h('span', { className: 'time' }, `${clock(slot.starts_at)}–${clock(slot.ends_at)}`),
   h('span', { className: 'what' },
     h('span', { className: 'subject' }, slot.subject), ' ', badges,
     h('span', { className: 'details' }, details.join(' · ')),
@@ -104,9 +105,7 @@ function lessonList(slots, emptyText, extra) {
 }
 
 function weekSpan(days, lang) {
-  const short = new Intl.DateTimeFormat(lang, { day: 'numeric', month: 'numeric', timeZone: 'UTC' });
-  const at = (day) => short.format(new Date(`${day}T12:00:00Z`));
-  return `${at(days[0])}–${at(days[days.length - 1])}`;
+  return dateRange(days[0], days[days.length - 1], lang);
 }
 
 async function timetableView(ctx, mode) {
@@ -166,7 +165,7 @@ async function rollCallView(ctx, lessonId, day) {
       marks.set(m.args.pupil_id, { status: m.args.status, pending: true });
     }
   }
-  const title = t('roll_call_for', { subject: lesson.subject, time: lesson.starts_at.slice(0, 5) });
+  const title = t('roll_call_for', { subject: lesson.subject, time: clock(lesson.starts_at) });
   if (!roster) return h('section', {}, back, h('h1', { id: 'view-title' }, title), h('p', {}, t('no_roster')));
   const pupils = [...roster.pupils].sort((x, y) => x.name.localeCompare(y.name, language()));
   const row = (pupil) => {
@@ -189,9 +188,32 @@ async function rollCallView(ctx, lessonId, day) {
       h('div', { className: 'marks', role: 'group', 'aria-labelledby': `pupil-${pupil.id}` },
         ['present', 'absent', 'late'].map(button)));
   };
+  // Most of a class is there: one tap marks everyone not marked yet as present (one
+  // attendance.mark per pupil, the protocol has no batch form, queued in one transaction),
+  // then the teacher changes the exceptions. Marks already given are left as they are.
+  const unmarked = pupils.filter((p) => !marks.has(p.id));
+  const done = h('p', { role: 'status', className: 'ok', id: 'all-present-done' }, ctx.state.rollDone || '');
+  ctx.state.rollDone = null;
+  const allPresent = unmarked.length ? h('div', { className: 'card all-present' },
+    h('button', {
+      type: 'button',
+      id: 'all-present',
+      'aria-describedby': 'all-present-hint',
+      onclick: async (e) => {
+        e.currentTarget.disabled = true; // a second tap must not queue the class twice
+        await ctx.mutateAll(unmarked.map((pupil) => ({
+          name: 'attendance.mark',
+          args: { lesson_id: lessonId, on_date: day, pupil_id: pupil.id, status: 'present' },
+        })));
+        ctx.state.rollDone = t('all_present_done', { n: unmarked.length });
+        ctx.rerender();
+      },
+    }, t('all_present')),
+    h('p', { className: 'hint', id: 'all-present-hint' }, t('all_present_hint', { n: unmarked.length }))) : null;
   return h('section', { 'aria-labelledby': 'view-title' }, back,
     h('h1', { id: 'view-title' }, title),
     h('p', { className: 'sub' }, dayLabel(day, language())),
+    allPresent, done,
     h('ul', { className: 'roll' }, pupils.map(row)));
 }
 
@@ -478,7 +500,7 @@ async function absencesView(ctx) {
     h('button', { type: 'submit' }, t('send')), done) : null,
     h('h2', {}, t('notices')),
     notices.length ? h('ul', { className: 'items' }, notices.map((n) => h('li', { className: 'item' },
-      `${n.from_date}${n.to_date !== n.from_date ? ` – ${n.to_date}` : ''} · ${t(`reason_${n.reason}`)} · ${n.author_name}`)))
+      `${dateRange(n.from_date, n.to_date, language())} · ${t(`reason_${n.reason}`)} · ${n.author_name}`)))
       : h('p', { className: 'empty' }, t('notices_none')));
 }
 
