@@ -94,7 +94,7 @@ def _known_labels() -> None:
         SYNC_MUTATIONS.labels(status)
     for code in MutationCode:
         MUTATION_REJECTIONS.labels(str(code))
-    for channel in ("webpush", "apprise"):
+    for channel in ("webpush", "apprise", "fcm", "apns"):
         for outcome in ("sent", "queued", "gone", "failed", "expired"):
             DELIVERIES.labels(channel, outcome)
 
