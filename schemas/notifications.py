@@ -144,7 +144,7 @@ class NativePlatform(StrEnum):
     """The Apple Push Notification service (iOS)."""
 
 
-class DeviceIn(msgspec.Struct):
+class DeviceIn(msgspec.Struct, forbid_unknown_fields=True):
     """A phone app's registration for native push (``POST /push/devices``)."""
 
     platform: NativePlatform

@@ -206,8 +206,9 @@ async def register_device(
     app_state: NamedDependency[AppState],
 ) -> DeviceOut:
     """Store the calling app's FCM or APNs token. Registering the same token again answers
-    the same device; a new token (the platform rotated it) replaces this login's earlier one,
-    and a token registered by another login (a phone handed on) moves to this one."""
+    the same device; a new token (the platform rotated it) replaces this login's earlier one
+    in place (same id; deliveries waiting for it go to the new token), and a token
+    registered by another login (a phone handed on) moves to this one."""
     token = _check_device(app_state.settings, data)
     principal = request.user
     for attempt in range(2):
@@ -233,16 +234,36 @@ async def register_device(
                     )
                 # One native device per login and platform, and one login per token: a phone
                 # shared by two people (or logged in twice) must not get the news of both.
-                await delete_native_devices(
-                    (
+                mine = (
+                    await NativeDevice.select(NativeDevice.id, NativeDevice.created_at)
+                    .where(
                         (NativeDevice.device == principal.token_id)
                         & (NativeDevice.platform == data.platform.value)
                     )
-                    | (
-                        (NativeDevice.platform == data.platform.value)
-                        & (NativeDevice.token == token)
-                    )
+                    .first()
                 )
+                held_elsewhere = (NativeDevice.platform == data.platform.value) & (
+                    NativeDevice.token == token
+                )
+                if mine is not None:
+                    held_elsewhere &= NativeDevice.id != mine["id"]
+                await delete_native_devices(held_elsewhere)
+                if mine is not None:
+                    # The platform rotated this login's token: the same device with a new
+                    # token, so what waits for it (quiet hours, a retry) goes to the new one.
+                    await NativeDevice.update(
+                        {
+                            NativeDevice.token: token,
+                            NativeDevice.app_id: data.app_id,
+                            NativeDevice.person: principal.person_id,
+                        }
+                    ).where(NativeDevice.id == mine["id"])
+                    return DeviceOut(
+                        id=int(mine["id"]),
+                        platform=data.platform,
+                        app_id=data.app_id,
+                        created_at=mine["created_at"],
+                    )
                 now = utc_now()
                 row = NativeDevice(
                     person=principal.person_id,

@@ -16,8 +16,9 @@ from piccolo.engine.base import Engine
 
 from notifications.schedule import HELSINKI
 from server.app import create_app
+from server.clock import utc_now
 from server.db.message_tables import Bulletin
-from server.db.notify_tables import NativeDevice
+from server.db.notify_tables import Delivery, NativeDevice
 from server.deliver import Worker
 from server.push_transport import HttpxTransport
 from server.settings import ApnsKey, FcmAccount, Settings
@@ -162,11 +163,35 @@ async def test_registration_is_validated_and_idempotent(
     lower = await _register(http, mother.headers, "apns", hex_token, fx_apns.topic)
     assert upper.json()["id"] == lower.json()["id"]
     assert await NativeDevice.count().where(NativeDevice.person == fx_city.mother) == 2
-    # A rotated FCM token replaces this login's earlier one.
-    rotated = await _register(http, mother.headers, "fcm", fx_fcm.install(), ANDROID_APP)
+    # A rotated FCM token replaces this login's earlier one, in place: a delivery waiting
+    # for the phone (quiet hours, a retry) goes to the new token.
+    now = utc_now()
+    await Delivery.insert(
+        Delivery(
+            key="waiting",
+            person=fx_city.mother,
+            channel="fcm",
+            target=first.json()["id"],
+            status="queued",
+            not_before=now + dt.timedelta(hours=8),
+            expires_at=now + dt.timedelta(days=1),
+            updated_at=now,
+        )
+    )
+    new_token = fx_fcm.install()
+    rotated = await _register(http, mother.headers, "fcm", new_token, ANDROID_APP)
     assert rotated.status_code == 201
+    assert rotated.json()["id"] == first.json()["id"]
     rows = await NativeDevice.select().where(NativeDevice.platform == "fcm")
-    assert [r["id"] for r in rows] == [rotated.json()["id"]]
+    assert [(r["id"], r["token"]) for r in rows] == [(rotated.json()["id"], new_token)]
+    (waiting,) = await Delivery.select(Delivery.status, Delivery.target).where(
+        Delivery.key == "waiting"
+    )
+    assert waiting == {"status": "queued", "target": rotated.json()["id"]}
+    # An unknown field is refused, as everywhere.
+    extra = {"platform": "fcm", "token": new_token, "app_id": ANDROID_APP, "x": 1}
+    refused = await http.post("/push/devices", json=extra, headers=mother.headers)
+    assert (refused.status_code, refused.json()["code"]) == (422, "request.invalid")
 
 
 async def test_another_persons_device_cannot_be_removed(
