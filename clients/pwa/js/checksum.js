@@ -1,3 +1,4 @@
+// @ts-check
 // Partition checksums as docs/sync-protocol.md defines them: a record's digest is the first
 // 8 bytes, big-endian, of SHA-256 over the UTF-8 string "{type}:{id}:{v}"; a partition's
 // checksum is the sum of its records' digests modulo 2^64, as 16 lower-case hex digits.

@@ -1,3 +1,4 @@
+// @ts-check
 // The device's store in IndexedDB: records held once, which partitions hold them, the
 // partitions themselves, a few meta values (token, cursor, client id), the outbox of
 // mutations not yet answered, and the outcome of each answered one.

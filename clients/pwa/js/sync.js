@@ -1,3 +1,4 @@
+// @ts-check
 // The sync protocol (docs/sync-protocol.md) over JSON, mirroring the Python reference client
 // (clients/python/): pull with a cursor, each answer applied atomically in one IndexedDB
 // transaction, checksums checked per partition (and repaired), partitions dropped, and a
@@ -9,6 +10,24 @@
 import { openDb, done, committed, getMeta, setMeta } from './db.js';
 import { tally } from './checksum.js';
 
+// The wire's types, generated from the server's OpenAPI document (clients/typescript/
+// contract.d.ts). Only comments: the browser never loads them; `tsc` checks this module
+// against them (clients/typescript/tsconfig.pwa.json), so a renamed field fails the tests.
+/** @typedef {import('../../typescript/contract').PullRequest} PullRequest */
+/** @typedef {import('../../typescript/contract').PullResponse} PullResponse */
+/** @typedef {import('../../typescript/contract').PushRequest} PushRequest */
+/** @typedef {import('../../typescript/contract').PushResponse} PushResponse */
+/** @typedef {import('../../typescript/contract').MutationIn} MutationIn */
+/** @typedef {import('../../typescript/contract').MutationResult} MutationResult */
+/** @typedef {import('../../typescript/contract').Record} WireRecord */
+/** @typedef {import('../../typescript/contract').ErrorBody} ErrorBody */
+/**
+ * An answered mutation as the ``outcomes`` store keeps it: the server's result, what was
+ * sent (to send it again after a restore), when it was answered and whether the user saw it.
+ * @typedef {MutationResult & {name?: string, args?: MutationIn['args'],
+ *   occurred_at?: string, at: string, seen?: boolean}} Outcome
+ */
+
 export const SCHEMA_VERSION = 1;
 export const MAX_PUSH_MUTATIONS = 500;
 const PAGE_LIMIT = 500;
@@ -18,6 +37,10 @@ export const events = new EventTarget();
 function emit(what, detail) { events.dispatchEvent(new CustomEvent(what, { detail })); }
 
 export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {ErrorBody | null} body
+   */
   constructor(status, body) {
     super(`${status} ${body && body.code}: ${body && body.message}`);
     this.status = status;
@@ -26,7 +49,13 @@ export class ApiError extends Error {
   }
 }
 
-/** A request to the API with the stored token; JSON in and out. */
+/**
+ * A request to the API with the stored token; JSON in and out. The answer is the caller's
+ * to type (``@type`` on the variable it goes into), as its path decides its shape.
+ * @param {string} path
+ * @param {{method?: string, body?: unknown, token?: string, signal?: AbortSignal}} [options]
+ * @returns {Promise<any>}
+ */
 export async function api(path, { method = 'GET', body, token, signal } = {}) {
   const headers = { Accept: 'application/json' };
   const bearer = token || await getMeta('token');
@@ -81,6 +110,8 @@ async function collectOrphans(records, holdings, candidates) {
  * Apply a whole answer in one transaction, cursor included (the protocol's order); a crash
  * part-way leaves the store as it was, and the same pull is simply made again. Returns the
  * partitions whose count or checksum did not match their summary.
+ * @param {PullResponse} answer
+ * @returns {Promise<string[]>}
  */
 export async function applyAnswer(answer) {
   const db = await openDb();
@@ -159,12 +190,18 @@ export async function resetStore() {
 
 // -- pull ----------------------------------------------------------------------------------
 
-/** One pull, applied; returns the answer and the partitions that failed their check. */
+/**
+ * One pull, applied; returns the answer and the partitions that failed their check.
+ * @param {string[]} [repair]
+ * @returns {Promise<{answer: PullResponse, mismatched: string[]}>}
+ */
 export async function pullOnce(repair = []) {
+  /** @type {PullRequest} */
   const body = { schema_version: SCHEMA_VERSION, limit: PAGE_LIMIT };
   const cursor = await getMeta('cursor');
   if (cursor) body.cursor = cursor;
   if (repair.length) body.repair = repair;
+  /** @type {PullResponse} */
   let answer;
   try {
     answer = await api('/sync/pull', { method: 'POST', body });
@@ -218,6 +255,8 @@ export async function queue(name, args) {
  * Record several mutations ([{name, args}]) in one transaction: all of them or, if the tab
  * dies part-way, none ("All present" at roll call must not leave half a class marked).
  * Returns their ids, numbered on from the last one, in order.
+ * @param {{name: string, args: MutationIn['args']}[]} mutations
+ * @returns {Promise<number[]>}
  */
 export async function queueAll(mutations) {
   if (!mutations.length) return [];
@@ -230,7 +269,9 @@ export async function queueAll(mutations) {
   const ids = [];
   for (const { name, args } of mutations) {
     id += 1;
-    tx.objectStore('outbox').add({ id, name, args, occurred_at });
+    /** @type {MutationIn} */
+    const mutation = { id, name, args, occurred_at };
+    tx.objectStore('outbox').add(mutation);
     ids.push(id);
   }
   meta.put(id, 'last_mutation_id');
@@ -249,6 +290,10 @@ const OUT_OF_ORDER = 'mutation.out_of_order';
  * name, args and occurred_at, for sending again should the server lose it. A replay keeps
  * the "seen" of a rejection the user has already dismissed.
  */
+/**
+ * @param {MutationIn[]} sent
+ * @param {MutationResult[]} results
+ */
 async function settle(sent, results) {
   const byId = new Map(sent.map((m) => [m.id, m]));
   const db = await openDb();
@@ -258,9 +303,11 @@ async function settle(sent, results) {
   let highest = 0;
   for (const result of results) {
     if (result.code === OUT_OF_ORDER) continue; // not recorded: stays queued
+    /** @type {Partial<MutationIn>} */
     const mutation = byId.get(result.id) || {};
     const before = await done(outcomes.get(result.id));
     tx.objectStore('outbox').delete(result.id);
+    /** @type {Outcome} */
     const outcome = {
       ...result, name: mutation.name, args: mutation.args, occurred_at: mutation.occurred_at,
       at: new Date().toISOString(),
@@ -284,7 +331,9 @@ export async function requeueSent() {
   const finished = committed(tx);
   const outbox = tx.objectStore('outbox');
   let moved = 0;
-  for (const o of await done(tx.objectStore('outcomes').getAll())) {
+  /** @type {Outcome[]} */
+  const kept = await done(tx.objectStore('outcomes').getAll());
+  for (const o of kept) {
     if (!o.name || !o.args || !o.occurred_at) continue;
     if (await done(outbox.getKey(o.id)) !== undefined) continue; // already waiting
     outbox.add({ id: o.id, name: o.name, args: o.args, occurred_at: o.occurred_at });
@@ -306,6 +355,7 @@ async function renumber() {
   const tx = db.transaction(['outbox', 'outcomes', 'meta'], 'readwrite');
   const finished = committed(tx);
   const outbox = tx.objectStore('outbox');
+  /** @type {MutationIn[]} */
   const pending = await done(outbox.getAll());
   outbox.clear();
   pending.forEach((m, i) => outbox.add({ ...m, id: i + 1 }));
@@ -317,18 +367,22 @@ async function renumber() {
   await finished;
 }
 
-/** One pass over the outbox; its results, and whether its first id was out of order. */
+/**
+ * One pass over the outbox; its results, and whether its first id was out of order.
+ * @returns {Promise<{results: MutationResult[], gap: boolean}>}
+ */
 async function pushPass() {
   const db = await openDb();
+  /** @type {MutationIn[]} */
   const pending = await done(db.transaction('outbox').objectStore('outbox').getAll());
   const client_id = await clientId();
   const results = [];
   for (let start = 0; start < pending.length; start += MAX_PUSH_MUTATIONS) {
     const batch = pending.slice(start, start + MAX_PUSH_MUTATIONS);
-    const answer = await api('/sync/push', {
-      method: 'POST',
-      body: { schema_version: SCHEMA_VERSION, client_id, mutations: batch },
-    });
+    /** @type {PushRequest} */
+    const body = { schema_version: SCHEMA_VERSION, client_id, mutations: batch };
+    /** @type {PushResponse} */
+    const answer = await api('/sync/push', { method: 'POST', body });
     await settle(batch, answer.results);
     results.push(...answer.results);
     // The lowest id waiting is out of order: the server lost mutations it had answered
@@ -390,6 +444,9 @@ const KEEP_ALIVE_LIMIT_MS = 25_000; // the server sends something at least every
  * Follow GET /sync/live while the page is open, calling ``onPoke`` on each poke.
  * EventSource cannot send the Authorization header, so the stream is read with fetch.
  * Returns a function that stops it. Reconnects after a silence, an error or a drop.
+ * @param {(event: string, data: string) => void} onPoke
+ * @param {(connected: boolean) => void} [onState]
+ * @returns {() => void}
  */
 export function followLive(onPoke, onState = () => {}) {
   let stopped = false;
