@@ -19,6 +19,7 @@ from enum import StrEnum
 import msgspec
 
 from schemas.sync import MutationCode
+from server.language import effective_language
 
 LANGUAGES = ("fi", "sv", "en")
 FALLBACK = "en"
@@ -135,8 +136,7 @@ _BY_CODE: dict[MutationCode, Reason] = {
 
 def language_of(person_language: str | None) -> str:
     """The language reasons are given in: the person's, if it is one of ours, else English."""
-    language = (person_language or "").strip().lower()
-    return language if language in LANGUAGES else FALLBACK
+    return effective_language(None, person_language)
 
 
 def say(reason: Reason, language: str) -> str:
