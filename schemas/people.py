@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from schemas.core import GuardianshipKind, Role
+
+UILanguage = Literal["fi", "sv", "en"]
+"""The languages Reppu is written in."""
 
 
 class ContactDetails(msgspec.Struct, omit_defaults=True):
@@ -23,6 +28,27 @@ class PersonCard(msgspec.Struct, omit_defaults=True):
     contact: ContactDetails | None = None
 
 
+class LanguageIn(msgspec.Struct, forbid_unknown_fields=True):
+    """``PUT /me/language``: the language the caller chooses to read Reppu in."""
+
+    language: UILanguage
+
+
+class LanguageSetting(msgspec.Struct):
+    """Which language the caller reads Reppu in, and why (``server/language.py``)."""
+
+    language: UILanguage = "en"
+    """The effective language: push texts, rejection reasons and calendar titles use it."""
+    chosen: UILanguage | None = None
+    """What the person chose (``PUT /me/language``), or None if they have not."""
+    roster: str = ""
+    """What the school's records say (ISO 639: ``fi``, ``sv``, ``ar`` ...), maybe a language
+    Reppu does not have."""
+    roster_supported: bool = False
+    """Whether Reppu has the roster's language; if not, ``language`` is English until the
+    person chooses."""
+
+
 class Child(msgspec.Struct):
     person: PersonCard
     guardianship: GuardianshipKind
@@ -38,6 +64,8 @@ class Me(msgspec.Struct):
     children: list[Child]
     partitions: list[str]
     """Names (``kind:id``) of the partitions this person may read today."""
+    language: LanguageSetting = msgspec.field(default_factory=LanguageSetting)
+    """The language the person reads Reppu in, chosen or from the roster."""
 
 
 class Health(msgspec.Struct):

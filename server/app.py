@@ -47,7 +47,7 @@ from server.routes.forms import FORM_ROUTES
 from server.routes.health import health, ready
 from server.routes.metrics import metrics
 from server.routes.notifications import NOTIFICATION_ROUTES
-from server.routes.people import me, person
+from server.routes.people import choose_language, me, person
 from server.routes.roster_imports import ROSTER_IMPORT_ROUTES
 from server.routes.signin import SIGNIN_ROUTES
 from server.routes.sync import sync_live, sync_pull, sync_push
@@ -174,6 +174,7 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             login,
             logout,
             me,
+            choose_language,
             person,
             sync_pull,
             sync_push,

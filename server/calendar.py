@@ -30,6 +30,7 @@ from server.db.calendar_tables import CalendarFeed
 from server.db.engine import write_transaction
 from server.db.tables import Lesson, LessonChange, SchoolGroup, Term
 from server.identity import token_digest
+from server.language import effective_language
 from server.messaging import names
 from server.settings import Settings
 from sync.calendar import (
@@ -333,7 +334,7 @@ async def timetable_of(
 
 
 _FEED_BY_DIGEST = (
-    "SELECT f.id, f.owner, f.subject, f.state, o.language, a.disabled "
+    "SELECT f.id, f.owner, f.subject, f.state, o.language, o.ui_language, a.disabled "
     "FROM calendar_feed f JOIN person o ON o.id = f.owner "
     "LEFT JOIN account a ON a.person = f.owner "
     "WHERE f.token_hash = {} AND f.revoked_at IS NULL"
@@ -365,7 +366,8 @@ async def serve_feed(
     feed = build_feed(
         subject_id=subject_id,
         subject_name=subject_name,
-        language=row["language"],
+        # The feed's owner reads it: their chosen language, else the roster's.
+        language=effective_language(row["ui_language"], row["language"]),
         lessons=lessons,
         changes=changes,
         previous=previous,

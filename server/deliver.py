@@ -46,6 +46,7 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
 from notifications.payload import encode_payload, shorter
+from notifications.texts import push_text
 from notifications.webpush import (
     TTL_SECONDS,
     Kind,
@@ -74,6 +75,7 @@ from server.fanout import (
     kind_of,
     remind_forms_due,
 )
+from server.language import effective_language
 from server.leases import Heartbeat, to_the_end
 from server.metrics import count_delivery
 from server.native_push import Answer, NativeSender, NativeText
@@ -202,8 +204,10 @@ async def renew_claim(engine: Engine[Any], lane: Lane, token: str) -> None:
 _DETAILS = (
     "SELECT d.id, d.person, d.channel, d.target, d.outbox, d.item_count, d.expires_at, "
     "d.attempts, d.urgent, o.kind, o.item_id, s.endpoint, s.p256dh, s.auth, "
-    "c.kind AS channel_kind, c.address AS channel_address, n.token AS device_token "
+    "c.kind AS channel_kind, c.address AS channel_address, n.token AS device_token, "
+    "p.language AS roster_language, p.ui_language "
     "FROM delivery d LEFT JOIN outbox o ON o.id = d.outbox "
+    "LEFT JOIN person p ON p.id = d.person "
     # The person must match too: an id the database hands out again never reaches another
     # person's device with this person's news.
     "LEFT JOIN push_subscription s ON d.channel = 'webpush' AND s.id = d.target "
@@ -229,13 +233,17 @@ class Texts:
     """What each item's notification says, read once per item and kept (bounded)."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, int, bool], asyncio.Future[Text | None]] = {}
+        self._cache: dict[tuple[str, int, bool, str], asyncio.Future[Text | None]] = {}
 
     async def get(self, row: dict[str, Any]) -> Text | None:
+        # In the recipient's language: each (item, language) is read once.
+        language = effective_language(row.get("ui_language"), row.get("roster_language"))
         if row["outbox"] is None:
             count = int(row["item_count"])
-            return Text(Kind.DIGEST, None, "Reppu", f"{count} new", "digest")
-        key = (row["kind"], int(row["item_id"]), bool(row["urgent"]))
+            return Text(
+                Kind.DIGEST, None, "Reppu", push_text(language, "digest", count=count), "digest"
+            )
+        key = (row["kind"], int(row["item_id"]), bool(row["urgent"]), language)
         loading = self._cache.get(key)
         if loading is None or (
             loading.done() and (loading.cancelled() or loading.exception() is not None)
@@ -248,7 +256,7 @@ class Texts:
         return await asyncio.shield(loading)
 
     @staticmethod
-    async def _load(kind: str, item_id: int, urgent: bool) -> Text | None:
+    async def _load(kind: str, item_id: int, urgent: bool, language: str) -> Text | None:
         push_kind = kind_of(kind, urgent)
         if kind == "bulletin":
             rows = await Delivery.raw("SELECT title, body FROM bulletin WHERE id = {}", item_id)
@@ -268,12 +276,16 @@ class Texts:
             sender = f"{r['given_name']} {r['family_name']}"
             # Never the message's body: it stays in the app, behind the login.
             return Text(
-                push_kind, item_id, r["subject"], f"New message from {sender}", f"t{r['thread']}"
+                push_kind,
+                item_id,
+                r["subject"],
+                push_text(language, "message", sender=sender),
+                f"t{r['thread']}",
             )
         if kind == "absence":
-            return await _absence_text(push_kind, item_id)
+            return await _absence_text(push_kind, item_id, language)
         if kind == "form_due":
-            return await _form_due_text(push_kind, item_id)
+            return await _form_due_text(push_kind, item_id, language)
         rows = await Delivery.raw(
             "SELECT c.on_date, c.cancelled, l.subject FROM lesson_change c "
             "JOIN lesson l ON l.id = c.lesson WHERE c.id = {}",
@@ -282,17 +294,17 @@ class Texts:
         if not rows:
             return None
         r = rows[0]
-        what = "cancelled" if r["cancelled"] else "changed"
+        what = "change_cancelled" if r["cancelled"] else "change_changed"
         return Text(
             push_kind,
             item_id,
-            "Timetable change",
-            f"{r['subject']} on {r['on_date']}: {what}",
+            push_text(language, "change_title"),
+            push_text(language, what, subject=r["subject"], day=r["on_date"]),
             f"l{item_id}",
         )
 
 
-async def _absence_text(kind: Kind, attendance_id: int) -> Text | None:
+async def _absence_text(kind: Kind, attendance_id: int, language: str) -> Text | None:
     rows = await Delivery.raw(
         "SELECT a.status, a.pupil, a.on_date, l.subject, l.starts_at, p.given_name "
         "FROM attendance a JOIN lesson l ON l.id = a.lesson JOIN person p ON p.id = a.pupil "
@@ -307,14 +319,15 @@ async def _absence_text(kind: Kind, attendance_id: int) -> Text | None:
     return Text(
         kind,
         attendance_id,
-        "Absence",
-        f"{r['given_name']} was marked absent today ({r['subject']} {starts}). "
-        "If you know why, explain it in Reppu.",
+        push_text(language, "absence_title"),
+        push_text(
+            language, "absence_body", name=r["given_name"], subject=r["subject"], starts=starts
+        ),
         f"a{r['pupil']}-{r['on_date']}",
     )
 
 
-async def _form_due_text(kind: Kind, request_id: int) -> Text | None:
+async def _form_due_text(kind: Kind, request_id: int, language: str) -> Text | None:
     rows = await Delivery.raw(
         "SELECT d.body, r.due_on FROM form_request r "
         "JOIN form_definition d ON d.id = r.definition WHERE r.id = {}",
@@ -323,8 +336,13 @@ async def _form_due_text(kind: Kind, request_id: int) -> Text | None:
     if not rows:
         return None
     definition = _form_definition.decode(rows[0]["body"])
-    title = definition.title.get(definition.languages[0]) or next(iter(definition.title.values()))
-    return Text(kind, request_id, "Form due tomorrow", title, f"f{request_id}")
+    # The form's own title in the reader's language if the form has one in it.
+    title = (
+        definition.title.get(language)
+        or definition.title.get(definition.languages[0])
+        or next(iter(definition.title.values()))
+    )
+    return Text(kind, request_id, push_text(language, "form_due"), title, f"f{request_id}")
 
 
 class PushSender:

@@ -1,9 +1,10 @@
 """Why a mutation was rejected, in words its sender can read: Finnish, Swedish or English.
 
 A rejection's ``code`` is the stable part a client branches on; its ``reason`` is shown to the
-person as it is. So a reason is a plain sentence in the person's language (``person.language``;
-a language other than fi, sv and en gets English), never a decoder's message such as
-``Expected `str` matching regex '^[^\\x00]*$'``. Where the problem is stays in ``field``.
+person as it is. So a reason is a plain sentence in the person's language (chosen, else
+``person.language``; a language other than fi, sv and en gets English: ``server/language.py``),
+never a decoder's message such as ``Expected `str` matching regex '^[^\\x00]*$'``. Where the problem
+is stays in ``field``.
 
 Handlers refuse with their own English sentences, written for people; an English speaker sees
 those. Other languages get the sentence of the rejection's code from :data:`TEXTS`. A value
@@ -19,6 +20,7 @@ from enum import StrEnum
 import msgspec
 
 from schemas.sync import MutationCode
+from server.language import effective_language
 
 LANGUAGES = ("fi", "sv", "en")
 FALLBACK = "en"
@@ -135,8 +137,7 @@ _BY_CODE: dict[MutationCode, Reason] = {
 
 def language_of(person_language: str | None) -> str:
     """The language reasons are given in: the person's, if it is one of ours, else English."""
-    language = (person_language or "").strip().lower()
-    return language if language in LANGUAGES else FALLBACK
+    return effective_language(None, person_language)
 
 
 def say(reason: Reason, language: str) -> str:

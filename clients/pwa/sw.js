@@ -6,9 +6,9 @@
 
 import { api, syncNow } from './js/sync.js';
 import { getMeta } from './js/db.js';
-import { setLanguage, t } from './js/i18n.js';
+import { languageOf, setLanguage, t } from './js/i18n.js';
 
-const CACHE = 'reppu-shell-v2'; // v2: sign-in binds the hand-off to the tab that started it
+const CACHE = 'reppu-shell-v3'; // v3: the language chosen in Settings (GET /me: language)
 const SHELL = [
   '/',
   '/css/app.css',
@@ -71,7 +71,7 @@ self.addEventListener('fetch', (event) => {
 
 async function speakTheirLanguage() {
   const me = await getMeta('me');
-  setLanguage(me && me.person && me.person.language);
+  setLanguage(me && me.person && languageOf(me));
 }
 
 async function tellPages(message) {

@@ -70,6 +70,10 @@ class Person(Table, tablename="person"):
     given_name = Varchar(length=100)
     family_name = Varchar(length=100)
     language = Varchar(length=8, default="fi")
+    """The school's records' language (ISO 639); every roster import sets it again."""
+    ui_language = Varchar(length=8, null=True, default=None)
+    """The language the person chose (``fi``, ``sv`` or ``en``), or None: never set by an
+    import (``server/language.py``)."""
     birth_date = Date(null=True, default=None)
     turvakielto = Boolean(default=False)
     """Address protection: contact details are never shown to other families."""

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, get
+from litestar import Request, get, put
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from schemas.errors import ErrorCode
-from schemas.people import Child, ContactDetails, Me, PersonCard
+from schemas.people import Child, ContactDetails, LanguageIn, LanguageSetting, Me, PersonCard
 from server.access import load_access_facts
 from server.clock import school_today
+from server.db.engine import write_transaction
 from server.db.tables import Person
 from server.errors import ReppuError
 from server.identity import Principal
+from server.language import effective_language, supported
 from server.routes.ids import PathId
+from server.state import AppState
 from sync.policy import AccessFacts, Action, decide, readable_partitions, roles_on
 
 
@@ -40,11 +45,22 @@ async def _people(ids: list[int]) -> dict[int, dict[str, Any]]:
         Person.given_name,
         Person.family_name,
         Person.language,
+        Person.ui_language,
         Person.email,
         Person.phone,
         Person.street_address,
     ).where(Person.id.is_in(ids))
     return {row["id"]: row for row in rows}
+
+
+def _language(row: dict[str, Any]) -> LanguageSetting:
+    roster = row["language"] or ""
+    return LanguageSetting(
+        language=effective_language(row["ui_language"], roster),
+        chosen=supported(row["ui_language"]),
+        roster=roster,
+        roster_supported=supported(roster) is not None,
+    )
 
 
 @get("/me", tags=["people"], summary="Who am I")
@@ -78,7 +94,30 @@ async def me(request: Request[Principal, Any, Any]) -> Me:
         roles=sorted(roles_on(viewer, today)),
         children=children,
         partitions=sorted(str(p) for p in readable_partitions(viewer, today)),
+        language=_language(rows[viewer_id]),
     )
+
+
+@put(
+    "/me/language",
+    tags=["people"],
+    summary="Choose my language",
+    error_codes=[ErrorCode.REQUEST_INVALID],
+)
+async def choose_language(
+    request: Request[Principal, Any, Any],
+    data: JSONBody[LanguageIn],
+    app_state: NamedDependency[AppState],
+) -> LanguageSetting:
+    """Save the language the caller reads Reppu in (``fi``, ``sv`` or ``en``; anything else
+    is ``request.invalid``). Kept apart from the roster's language, so no import undoes it;
+    push texts, rejection reasons and calendar titles follow it from now on. Only the
+    caller's own: there is no way to name another person."""
+    person = request.user.person_id
+    async with write_transaction(app_state.engine):
+        await Person.update({Person.ui_language: data.language}).where(Person.id == person)
+    rows = await _people([person])
+    return _language(rows[person])
 
 
 @get(

@@ -33,11 +33,11 @@ from server.db.engine import read_snapshot
 from server.db.tables import Person
 from server.errors import ReppuError
 from server.identity import Principal, token_digest
+from server.language import effective_language
 from server.live import LiveHub
 from server.metrics import count_pull, count_push, stream_open
 from server.push import push as apply_push
 from server.push_body import read_push
-from server.rejections import language_of
 from server.state import AppState
 from server.sync_store import SqlPullStore, collect_changes
 from server.wire import UNREADABLE, Body, encode_answer, read_body
@@ -193,7 +193,9 @@ async def sync_push(
     # transaction; the roll-call burst spent half its time starting them).
     async with read_snapshot(app_state.engine):
         viewer = await _viewer(request.user)
-        language = await Person.select(Person.language).where(Person.id == viewer.person_id)
+        language = await Person.select(Person.language, Person.ui_language).where(
+            Person.id == viewer.person_id
+        )
     with collect_changes() as changed:
         try:
             answer = await apply_push(
@@ -203,7 +205,10 @@ async def sync_push(
                 client_id=envelope.client_id,
                 items=items,
                 device=request.user.device_name,
-                language=language_of(language[0]["language"] if language else None),
+                language=effective_language(
+                    language[0]["ui_language"] if language else None,
+                    language[0]["language"] if language else None,
+                ),
             )
         finally:
             # This process knows at once (also of what committed before a later part of

@@ -273,10 +273,11 @@ async def test_ended_ties_see_what_a_stranger_sees(
     stranger = await fx_client.get(path, headers=await log_in_as(fx_client, "stranger"))
 
     if route == "/me":
-        # Themselves still, and nothing else: no roles, no children, their inbox only.
+        # Themselves still (their card and language), and nothing else: no roles, no
+        # children, their inbox only.
         mine, theirs = after.json(), stranger.json()
         assert mine["person"]["id"] == person
-        assert {k: v for k, v in mine.items() if k != "person"} == {
+        assert {k: v for k, v in mine.items() if k not in ("person", "language")} == {
             "roles": [],
             "children": [],
             "partitions": [f"inbox:{person}"],

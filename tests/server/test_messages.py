@@ -337,9 +337,10 @@ async def test_todays_lesson_change_notifies_the_group(
     assert await Outbox.count() == 1
     await make_worker(fx_db, fx_settings, fx_push).drain()
     (payload,) = [json.loads(r.plaintext) for r in fx_push.received_for(token)]
-    assert (payload["kind"], payload["title"]) == ("lesson_change", "Timetable change")
+    # In the guardian's language: the city's roster says Finnish (server/language.py).
+    assert (payload["kind"], payload["title"]) == ("lesson_change", "Lukujärjestysmuutos")
     assert "Music" in payload["body"]
-    assert "cancelled" in payload["body"]
+    assert "peruttu" in payload["body"]
     assert {r["person"] for r in await deliveries()} == {
         fx_city.mother,
         fx_city.father,

@@ -12,6 +12,7 @@ from piccolo.engine.base import Engine
 
 from server.db.notify_tables import Outbox
 from server.settings import Settings
+from tests.conftest import log_in_as
 from tests.devices import change, device
 from tests.notify_world import PUSH_ORIGIN, make_worker, pushes, subscribed_device, time_passes
 from tests.push_service import PushService
@@ -52,11 +53,21 @@ async def test_an_unexplained_absence_tells_the_guardians_once_a_day(
             "attendance.mark", lesson_id=lesson, on_date=s.today, pupil_id=c.aino, status="absent"
         )
         assert result["status"] == "applied", result
+    # Each reads it in their language: the mother as the roster says (Finnish), the father
+    # in the Swedish he chose (PUT /me/language).
+    chosen = await fx_client.put(
+        "/me/language", json={"language": "sv"}, headers=await log_in_as(fx_client, "father")
+    )
+    assert chosen.status_code == 200, chosen.text
     await _deliver(fx_db, fx_settings, fx_push)
-    for token in (mother, father):  # the information-only guardian is told too
+    for token, title, body in (
+        (mother, "Poissaolo", "Aino merkittiin tänään poissaolevaksi"),
+        (father, "Frånvaro", "Aino markerades frånvarande i dag"),  # information only: told too
+    ):
         (payload,) = pushes(fx_push, token)
         assert payload["kind"] == "absence"
-        assert payload["body"].startswith("Aino was marked absent today")
+        assert payload["title"] == title
+        assert payload["body"].startswith(body)
         assert payload["pull"] == 1
     assert pushes(fx_push, other_family) == []
     assert pushes(fx_push, teacher_phone) == []
@@ -113,7 +124,7 @@ async def test_a_form_due_tomorrow_reminds_the_custodians_who_have_not_signed(
         assert result["status"] == "applied", result
     await _deliver(fx_db, fx_settings, fx_push)
     (payload,) = pushes(fx_push, mother)
-    assert (payload["kind"], payload["title"]) == ("form_due", "Form due tomorrow")
+    assert (payload["kind"], payload["title"]) == ("form_due", "Lomakkeen määräpäivä on huomenna")
     assert pushes(fx_push, father) == []  # information only: never signs
     assert pushes(fx_push, olli_parent) == []  # Olli is in 5A
     # Another worker, another day's roll of the same day: no second reminder.

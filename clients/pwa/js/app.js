@@ -3,7 +3,7 @@
 
 import { h, field } from './dom.js';
 import { when, age } from './format.js';
-import { t, setLanguage, language } from './i18n.js';
+import { t, setLanguage, language, languageOf } from './i18n.js';
 import * as db from './db.js';
 import { api, syncNow, followLive, events, ApiError, queue, queueAll } from './sync.js';
 import { renderView, navFor } from './views.js';
@@ -312,18 +312,29 @@ async function logOut() {
 }
 ctx.logOut = logOut;
 
+/** After PUT /me/language: keep the answer with /me and show the app in it at once. */
+ctx.languageChosen = async (setting) => {
+  state.me = { ...state.me, language: setting };
+  await db.setMeta('me', state.me);
+  setLanguage(setting.language);
+  // The shell (header, skip link, status) is built once; build it again in the new words.
+  const shell = document.getElementById('shell');
+  if (shell) shell.remove();
+  render({ force: true });
+};
+
 async function refreshMe() {
   try {
     const me = await api('/me');
     await db.setMeta('me', me);
     state.me = me;
-    setLanguage(me.person.language);
+    setLanguage(languageOf(me));
   } catch (_) { /* offline: keep what we have */ }
 }
 
 async function start(me) {
   state.me = me;
-  setLanguage(me.person.language);
+  setLanguage(languageOf(me));
   const children = me.children || [];
   const kept = await db.getMeta('child');
   state.childId = children.some((c) => c.person.id === kept) ? kept : (children[0] && children[0].person.id);

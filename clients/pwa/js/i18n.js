@@ -1,5 +1,6 @@
 // The app's words in Finnish, Swedish and English. The language follows the person's own
-// setting (GET /me: person.language); before login, the browser's language.
+// setting (GET /me: language.language, chosen in Settings or the roster's); before login,
+// the browser's language.
 
 const fi = {
   app_name: 'Reppu',
@@ -138,6 +139,9 @@ const fi = {
   push_failed: 'Ilmoituksia ei voitu ottaa käyttöön: {reason}',
   queued: 'Tallennettu laitteelle; lähetetään kun verkko on käytettävissä.',
   language: 'Kieli',
+  choose_language: 'Sovelluksen kieli',
+  language_needs_network: 'Kielen voi vaihtaa vain verkkoyhteyden ollessa päällä.',
+  roster_language_missing: 'Koulusi tiedoissa kielesi on {language}. Reppu on saatavilla suomeksi, ruotsiksi ja englanniksi.',
   week_of: 'Viikko {date}',
   mutation_attendance_mark: 'Nimenhuuto', mutation_message_send: 'Viesti',
   mutation_message_read: 'Luettu-merkintä', mutation_bulletin_read: 'Luettu-merkintä',
@@ -285,6 +289,9 @@ const sv = {
   push_failed: 'Aviseringar kunde inte slås på: {reason}',
   queued: 'Sparat på enheten; skickas när nätverket finns.',
   language: 'Språk',
+  choose_language: 'Appens språk',
+  language_needs_network: 'Språket kan bytas bara när du är uppkopplad.',
+  roster_language_missing: 'Enligt skolans uppgifter är ditt språk {language}. Reppu finns på finska, svenska och engelska.',
   week_of: 'Vecka {date}',
   mutation_attendance_mark: 'Närvarokontroll', mutation_message_send: 'Meddelande',
   mutation_message_read: 'Läsmarkering', mutation_bulletin_read: 'Läsmarkering',
@@ -432,6 +439,9 @@ const en = {
   push_failed: 'Notifications could not be turned on: {reason}',
   queued: 'Saved on this device; sent when the network is back.',
   language: 'Language',
+  choose_language: 'App language',
+  language_needs_network: 'You can change the language only when you are online.',
+  roster_language_missing: "Your school's records say {language}; Reppu is available in Finnish, Swedish and English.",
   week_of: 'Week {date}',
   mutation_attendance_mark: 'Roll call', mutation_message_send: 'Message',
   mutation_message_read: 'Read mark', mutation_bulletin_read: 'Read mark',
@@ -457,6 +467,21 @@ export function setLanguage(code) {
 }
 
 export function language() { return current; }
+
+/** The language a person reads the app in, from GET /me: the effective one the server
+ * decided (chosen, else the roster's, else English); an older cached /me has only the
+ * roster's. */
+export function languageOf(me) {
+  return (me.language && me.language.language) || me.person.language;
+}
+
+/** A language's name in the current language ("arabia", "arabiska", "Arabic"), else its code. */
+export function languageName(code) {
+  try { return new Intl.DisplayNames([current], { type: 'language' }).of(code) || code; } catch (_) { return code; }
+}
+
+/** Each language's name in itself, for the picker: a reader finds their own. */
+export const OWN_NAMES = { fi: 'Suomi', sv: 'Svenska', en: 'English' };
 
 /** The text of ``key`` in the current language, with ``{name}`` filled from ``vars``. */
 export function t(key, vars = {}) {

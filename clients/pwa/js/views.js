@@ -2,7 +2,7 @@
 
 import { h, field } from './dom.js';
 import { when, dayLabel, dateRange, clock } from './format.js';
-import { t, language } from './i18n.js';
+import { t, language, languageName, LANGUAGES, OWN_NAMES } from './i18n.js';
 import * as db from './db.js';
 import { api, ApiError } from './sync.js';
 import { dayTimetable, schoolToday, schoolWeek } from './timetable.js';
@@ -508,11 +508,39 @@ async function absencesView(ctx) {
 
 const MODES = ['instant', 'digest', 'off'];
 
+/** The language picker. Saved on the server (PUT /me/language), so push texts and calendar
+ * titles follow it too; online only, as a choice queued offline would show the app in one
+ * language and send pushes in another until it reached the server. */
+function languageCard(ctx) {
+  const me = ctx.state.me;
+  const setting = me.language || { language: language(), chosen: null, roster: me.person.language, roster_supported: true };
+  const card = h('form', { className: 'card', id: 'language' }, h('h2', {}, t('language')));
+  if (setting.roster && !setting.roster_supported) {
+    card.append(h('p', { id: 'roster-language' }, t('roster_language_missing', { language: languageName(setting.roster) })));
+  }
+  const online = navigator.onLine;
+  const picker = h('select', { name: 'language', disabled: !online },
+    LANGUAGES.map((code) => h('option', { value: code, lang: code, selected: code === language() }, OWN_NAMES[code])));
+  const saved = h('p', { role: 'status', className: 'ok', id: 'language-state' }, online ? '' : t('language_needs_network'));
+  card.append(field(t('choose_language'), picker), h('button', { type: 'submit', disabled: !online }, t('save')), saved);
+  card.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const answer = await api('/me/language', { method: 'PUT', body: { language: picker.value } });
+      await ctx.languageChosen(answer);
+    } catch (err) {
+      saved.textContent = navigator.onLine ? err.message : t('language_needs_network');
+    }
+  });
+  return card;
+}
+
 async function settingsView(ctx) {
   const me = ctx.state.me;
   const section = h('section', { 'aria-labelledby': 'view-title' },
     h('h1', { id: 'view-title' }, t('settings')),
-    h('p', {}, `${me.person.given_name} ${me.person.family_name} · ${t('language')}: ${language()}`));
+    h('p', {}, `${me.person.given_name} ${me.person.family_name}`));
+  section.append(languageCard(ctx));
   const notifications = h('form', { className: 'card', id: 'prefs' }, h('h2', {}, t('notifications')));
   section.append(notifications);
   if (navigator.onLine) {
