@@ -71,9 +71,6 @@ class Person(Table, tablename="person"):
     family_name = Varchar(length=100)
     language = Varchar(length=8, default="fi")
     """The school's records' language (ISO 639); every roster import sets it again."""
-    ui_language = Varchar(length=8, null=True, default=None)
-    """The language the person chose (``fi``, ``sv`` or ``en``), or None: never set by an
-    import (``server/language.py``)."""
     birth_date = Date(null=True, default=None)
     turvakielto = Boolean(default=False)
     """Address protection: contact details are never shown to other families."""
@@ -84,6 +81,9 @@ class Person(Table, tablename="person"):
     shares_contact_with_guardians = Boolean(default=False)
     """The roster lets the other guardians of this person's children see their contact
     details though they live elsewhere (``docs/data-model.md``)."""
+    ui_language = Varchar(length=8, null=True, default=None)
+    """The language the person chose (``fi``, ``sv`` or ``en``), or None: never set by an
+    import (``server/language.py``)."""
 
 
 class Account(Table, tablename="account"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 OrganisationRow = tuple[int, str, str, int | None, str]
 TermRow = tuple[int, int, str, dt.date, dt.date]
 PersonRow = tuple[
-    int, str, str, str, dt.date | None, bool, str | None, str | None, str | None, bool
+    int, str, str, str, dt.date | None, bool, str | None, str | None, str | None, bool, str | None
 ]
 AccountRow = tuple[int, int, str, str, bool]
 SchoolGroupRow = tuple[int, int, int | None, str, str, int | None, str | None]
@@ -40,7 +40,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         (
             "person",
             "id given_name family_name language birth_date turvakielto email phone street_address"
-            " shares_contact_with_guardians",
+            " shares_contact_with_guardians ui_language",
         ),
         ("account", "id person username password_hash disabled"),
         ("school_group", "id school term name kind grade subject"),

@@ -121,6 +121,7 @@ class Draft:
                 street_address,
                 # Nobody's contact details go to a co-guardian outside their household.
                 False,
+                None,  # ui_language: nobody has chosen one yet (server/language.py)
             )
         )
         return person_id
