@@ -7,6 +7,7 @@ is sent again from the devices (their ``sent`` journal), or reported (``lost_bef
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import sqlite3
@@ -79,7 +80,18 @@ async def _restore(settings: Settings, engine: Engine[Any], backup: Path) -> Rew
     assert isinstance(engine, _SQLiteEngine)
     await settle_writes(engine)  # the last write's connection closes in a task of its own
     await engine.close_read_pool()
-    _, rewound = restore_sqlite(backup, settings.sqlite_path)
+    # A connection the test's app or client was still letting go of (each is closed in
+    # aiosqlite's thread) holds the file a moment longer; the real restore runs with every
+    # server stopped. Up to 10 s, then the refusal stands.
+    for attempt in range(50):
+        try:
+            _, rewound = restore_sqlite(backup, settings.sqlite_path)
+            break
+        except BackupError as refused:
+            if "open in another process" not in str(refused) or attempt == 49:
+                raise
+            await asyncio.sleep(0.2)
+            await settle_writes(engine)
     engine.open_read_pool(settings.sqlite_read_connections)
     return rewound
 
