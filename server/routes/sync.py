@@ -333,7 +333,11 @@ async def sync_live(
         return None if found is None else set(found)
 
     readable = set(await access.readable(principal.person_id))
+    stream = live_events(app_state.live, readable, still_readable)
+    # Counted only when someone reads the count: streams are held by the thousand, and the
+    # wrapper is one more generator per stream and one more step per event.
+    events = counted(stream) if app_state.settings.metrics_token else stream
     return ServerSentEvent(
-        counted(live_events(app_state.live, readable, still_readable)),
+        events,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
