@@ -138,6 +138,17 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
     lifespan = []
     if engine is not None:
         app_state.open(engine)
+
+        @asynccontextmanager
+        async def live_lifespan(_: Litestar) -> AsyncIterator[None]:
+            # The engine is the caller's, but the live hub (started on first use) is the
+            # app's: it stops with the app, or its watch would outlive it in the caller's loop.
+            try:
+                yield
+            finally:
+                await app_state.live.stop()
+
+        lifespan.append(live_lifespan)
     else:
 
         @asynccontextmanager

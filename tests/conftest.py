@@ -18,6 +18,7 @@ keep their own clocks (libfaketime for the server, Playwright's for the page) an
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import secrets
@@ -85,6 +86,34 @@ def fx_frozen_clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coo
     instant = dt.datetime.fromisoformat(marker.args[0]) if marker is not None else suite_now()
     with time_machine.travel(instant, tick=True) as traveller:
         yield traveller
+
+
+BACKGROUND_TASKS = frozenset({"reppu-live", "reppu-delivery-worker"})
+"""The app's long-lived tasks: none may outlive the test that started it."""
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def fx_no_task_left_behind(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Fail the test that leaves an app's background task running in the session's loop.
+
+    Such a task (an app whose live hub was never stopped) runs on into the tests after it,
+    where it meets their monkeypatches and clocks and fails one of them, far from its cause.
+    The task is cancelled here, so the next test starts clean either way."""
+    before = {task for task in asyncio.all_tasks() if task.get_name() in BACKGROUND_TASKS}
+    yield
+    left = [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() in BACKGROUND_TASKS and task not in before and not task.done()
+    ]
+    for task in left:
+        task.cancel()
+    if left:
+        await asyncio.gather(*left, return_exceptions=True)
+        pytest.fail(
+            f"{request.node.nodeid} left running: {sorted(t.get_name() for t in left)} "
+            "(stop the app: run it inside app.lifespan(), or stop its live hub)"
+        )
 
 
 def _base_env(data_dir: Path) -> dict[str, str]:
@@ -187,8 +216,12 @@ def fx_backend(fx_settings: Settings) -> Iterator[str]:
 
 @pytest_asyncio.fixture
 async def fx_app(fx_settings: Settings, fx_db: Engine[Any]) -> AsyncIterator[Litestar]:
-    """The app on the session's backend, sharing the test's open engine."""
-    yield create_app(fx_settings, engine=fx_db)
+    """The app on the session's backend, sharing the test's open engine. What it starts on first
+    use (the live hub's watch) stops with the test: its lifespan would do it, but an ASGI
+    transport runs none, and a fixture cannot enter it in one task and leave it in another."""
+    app = create_app(fx_settings, engine=fx_db)
+    yield app
+    await app.state.reppu.live.stop()
 
 
 @pytest_asyncio.fixture

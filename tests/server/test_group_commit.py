@@ -165,11 +165,16 @@ async def test_a_writer_cancelled_during_its_savepoint_statement_costs_nobody_el
     slow_started = asyncio.Event()
     execute = aiosqlite.Connection.execute
 
-    async def slow_savepoints(self: aiosqlite.Connection, sql: str, *args: Any) -> Any:
-        if sql.startswith(statement) and sql.endswith("writer_2"):
-            slow_started.set()
-            await asyncio.sleep(0.3)
+    async def slowly(self: aiosqlite.Connection, sql: str, *args: Any) -> Any:
+        slow_started.set()
+        await asyncio.sleep(0.3)
         return await execute(self, sql, *args)
+
+    def slow_savepoints(self: aiosqlite.Connection, sql: str, *args: Any) -> Any:
+        # Every other statement gets aiosqlite's own answer (awaitable and a context manager).
+        if sql.startswith(statement) and sql.endswith("writer_2"):
+            return slowly(self, sql, *args)
+        return execute(self, sql, *args)
 
     monkeypatch.setattr(aiosqlite.Connection, "execute", slow_savepoints)
     first_inside = asyncio.Event()
