@@ -22,7 +22,7 @@ import asyncio
 import datetime as dt
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,26 @@ async def fx_app(fx_settings: Settings, fx_db: Engine[Any]) -> AsyncIterator[Lit
     app = create_app(fx_settings, engine=fx_db)
     yield app
     await app.state.reppu.live.stop()
+
+
+AppMaker = Callable[[Settings, Engine[Any]], Litestar]
+"""Makes an app on an open engine, as ``fx_make_app`` gives it."""
+
+
+@pytest_asyncio.fixture
+async def fx_make_app() -> AsyncIterator[AppMaker]:
+    """Make apps on an open engine (a test's other server processes, or one restarted); what
+    each starts on first use (its live hub's watch) stops with the test, as in ``fx_app``."""
+    made: list[Litestar] = []
+
+    def make(settings: Settings, engine: Engine[Any]) -> Litestar:
+        app = create_app(settings, engine=engine)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        await app.state.reppu.live.stop()
 
 
 @pytest_asyncio.fixture

@@ -18,7 +18,6 @@ from piccolo.engine.base import Engine
 
 from schemas.core import GroupKind, GuardianshipKind, MembershipRole, StaffRoleKind
 from server import absences
-from server.app import create_app
 from server.clock import SCHOOL_TIMEZONE, school_today
 from server.db.absence_tables import (
     AbsenceNotice,
@@ -42,6 +41,7 @@ from server.rosters import roll_rosters
 from server.settings import Settings
 from server.timetable import roll_window
 from tests.city import PASSWORD, City
+from tests.conftest import AppMaker
 from tests.devices import change, device, records
 
 CLASS_SIZE = 25
@@ -217,6 +217,7 @@ async def test_25_offline_marks_replayed_twice_and_across_a_restart_apply_once(
     fx_school: School,
     fx_settings: Settings,
     fx_db: Engine[Any],
+    fx_make_app: AppMaker,
 ) -> None:
     s = fx_school
     teacher = await RawDevice.log_in(fx_client, "teacher")
@@ -234,7 +235,7 @@ async def test_25_offline_marks_replayed_twice_and_across_a_restart_apply_once(
     first = await teacher.push(marks[:10])
     assert [r["status"] for r in first] == ["applied"] * 10
     # The server restarts: a new app over the same database, nothing kept in memory.
-    restarted: Litestar = create_app(fx_settings, engine=fx_db)
+    restarted: Litestar = fx_make_app(fx_settings, fx_db)
     transport = httpx.ASGITransport(app=restarted, client=("127.0.0.1", 50001))
     async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as http:
         again = RawDevice(http, teacher.headers, teacher.client_id, teacher.last_id)

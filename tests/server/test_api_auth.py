@@ -17,7 +17,7 @@ from server.app import PUBLIC_PATHS, create_app
 from server.db.tables import Account, AuthToken, LoginFailure
 from server.settings import Settings
 from tests.city import PASSWORD, City
-from tests.conftest import log_in_as
+from tests.conftest import AppMaker, log_in_as
 
 
 def login_body(username: str, password: str = PASSWORD, **extra: Any) -> dict[str, Any]:
@@ -126,10 +126,10 @@ async def test_a_success_clears_the_account_count(
 
 
 async def test_failures_per_address_are_rate_limited(
-    fx_settings: Settings, fx_db: Engine[Any], fx_city: City
+    fx_settings: Settings, fx_db: Engine[Any], fx_city: City, fx_make_app: AppMaker
 ) -> None:
     settings = dataclasses.replace(fx_settings, login_failures_per_address=3)
-    app: Litestar = create_app(settings, engine=fx_db)
+    app: Litestar = fx_make_app(settings, fx_db)
     guesser = httpx.ASGITransport(app=app, client=("198.51.100.7", 4000))
     other = httpx.ASGITransport(app=app, client=("203.0.113.9", 4000))
     async with httpx.AsyncClient(transport=guesser, base_url="http://t") as c:

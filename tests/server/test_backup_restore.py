@@ -47,11 +47,13 @@ VERSION = 1
 @asynccontextmanager
 async def _server(settings: Settings, engine: Engine[Any]) -> AsyncIterator[httpx.AsyncClient]:
     """One run of the server: a fresh app (nothing in memory from an earlier run)."""
-    transport = httpx.ASGITransport(
-        app=create_app(settings, engine=engine), client=("127.0.0.1", 50000)
-    )
-    async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as http:
-        yield http
+    app = create_app(settings, engine=engine)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as http:
+            yield http
+    finally:
+        await app.state.reppu.live.stop()  # its watch would outlive this run of the server
 
 
 async def _device(http: httpx.AsyncClient, username: str, **store: Any) -> ReppuClient:

@@ -26,7 +26,6 @@ from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.base import Engine
 
 from notifications.channels import normalise_email, normalise_phone
-from server.app import create_app
 from server.clock import utc_now
 from server.db.migrate import migrate
 from server.db.migrations.reppu_2026_12_07t01_10_00_000000 import ID, legacy_email
@@ -41,6 +40,7 @@ from server.settings import (
     load_settings,
 )
 from tests.city import City
+from tests.conftest import AppMaker
 from tests.devices import change, device
 from tests.notify_world import PUSH_ORIGIN, deliveries, make_worker, subscribed_device
 from tests.push_service import PushService
@@ -182,10 +182,10 @@ async def test_a_channel_naming_a_host_is_refused_and_nothing_is_stored(
 
 
 async def test_a_channel_of_a_kind_the_operator_did_not_set_up_is_refused(
-    fx_settings: Settings, fx_db: Engine[Any], fx_city: City
+    fx_settings: Settings, fx_db: Engine[Any], fx_city: City, fx_make_app: AppMaker
 ) -> None:
     bare = dataclasses.replace(fx_settings, smtp_url="", sms_url="")
-    app: Litestar = create_app(bare, engine=fx_db)
+    app: Litestar = fx_make_app(bare, fx_db)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as client:
         mother = await device(client, "mother")

@@ -14,9 +14,9 @@ import httpx
 from piccolo.engine.base import Engine
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.app import create_app
 from server.settings import Settings
 from server.worker_presence import Presence
+from tests.conftest import AppMaker
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "dashboard-token-0123456789abcdef"
@@ -41,10 +41,10 @@ def test_the_dashboard_file_is_the_generators_output() -> None:
 
 
 async def test_every_expression_names_a_metric_reppu_has(
-    fx_settings: Settings, fx_db: Engine[Any]
+    fx_settings: Settings, fx_db: Engine[Any], fx_make_app: AppMaker
 ) -> None:
     await Presence(fx_db).beat()  # the heartbeat's age is there once a worker has run
-    app = create_app(dataclasses.replace(fx_settings, metrics_token=TOKEN), engine=fx_db)
+    app = fx_make_app(dataclasses.replace(fx_settings, metrics_token=TOKEN), fx_db)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as client:
         await client.get("/health")

@@ -15,7 +15,6 @@ import time_machine
 from piccolo.engine.base import Engine
 
 from notifications.schedule import HELSINKI
-from server.app import create_app
 from server.clock import utc_now
 from server.db.message_tables import Bulletin
 from server.db.notify_tables import Delivery, NativeDevice
@@ -24,6 +23,7 @@ from server.push_transport import HttpxTransport
 from server.settings import ApnsKey, FcmAccount, Settings
 from tests.apns_service import ApnsService
 from tests.city import City
+from tests.conftest import AppMaker
 from tests.devices import change, device
 from tests.fcm_service import FcmService
 from tests.notify_world import PUSH_ORIGIN, deliveries, time_passes
@@ -70,10 +70,10 @@ def fx_native_settings(fx_settings: Settings, fx_fcm: FcmService, fx_apns: ApnsS
 
 @pytest_asyncio.fixture
 async def fx_native_client(
-    fx_native_settings: Settings, fx_db: Engine[Any]
+    fx_native_settings: Settings, fx_db: Engine[Any], fx_make_app: AppMaker
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app with FCM and APNs configured, in-process."""
-    app = create_app(fx_native_settings, engine=fx_db)
+    app = fx_make_app(fx_native_settings, fx_db)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as client:
         yield client

@@ -24,7 +24,6 @@ from litestar import Litestar
 from piccolo.engine.base import Engine
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.app import create_app
 from server.clock import utc_now
 from server.db.bulk import run_sql
 from server.db.engine import write_transaction
@@ -34,7 +33,7 @@ from server.routes.sync import counted
 from server.settings import Settings, SettingsError, load_settings
 from server.worker_presence import ALIVE_WITHIN, Presence
 from tests.city import City
-from tests.conftest import log_in_as
+from tests.conftest import AppMaker, log_in_as
 from tests.devices import change, device
 from tests.notify_world import make_worker, subscribed_device
 from tests.push_service import PushService
@@ -47,8 +46,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest_asyncio.fixture
-async def fx_ops_app(fx_settings: Settings, fx_db: Engine[Any]) -> Litestar:
-    return create_app(dataclasses.replace(fx_settings, metrics_token=TOKEN), engine=fx_db)
+async def fx_ops_app(fx_settings: Settings, fx_db: Engine[Any], fx_make_app: AppMaker) -> Litestar:
+    return fx_make_app(dataclasses.replace(fx_settings, metrics_token=TOKEN), fx_db)
 
 
 @pytest_asyncio.fixture

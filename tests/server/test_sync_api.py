@@ -12,13 +12,12 @@ from piccolo.engine.base import Engine
 
 from clients.python import day_timetable
 from schemas.sync import MAX_PUSH_MUTATIONS
-from server.app import create_app
 from server.db.sync_tables import ChangeLog, SyncEpoch, SyncMutation
 from server.db.tables import LessonChange, Membership
 from server.settings import Settings
 from server.timetable import roll_window
 from tests.city import City
-from tests.conftest import log_in_as
+from tests.conftest import AppMaker, log_in_as
 from tests.devices import change, device, next_weekday, records
 
 VERSION = 1
@@ -382,13 +381,17 @@ async def test_a_guardian_builds_each_childs_day_offline(
 
 
 async def test_a_server_restart_between_pushes_loses_and_repeats_nothing(
-    fx_settings: Settings, fx_db: Engine[Any], fx_city: City, fx_timetable: dict[str, int]
+    fx_settings: Settings,
+    fx_db: Engine[Any],
+    fx_city: City,
+    fx_timetable: dict[str, int],
+    fx_make_app: AppMaker,
 ) -> None:
     monday = next_weekday(fx_city.today, 1).isoformat()
     lesson = fx_timetable["5a-1"]
 
     def fresh_server() -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=create_app(fx_settings, engine=fx_db))
+        transport = httpx.ASGITransport(app=fx_make_app(fx_settings, fx_db))
         return httpx.AsyncClient(transport=transport, base_url="http://reppu.test")
 
     async with fresh_server() as before:
@@ -445,10 +448,14 @@ async def test_a_long_offline_outbox_is_sent_in_batches(
 
 
 async def test_a_cursor_from_another_database_is_refused_and_the_client_starts_afresh(
-    fx_settings: Settings, fx_db: Engine[Any], fx_city: City, fx_timetable: dict[str, int]
+    fx_settings: Settings,
+    fx_db: Engine[Any],
+    fx_city: City,
+    fx_timetable: dict[str, int],
+    fx_make_app: AppMaker,
 ) -> None:
     def server() -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=create_app(fx_settings, engine=fx_db))
+        transport = httpx.ASGITransport(app=fx_make_app(fx_settings, fx_db))
         return httpx.AsyncClient(transport=transport, base_url="http://reppu.test")
 
     async with server() as http:

@@ -66,5 +66,8 @@ async def signin_client(
     configured = dataclasses.replace(settings, signin=signin_settings(*providers))
     app = create_app(configured, engine=engine)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as client:
-        yield client
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://reppu.test") as client:
+            yield client
+    finally:
+        await app.state.reppu.live.stop()  # its watch would outlive the test

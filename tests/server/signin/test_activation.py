@@ -20,7 +20,7 @@ from server.db.tables import Account, AuthToken, Person, StaffRole
 from server.identity import hash_password
 from server.settings import Settings
 from tests.city import PASSWORD, City
-from tests.conftest import log_in_as
+from tests.conftest import AppMaker, log_in_as
 
 NEW_PASSWORD = "a long new password"
 
@@ -252,12 +252,12 @@ async def _token_works(client: httpx.AsyncClient, headers: dict[str, str]) -> bo
 
 
 async def test_disabling_signs_out_every_device_in_every_process(
-    fx_settings: Settings, fx_db: Engine[Any], fx_city: City
+    fx_settings: Settings, fx_db: Engine[Any], fx_city: City, fx_make_app: AppMaker
 ) -> None:
     # Two apps on one database stand for two server processes. The one that disables keeps
     # access lookups for a minute: it must forget the account's tokens at once all the same.
-    acting = create_app(dataclasses.replace(fx_settings, access_cache_seconds=60), engine=fx_db)
-    other = create_app(fx_settings, engine=fx_db)
+    acting = fx_make_app(dataclasses.replace(fx_settings, access_cache_seconds=60), fx_db)
+    other = fx_make_app(fx_settings, fx_db)
     async with _client(acting) as a, _client(other) as b:
         phone = await log_in_as(a, "teacher")
         laptop = await log_in_as(b, "teacher")
