@@ -55,7 +55,7 @@ PUSH_TYPES = frozenset(
 )
 TOKEN_MAX_AGE = 3600
 TOKEN_MIN_REFRESH = 20 * 60
-_HEX = re.compile(r"[0-9a-f]{64,200}")
+_HEX = re.compile(r"(?:[0-9a-f]{2}){32,100}")
 
 
 @dataclass(slots=True)
