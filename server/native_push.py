@@ -9,9 +9,11 @@ service. Credentials are kept in memory only as long as they are good:
 * FCM's OAuth access token is fetched when first needed and kept until
   :data:`notifications.fcm.TOKEN_MARGIN` seconds before it expires; one fetch at a time, so a
   storm's first batch asks Google once, not 200 times. A 401 from FCM drops it.
-* The APNs provider token is signed when first needed and reused for 50 minutes
-  (:data:`notifications.apns.PROVIDER_TOKEN_REUSE`): Apple refuses one older than an hour and
-  one renewed more often than every 20 minutes. ``ExpiredProviderToken`` drops it.
+* The APNs provider token is signed when first needed and again when its 30-minute period
+  (:data:`notifications.apns.TOKEN_PERIOD`) ends: Apple refuses one older than an hour and
+  one renewed more often than every 20 minutes, and every worker process signs the very same
+  token in the same period (deterministic signature), so Apple sees one token per key
+  however many workers send. ``ExpiredProviderToken`` drops it.
 
 APNs gets a client of its own that speaks only HTTP/2 (:func:`apns_client`), and each APNs
 request carries a ``trace`` hook that checks, right after the TLS handshake and before a byte
@@ -152,7 +154,7 @@ class NativeSender:
         """FCM's access token and when to stop using it."""
         self._access_lock = asyncio.Lock()
         self._provider: tuple[str, dt.datetime] | None = None
-        """The APNs provider token and when it was issued."""
+        """The APNs provider token and its ``iat`` (its period's start)."""
         self._reported: set[str] = set()
 
     async def close(self) -> None:
@@ -274,11 +276,11 @@ class NativeSender:
             return Answer(None, Judgement(Verdict.CONFIG_ERROR, detail="APNs is not configured"))
         key = self._apns
         now = utc_now()
-        if self._provider is None or now - self._provider[1] >= apns.PROVIDER_TOKEN_REUSE:
+        if self._provider is None or self._provider[1] != apns.token_issued_at(now):
             signed = apns.provider_token(
                 private_key=key.private_key, key_id=key.key_id, team_id=key.team_id, now=now
             )
-            self._provider = (signed, now)
+            self._provider = (signed, apns.token_issued_at(now))
         headers = apns.headers(
             topic=key.topic,
             collapse=text.topic,
