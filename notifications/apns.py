@@ -6,8 +6,12 @@ Apple's documented rules:
 * ``POST /3/device/<device token>`` with ``authorization: bearer <provider token>``: a JWT
   signed ES256 with the team's .p8 key, header ``kid`` (the key id), claims ``iss`` (the team
   id) and ``iat``. Apple refuses a token older than an hour (``ExpiredProviderToken``) and one
-  renewed more often than every 20 minutes (``TooManyProviderTokenUpdates``): a token is
-  reused for :data:`PROVIDER_TOKEN_REUSE` (50 minutes).
+  renewed more often than every 20 minutes (``TooManyProviderTokenUpdates``). Every worker
+  process must therefore send the *same* token: each signing its own would look to Apple like
+  one key renewed many times over. :func:`provider_token` makes the token a function of the
+  key and the :data:`TOKEN_PERIOD` (30 minutes) alone: ``iat`` is the period's start and the
+  signature deterministic ECDSA (RFC 6979), so every process makes the same token in the same
+  period without talking to the others, a new one every 30 minutes, none older than that.
 * Headers: ``apns-topic`` (the bundle id), ``apns-push-type`` (``alert``), ``apns-priority``
   (10 now, 5 when power allows), ``apns-expiration`` (UNIX seconds; after it Apple stops
   trying), ``apns-collapse-id`` (at most 64 bytes; a repeat replaces the shown one).
@@ -23,11 +27,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from notifications.native import retry_judgement
 from notifications.webpush import Judgement, Verdict, backoff_delay, retry_after_seconds
 
-PROVIDER_TOKEN_REUSE = dt.timedelta(minutes=50)
+TOKEN_PERIOD = dt.timedelta(minutes=30)
+"""A provider token's life: within Apple's 20 minutes to an hour, however late in its period a
+worker starts using it."""
 MAX_PAYLOAD_BYTES = 4096
 MAX_COLLAPSE_ID_BYTES = 64
 GONE_REASONS = frozenset({"Unregistered", "BadDeviceToken", "DeviceTokenNotForTopic"})
@@ -36,14 +45,32 @@ RETRY_REASONS = frozenset(
 )
 
 
+def token_issued_at(now: dt.datetime) -> dt.datetime:
+    """The start of ``now``'s :data:`TOKEN_PERIOD` (periods counted from the UNIX epoch)."""
+    period = int(TOKEN_PERIOD.total_seconds())
+    return dt.datetime.fromtimestamp(int(now.timestamp()) // period * period, dt.UTC)
+
+
+def _b64(data: bytes) -> bytes:
+    return jwt.utils.base64url_encode(data)
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def provider_token(*, private_key: str, key_id: str, team_id: str, now: dt.datetime) -> str:
-    """A provider authentication token (ES256 JWT) issued at ``now``."""
-    return jwt.encode(
-        {"iss": team_id, "iat": int(now.timestamp())},
-        private_key,
-        algorithm="ES256",
-        headers={"kid": key_id},
-    )
+    """The provider authentication token (ES256 JWT) of ``now``'s period: the same string in
+    every process that holds the key (see the module's docstring)."""
+    key = serialization.load_pem_private_key(private_key.encode(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("an APNs key is a P-256 key")
+    header = {"alg": "ES256", "kid": key_id, "typ": "JWT"}
+    claims = {"iss": team_id, "iat": int(token_issued_at(now).timestamp())}
+    signed = _b64(_json(header)) + b"." + _b64(_json(claims))
+    der = key.sign(signed, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    r, s = decode_dss_signature(der)
+    return (signed + b"." + _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))).decode()
 
 
 def headers(*, topic: str, collapse: str, expires_at: dt.datetime, urgent: bool) -> dict[str, str]:

@@ -251,12 +251,21 @@ class MutationCode(StrEnum):
     changed after the signer saw them. Show the user the new state and ask again."""
 
 
+class MutationStatus(StrEnum):
+    """What became of a mutation. A new value would be a protocol version of its own."""
+
+    APPLIED = "applied"
+    """Recorded; its effects come back through pull."""
+    REJECTED = "rejected"
+    """Not recorded; ``code`` says why. Only ``mutation.out_of_order`` stays in the outbox."""
+
+
 class MutationResult(msgspec.Struct, omit_defaults=True):
     id: int
     """The mutation's id. A mutation whose id is not an id (not an integer from 1 to 2**62)
     takes no place in the sequence: it is answered with the id as sent if that is an
     integer, else 0, rejected, and not recorded."""
-    status: str
+    status: MutationStatus
     """``applied`` or ``rejected``. A replayed id gets the answer it got the first time."""
     code: MutationCode | None = None
     """Why it was rejected (absent when applied): branch on this, never on ``reason``."""

@@ -37,6 +37,11 @@ is migrated and gets a demo city (``reppu migrate``, ``reppu demo``). Then:
    With ``--node-webpush-sample N``, the Node ``web-push`` package sends the same bulletin's
    pushes too, one after another and many at once (``scripts/peers/node_webpush.py``).
 
+``--mix webpush=1,fcm=1,apns=1`` makes the devices a mix of Web Push subscriptions, Android
+apps registered for FCM and iPhone apps registered for APNs (here a third each; the default is
+Web Push only), each native share sent to its own emulator process (``scripts/storm_native.py``
+says how); the storm ends when the three emulators together accepted the pushes expected.
+
 ``--worker-script PATH`` runs a Python script in place of ``reppu worker`` (it ends by calling
 ``server.cli.main(["worker"])``), to measure a candidate change, say a patched class, without
 touching ``server/``; the entry names the script.
@@ -82,6 +87,15 @@ import httpx
 from bench_record import describe_commit, describe_machine
 from bench_sync import BenchError, Cleanup, run_to_end, say, wait_until_up
 from benchlib import cpu_busy_share, drop_database, free_port, machine_busy_seconds
+from storm_native import (
+    Emulators,
+    assign_channels,
+    describe_mix,
+    insert_native_devices,
+    parse_mix,
+    prepare_native,
+    start_native,
+)
 
 from clients.python import ReppuClient
 from notifications.payload import encode_payload
@@ -285,6 +299,10 @@ class StormRun:
     expected: int = 0
     """Pushes expected: per bulletin, the devices of its audience's guardians."""
     expected_devices: int = 0
+    channels: dict[str, int] = field(default_factory=dict)
+    """Devices per channel (``--mix``)."""
+    accepted_by: dict[str, int] = field(default_factory=dict)
+    """Pushes accepted per channel's emulator."""
     demo_seconds: float = 0.0
     devices_seconds: float = 0.0
     busy_before: float = 0.0
@@ -595,8 +613,7 @@ class Watch:
 
 
 async def watch(
-    http: httpx.AsyncClient,
-    origin: str,
+    emulators: Emulators,
     db: Db,
     started: float,
     expected: int,
@@ -612,7 +629,7 @@ async def watch(
     last_count = -1
     next_report = time.monotonic() + PROGRESS_SECONDS
     while True:
-        stats = await emulator_stats(http, origin)
+        stats = await emulators.stats()
         seen.stats = stats
         now = time.monotonic()
         if seen.expanded is None:
@@ -644,7 +661,7 @@ async def watch(
         await asyncio.sleep(POLL_SECONDS)
     # A push past the expected count would be a duplicate: give it a moment to show up.
     await asyncio.sleep(1.0)
-    seen.stats = await emulator_stats(http, origin)
+    seen.stats = await emulators.stats()
     if seen.stats["first_accept_at"] is not None:
         seen.first = float(seen.stats["first_accept_at"]) - started
         seen.last = float(seen.stats["last_accept_at"]) - started
@@ -680,6 +697,7 @@ async def run_backend(
     emulator_port = free_port()
     origin = f"http://127.0.0.1:{emulator_port}"
     db: Db | None = None
+    emulators: Emulators | None = None
     try:
         started = time.monotonic()
         env, version, sqlite_path, db_name = await prepare_database(
@@ -687,7 +705,6 @@ async def run_backend(
         )
         run = StormRun(backend, version, workers, pupils=args.pupils)
         run.demo_seconds = time.monotonic() - started
-        settings = load_settings(env)
         db = Db(env["REPPU_DATABASE_URL"], sqlite_path)
         await db.open()
 
@@ -699,14 +716,26 @@ async def run_backend(
         ]
         counts = devices_per_guardian(guardians, args.devices_per_guardian, args.seed)
         owners = [g for g, n in zip(guardians, counts, strict=True) for _ in range(n)]
+        channels = assign_channels(len(owners), args.mix, args.seed)
+        by_channel = {
+            name: [g for g, c in zip(owners, channels, strict=True) if c == name]
+            for name in ("webpush", "fcm", "apns")
+        }
+        run.channels = {name: len(people) for name, people in by_channel.items()}
+        native = prepare_native(folder, run.channels, {"fcm": free_port(), "apns": free_port()})
+        env.update(native.env)  # before the settings: they name the native services
+        settings = load_settings(env)
         service = PushService(origin, settings.vapid_public_key, seed=args.seed)
-        subs = service.subscribe_many(len(owners))
-        await insert_devices(settings, db, owners, subs)
+        subs = service.subscribe_many(run.channels["webpush"])
+        await insert_devices(settings, db, by_channel["webpush"], subs)
+        await insert_native_devices(
+            settings, db, {"fcm": by_channel["fcm"], "apns": by_channel["apns"]}, native
+        )
         run.devices_seconds = time.monotonic() - started
         run.guardians, run.devices = len(guardians), len(owners)
         say(
             f"  {len(guardians):,} guardians, {len(owners):,} devices inserted in "
-            f"{run.devices_seconds:.1f} s"
+            f"{run.devices_seconds:.1f} s ({_mix_cell(run.channels)})"
         )
         city = await read_city(db)
         by_guardian = dict(zip(guardians, counts, strict=True))
@@ -728,10 +757,12 @@ async def run_backend(
             emulator_port,
             settings.vapid_public_key,
             args.seed,
-            len(owners),
+            run.channels["webpush"],
             "storm",
         )
         await wait_until_up(emulator, f"{origin}/_admin/stats", emulator_log)
+        await start_native(cleanup, native)
+        emulators = Emulators({"webpush": origin, **native.origins})
         serve_port = free_port()
         base = f"http://127.0.0.1:{serve_port}"
         reppu = str(BIN / "reppu")
@@ -751,14 +782,14 @@ async def run_backend(
             httpx.AsyncClient(timeout=10.0) as admin,
         ):
             stats = await emulator_stats(admin, origin)
-            if int(stats["subscriptions"]) != len(owners):
+            if int(stats["subscriptions"]) != run.channels["webpush"]:
                 raise BenchError(f"the emulator holds {stats['subscriptions']} subscriptions")
             cities = sorted(city.admin_usernames)
             clients = await admin_clients(http, [city.admin_usernames[c] for c in cities])
             run.busy_before = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
             roles = {
                 "workers": [p.pid for p in worker_procs],
-                "emulator": [emulator.pid],
+                "emulator": [emulator.pid, *(p.pid for p in native.procs)],
                 "server": [serve.pid],
             }
             cpu0 = CpuSnapshot.take(roles, db_name)
@@ -770,13 +801,14 @@ async def run_backend(
             await send_bulletins(clients, cities)
             run.committed = time.monotonic() - t0
             say(f"  bulletins committed after {run.committed:.2f} s")
-            seen = await watch(admin, origin, db, t0, run.expected, 0, args.stall_timeout, version)
+            seen = await watch(emulators, db, t0, run.expected, 0, args.stall_timeout, version)
             cpu1 = CpuSnapshot.take(roles, db_name)
             elapsed = time.monotonic() - t0
         run.expanded, run.first, run.last = seen.expanded, seen.first, seen.last
         run.accepted = int(seen.stats["accepted"])
         run.distinct = int(seen.stats["distinct_tokens_accepted"])
         run.refused = dict(seen.stats.get("refused") or {})
+        run.accepted_by = {name: int(one["accepted"]) for name, one in emulators.by_channel.items()}
         run.finished = seen.finished and run.distinct == run.expected_devices
         cores = os.cpu_count() or 1
         used = {k: cpu1.groups[k] - cpu0.groups.get(k, 0.0) for k in cpu1.groups}
@@ -815,16 +847,20 @@ async def run_backend(
         elif args.profile:
             try:
                 run.profile = await profile_worker(
-                    cleanup, folder, env, base, origin, db, city, by_guardian, args, version
+                    cleanup, folder, env, base, emulators, db, city, by_guardian, args, version
                 )
             except BenchError as exc:  # the storm's figures stand without it
                 say(f"  profile failed: {exc}")
                 run.profile = f"not measured ({exc})"
         cleanup.stop(serve)
         cleanup.stop(emulator)
+        for proc in native.procs:
+            cleanup.stop(proc)
         run.log_errors = scan_logs(folder)
         return run, settings, subs
     finally:
+        if emulators is not None:
+            await emulators.aclose()
         if db is not None:
             await db.close()
         for admin_url, name in [d for d in cleanup.databases if d not in databases_before]:
@@ -924,7 +960,7 @@ async def profile_worker(
     folder: Path,
     env: dict[str, str],
     base: str,
-    origin: str,
+    emulators: Emulators,
     db: Db,
     city: City,
     by_guardian: dict[int, int],
@@ -949,17 +985,13 @@ async def profile_worker(
     proc = cleanup.start(cmd, env=env, log=log)
     try:
         await wait_for_line(proc, log, "Delivery worker on")
-        async with (
-            httpx.AsyncClient(base_url=base, timeout=60.0) as http,
-            httpx.AsyncClient(timeout=10.0) as admin,
-        ):
-            baseline = int((await emulator_stats(admin, origin))["accepted"])
+        async with httpx.AsyncClient(base_url=base, timeout=60.0) as http:
+            baseline = int((await emulators.stats())["accepted"])
             (client,) = await admin_clients(http, [city.admin_usernames[smallest]])
             t0 = time.monotonic()
             await send_bulletins([client], [smallest])
             seen = await watch(
-                admin,
-                origin,
+                emulators,
                 db,
                 t0,
                 expected,
@@ -1149,9 +1181,22 @@ def _storm_table(runs: list[StormRun], yard: Yardstick | None) -> list[str]:
     return lines
 
 
+_CHANNEL_NAMES = {"webpush": "Web Push", "fcm": "FCM", "apns": "APNs"}
+
+
+def _mix_cell(counts: dict[str, int]) -> str:
+    return ", ".join(f"{_CHANNEL_NAMES[k]} {v:,}" for k, v in counts.items() if v)
+
+
 def _setup_lines(runs: list[StormRun]) -> list[str]:
     lines = []
     for r in runs:
+        if any(r.channels.get(k) for k in ("fcm", "apns")):
+            lines.append(
+                f"- {r.version}, {r.workers} worker(s): devices by channel: "
+                f"{_mix_cell(r.channels)}; pushes accepted by each emulator: "
+                f"{_mix_cell(r.accepted_by)}"
+            )
         planned = ", ".join(f"{k} {v:,}" for k, v in r.planned.items())
         lines.append(
             f"- {r.version}, {r.workers} worker(s): migrate and demo city "
@@ -1258,7 +1303,7 @@ def make_entry(
     command = (
         f".venv/bin/python scripts/bench_storm.py --pupils {args.pupils} --seed {args.seed} "
         f"--devices-per-guardian {args.devices_per_guardian:g} --backend {args.backend}"
-        f" --pywebpush-sample {args.pywebpush_sample}"
+        f" --pywebpush-sample {args.pywebpush_sample} --mix {describe_mix(args.mix)}"
     )
     if args.workers:
         command += f" --workers {args.workers}"
@@ -1282,7 +1327,14 @@ def make_entry(
         "(the machine is shared)",
         f"- City: {people}. Each admin sends an urgent bulletin to its city's guardians "
         "(`bulletin.send` over `POST /sync/push`, all at once); the emulator runs under "
-        "uvicorn in one process and checks VAPID and decrypts every push; workers are "
+        "uvicorn in one process and checks VAPID and decrypts every push"
+        + (
+            " (FCM's and APNs' emulators, one process each, check the OAuth bearer and the "
+            "ES256 provider token of every push; APNs over HTTP/2)"
+            if any(args.mix[k] for k in ("fcm", "apns"))
+            else ""
+        )
+        + "; workers are "
         "`reppu worker` processes, settings at their defaults (50 requests at once per push "
         "service, claims of 200)"
         + (
@@ -1431,6 +1483,12 @@ def main() -> int:
         help="average devices per guardian, each 1 or 2 (1.5)",
     )
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument(
+        "--mix",
+        type=parse_mix,
+        default=parse_mix("webpush=1"),
+        help="devices' channels by weight, e.g. webpush=1,fcm=1,apns=1 (default: Web Push only)",
+    )
     parser.add_argument(
         "--workers",
         help="reppu worker processes: a count, or counts like 1,2 (each its own storm on a "

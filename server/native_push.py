@@ -9,9 +9,17 @@ service. Credentials are kept in memory only as long as they are good:
 * FCM's OAuth access token is fetched when first needed and kept until
   :data:`notifications.fcm.TOKEN_MARGIN` seconds before it expires; one fetch at a time, so a
   storm's first batch asks Google once, not 200 times. A 401 from FCM drops it.
-* The APNs provider token is signed when first needed and reused for 50 minutes
-  (:data:`notifications.apns.PROVIDER_TOKEN_REUSE`): Apple refuses one older than an hour and
-  one renewed more often than every 20 minutes. ``ExpiredProviderToken`` drops it.
+* The APNs provider token is signed when first needed and again when its 30-minute period
+  (:data:`notifications.apns.TOKEN_PERIOD`) ends: Apple refuses one older than an hour and
+  one renewed more often than every 20 minutes, and every worker process signs the very same
+  token in the same period (deterministic signature), so Apple sees one token per key
+  however many workers send. ``ExpiredProviderToken`` drops it.
+
+APNs gets a client of its own that speaks only HTTP/2 (:func:`apns_client`), and each APNs
+request carries a ``trace`` hook that checks, right after the TLS handshake and before a byte
+of the request goes out, that the server chose ``h2`` by ALPN: a server that did not (a proxy,
+a wrong ``REPPU_APNS_URL``) never sees the provider token. That, and a certificate the client
+does not trust, is a configuration error: reported once, not retried.
 
 Neither token, nor a device token, nor a message body is ever logged.
 """
@@ -22,10 +30,12 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import httpcore
 import httpx
 
 from notifications import apns, fcm
@@ -70,17 +80,72 @@ class _Unavailable(Exception):  # noqa: N818 -- an answer to give, not an error 
         self.judgement = judgement
 
 
-class NativeSender:
-    """Sends to FCM and APNs over one HTTP/2 client; see the module's docstring."""
+class _NotHttp2(httpcore.ConnectError):
+    """The APNs server did not choose HTTP/2 by ALPN: nothing was sent to it."""
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
+
+async def _require_h2(event: str, info: dict[str, Any]) -> None:
+    """httpcore's ``trace`` hook for APNs requests: refuse the connection when the TLS
+    handshake did not settle on ``h2``. Called before the request is written, so an HTTP/1.1
+    server is never sent the provider token."""
+    if event != "connection.start_tls.complete":
+        return
+    stream = info.get("return_value")
+    ssl_object = None if stream is None else stream.get_extra_info("ssl_object")
+    if ssl_object is None or ssl_object.selected_alpn_protocol() != "h2":
+        # httpcore drops the stream it just made when this hook raises: close it here.
+        if stream is not None:
+            await stream.aclose()
+        raise _NotHttp2("the server did not negotiate HTTP/2 (ALPN h2)")
+
+
+def apns_client(settings: Settings, verify: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+    """The client for APNs: HTTP/2 only (Apple speaks nothing else), at most
+    ``push_connections_per_origin`` connections. ``verify``: the trusted certificates
+    (``True``: the usual public roots; tests pass a context trusting their own)."""
+    return httpx.AsyncClient(
+        http1=False,
+        http2=True,
+        verify=verify,
+        timeout=NATIVE_TIMEOUT,
+        limits=httpx.Limits(max_connections=settings.push_connections_per_origin),
+    )
+
+
+def _refused_connection(exc: BaseException) -> str | None:
+    """Why a failed connection is our configuration's fault, not the network's (None: it may
+    be the network's, retry). Walks the exception's causes: httpx wraps httpcore's, which
+    wraps the ``ssl`` error."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _NotHttp2):
+            return "the server did not negotiate HTTP/2 (ALPN h2); check REPPU_APNS_URL"
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"its TLS certificate is not trusted ({seen.verify_message})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class NativeSender:
+    """Sends to FCM and APNs over HTTP/2; see the module's docstring. ``client`` carries both
+    services when given (tests); by default FCM gets one that may fall back to HTTP/1.1 and
+    APNs :func:`apns_client`'s."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient | None = None,
+        *,
+        apns: httpx.AsyncClient | None = None,
+    ) -> None:
         self._fcm: FcmAccount | None = settings.fcm
         self._apns: ApnsKey | None = settings.apns
         self.client = client or httpx.AsyncClient(
             http2=True,
             timeout=NATIVE_TIMEOUT,
-            limits=httpx.Limits(max_connections=2 * settings.push_connections_per_origin),
+            limits=httpx.Limits(max_connections=settings.push_connections_per_origin),
         )
+        self.apns_client = apns or client or apns_client(settings)
         self._gates = {
             name: asyncio.Semaphore(settings.push_connections_per_origin)
             for name in ("fcm", "apns")
@@ -89,11 +154,13 @@ class NativeSender:
         """FCM's access token and when to stop using it."""
         self._access_lock = asyncio.Lock()
         self._provider: tuple[str, dt.datetime] | None = None
-        """The APNs provider token and when it was issued."""
+        """The APNs provider token and its ``iat`` (its period's start)."""
         self._reported: set[str] = set()
 
     async def close(self) -> None:
         await self.client.aclose()
+        if self.apns_client is not self.client:
+            await self.apns_client.aclose()
 
     async def send(self, row: dict[str, Any], text: NativeText) -> Answer:
         """Send one delivery (``row``: its ``channel``, ``device_token``, ``urgent``,
@@ -209,11 +276,11 @@ class NativeSender:
             return Answer(None, Judgement(Verdict.CONFIG_ERROR, detail="APNs is not configured"))
         key = self._apns
         now = utc_now()
-        if self._provider is None or now - self._provider[1] >= apns.PROVIDER_TOKEN_REUSE:
+        if self._provider is None or self._provider[1] != apns.token_issued_at(now):
             signed = apns.provider_token(
                 private_key=key.private_key, key_id=key.key_id, team_id=key.team_id, now=now
             )
-            self._provider = (signed, now)
+            self._provider = (signed, apns.token_issued_at(now))
         headers = apns.headers(
             topic=key.topic,
             collapse=text.topic,
@@ -243,13 +310,24 @@ class NativeSender:
     async def _post(
         self, service: str, url: str, headers: dict[str, str], body: bytes
     ) -> tuple[int | None, dict[str, str], bytes]:
+        client = self.apns_client if service == "apns" else self.client
+        extensions = {"trace": _require_h2} if service == "apns" else {}
         async with self._gates[service]:
             try:
-                answer = await self.client.post(
-                    url, headers=headers, content=body, follow_redirects=False
+                answer = await client.post(
+                    url,
+                    headers=headers,
+                    content=body,
+                    follow_redirects=False,
+                    extensions=extensions,
                 )
-            except (httpx.TimeoutException, httpx.TransportError):
-                return None, {}, b""
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                why = _refused_connection(exc)
+                if why is None:
+                    return None, {}, b""
+                judgement = Judgement(Verdict.CONFIG_ERROR, detail=f"{service}: {why}")
+                self._report(service, None, judgement)
+                raise _Unavailable(judgement) from None
         return answer.status_code, dict(answer.headers), answer.content
 
     def _backoff(self, row: dict[str, Any], detail: str) -> Judgement:

@@ -43,7 +43,7 @@ from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteTransaction
 
 from schemas.errors import ErrorCode
-from schemas.sync import MutationCode, MutationIn, MutationResult, PushResponse
+from schemas.sync import MutationCode, MutationIn, MutationResult, MutationStatus, PushResponse
 from server.access import marks
 from server.catalogue import CATALOGUE
 from server.clock import utc_now
@@ -56,8 +56,8 @@ from server.push_body import Item, Refused, Unplaced
 from server.rejections import Reason, handler_reason, invalid_value, say
 from sync.policy import AccessFacts
 
-APPLIED = "applied"
-REJECTED = "rejected"
+APPLIED = MutationStatus.APPLIED
+REJECTED = MutationStatus.REJECTED
 _DUPLICATE = DUPLICATE
 _UNSTORABLE = (asyncpg.DataError, OverflowError, sqlite3.DataError)
 log = logging.getLogger("reppu.push")
@@ -87,7 +87,7 @@ async def _stored_results(client: int, ids: list[int]) -> dict[int, MutationResu
         for row in rows:
             found[int(row["mutation_id"])] = MutationResult(
                 id=int(row["mutation_id"]),
-                status=row["status"],
+                status=MutationStatus(row["status"]),
                 code=MutationCode(row["code"]) if row["code"] else None,
                 reason=row["reason"],
                 field=row["field"],

@@ -55,7 +55,7 @@ PUSH_TYPES = frozenset(
 )
 TOKEN_MAX_AGE = 3600
 TOKEN_MIN_REFRESH = 20 * 60
-_HEX = re.compile(r"[0-9a-f]{64,200}")
+_HEX = re.compile(r"(?:[0-9a-f]{2}){32,100}")
 
 
 @dataclass(slots=True)
@@ -89,6 +89,8 @@ class ApnsService:
     clock: Callable[[], float] = time.time
     require_http2: bool = False
     received: list[Received] = field(default_factory=list)
+    keep_received: bool = True
+    """False: keep no accepted notification (a benchmark's 100,000 would only fill memory)."""
     provider_tokens: int = 0
     """New provider tokens seen (a sender that reuses its token shows one an hour)."""
     _key: ec.EllipticCurvePrivateKey = field(
@@ -107,8 +109,11 @@ class ApnsService:
             serialization.NoEncryption(),
         ).decode()
 
-    def install(self) -> str:
-        token = secrets.token_hex(32)
+    def install(self, token: str | None = None) -> str:
+        """A new app install's device token (32 bytes, hex), or ``token`` when given (a
+        benchmark makes its own in another process)."""
+        if token is None:
+            token = secrets.token_hex(32)
         self._devices[token] = True
         return token
 
@@ -146,7 +151,8 @@ class ApnsService:
                 document["timestamp"] = int(self.clock() * 1000)
             await answer_json(send, refusal.status, document, refusal.headers)
             return
-        self.received.append(Received(token, request.headers, payload))
+        if self.keep_received:
+            self.received.append(Received(token, request.headers, payload))
         apns_id = request.headers.get("apns-id") or _uuid()
         await answer_json(send, 200, {}, {"apns-id": apns_id})
 

@@ -51,6 +51,19 @@ def test_the_check_covers_the_sync_module() -> None:
         assert f"import('../../typescript/contract').{name}" in sync
 
 
+@pytest.mark.parametrize("module", ["push.js", "dom.js", "format.js", "i18n.js"])
+def test_the_other_listed_modules_are_checked_too(tmp_path: Path, module: str) -> None:
+    # checkJs: a module listed in the config is checked whole, without `// @ts-check`.
+    for part in ("clients/pwa/js", "clients/typescript"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    path = tmp_path / "clients" / "pwa" / "js" / module
+    path.write_text(path.read_text() + "\ndocument.notAMethod();\n")
+    checked = _check(tmp_path)
+    assert checked.returncode != 0
+    assert f"js/{module}" in checked.stdout
+    assert "Property 'notAMethod' does not exist on type 'Document'" in checked.stdout
+
+
 def test_a_field_renamed_in_the_contract_fails_the_check(tmp_path: Path) -> None:
     # The same files in a copy, with has_more renamed as a server change would rename it.
     for part in ("clients/pwa/js", "clients/typescript"):

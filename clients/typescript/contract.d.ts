@@ -697,7 +697,7 @@ export type MutationResult = {
   /**
    * ``applied`` or ``rejected``. A replayed id gets the answer it got the first time.
    */
-  status: string;
+  status: MutationStatus;
   /**
    * Why it was rejected (absent when applied): branch on this, never on ``reason``.
    *
@@ -718,6 +718,11 @@ export type MutationResult = {
    */
   field?: string | null;
 };
+
+/**
+ * What became of a mutation. A new value would be a protocol version of its own.
+ */
+export type MutationStatus = "applied" | "rejected";
 
 /**
  * Why a mutation was rejected. Stable strings, like the error catalogue.

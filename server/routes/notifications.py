@@ -153,7 +153,9 @@ async def unsubscribe(
         await delete_subscriptions(PushSubscription.device == request.user.token_id)
 
 
-_APNS_TOKEN = re.compile(r"[0-9a-fA-F]{64,200}")
+_APNS_TOKEN = re.compile(r"(?:[0-9a-fA-F]{2}){32,100}")
+"""Hex of whole bytes (Apple's tokens are 32 bytes today, up to 100 allowed for): an odd
+number of digits is no byte string at all, and Apple would answer ``BadDeviceToken``."""
 _FCM_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 """Printable ASCII without spaces: FCM's registration tokens are base64url-ish with ``:``."""
 
@@ -184,7 +186,7 @@ def _check_device(settings: Settings, data: DeviceIn) -> str:
             ErrorCode.PUSH_INVALID_DEVICE_TOKEN,
             "FCM tokens are printable ASCII (at most 4,096 characters)."
             if data.platform is NativePlatform.FCM
-            else "APNs device tokens are 64 to 200 hexadecimal digits.",
+            else "APNs device tokens are 64 to 200 hexadecimal digits, an even number.",
             field="$.token",
         )
     return token

@@ -53,7 +53,31 @@ def test_the_apns_provider_token_names_key_and_team() -> None:
     claims = jwt.decode(
         signed, key.public_key(), algorithms=["ES256"], options={"verify_iat": False}
     )
-    assert claims == {"iss": "T1", "iat": int(NOW.timestamp())}
+    # iat is the start of NOW's 30-minute period: 08:15 is in the one from 08:00.
+    assert claims == {
+        "iss": "T1",
+        "iat": int(dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC).timestamp()),
+    }
+
+
+def test_every_process_signs_the_same_apns_token_in_a_period() -> None:
+    # Each worker process signs on its own; Apple must see one token per key, renewed no
+    # more often than every 20 minutes and never older than an hour.
+    pem = _pem(ec.generate_private_key(ec.SECP256R1()))
+
+    def sign(at: dt.datetime) -> str:
+        return apns.provider_token(private_key=pem, key_id="K1", team_id="T1", now=at)
+
+    first = sign(dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC))
+    assert sign(NOW) == first
+    assert sign(dt.datetime(2026, 11, 24, 8, 29, 59, tzinfo=dt.UTC)) == first
+    later = sign(dt.datetime(2026, 11, 24, 8, 30, tzinfo=dt.UTC))
+    assert later != first
+    assert jwt.decode(later, options={"verify_signature": False})["iat"] == int(
+        dt.datetime(2026, 11, 24, 8, 30, tzinfo=dt.UTC).timestamp()
+    )
+    # Apple's floor between renewals, and a token's longest life:
+    assert dt.timedelta(minutes=20) <= apns.TOKEN_PERIOD <= dt.timedelta(minutes=60)
 
 
 def test_fcm_message_carries_the_payload_as_data() -> None:

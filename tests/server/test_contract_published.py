@@ -386,6 +386,10 @@ async def test_the_document_names_every_record_type_and_mutation(
     occurred_at = schemas["MutationIn"]["properties"]["occurred_at"]
     assert "format" not in occurred_at  # an offset may be left out: read as UTC
     assert occurred_at["x-msgpack"] == "timestamp"
+    # A result's status is a closed set a generated client can switch on, not any string.
+    status = schemas["MutationResult"]["properties"]["status"]
+    assert status["$ref"] == REF("MutationStatus")
+    assert schemas["MutationStatus"]["enum"] == ["applied", "rejected"]
 
 
 def _sse_fields(message: ServerSentEventMessage) -> dict[str, str]:

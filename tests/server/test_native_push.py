@@ -144,6 +144,11 @@ async def test_registration_is_validated_and_idempotent(
          "push.invalid_device_token"),
         ({"platform": "apns", "token": "ab" * 31, "app_id": fx_apns.topic}, 422,
          "push.invalid_device_token"),
+        # Hex digits, long enough, but not whole bytes: no token Apple hands out.
+        ({"platform": "apns", "token": "a" * 65, "app_id": fx_apns.topic}, 422,
+         "push.invalid_device_token"),
+        ({"platform": "apns", "token": "a" * 199, "app_id": fx_apns.topic}, 422,
+         "push.invalid_device_token"),
         ({"platform": "fcm", "token": "has space", "app_id": ANDROID_APP}, 422,
          "push.invalid_device_token"),
         ({"platform": "fcm", "token": "x" * 4097, "app_id": ANDROID_APP}, 422, "request.invalid"),
