@@ -15,6 +15,7 @@ const SHELL = [
   '/js/app.js',
   '/js/views.js',
   '/js/forms.js',
+  '/js/children.js',
   '/js/dom.js',
   '/js/format.js',
   '/js/db.js',

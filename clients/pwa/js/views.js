@@ -7,6 +7,7 @@ import * as db from './db.js';
 import { api, ApiError } from './sync.js';
 import { dayTimetable, schoolToday, schoolWeek } from './timetable.js';
 import { formsView, formView, formStatusView } from './forms.js';
+import { childSwitcher, currentChild } from './children.js';
 import { pushSubscription, turnPushOn, turnPushOff } from './push.js';
 
 const has = (me, role) => (me.roles || []).includes(role);
@@ -48,27 +49,6 @@ export async function renderView(parts, ctx) {
 }
 
 // -- whose timetable -----------------------------------------------------------------------
-
-/** The child chosen in the switcher (guardians), or null. */
-export function currentChild(ctx) {
-  const children = ctx.state.me.children || [];
-  return children.find((c) => c.person.id === ctx.state.childId) || children[0] || null;
-}
-
-/** A guardian's switch between children: one button per child, the chosen one pressed. */
-export function childSwitcher(ctx) {
-  const children = ctx.state.me.children || [];
-  if (children.length < 2) return null;
-  const chosen = currentChild(ctx);
-  return h('div', { className: 'switcher', role: 'group', 'aria-label': t('choose_child') },
-    children.map((c) => h('button', {
-      type: 'button',
-      id: `child-${c.person.id}`,
-      'aria-pressed': String(c.person.id === chosen.person.id),
-      'data-child': c.person.id,
-      onclick: () => ctx.setChild(c.person.id),
-    }, c.person.given_name)));
-}
 
 function timetableGroups(ctx) {
   const me = ctx.state.me;
