@@ -16,6 +16,8 @@ const SHELL = [
   '/js/views.js',
   '/js/forms.js',
   '/js/children.js',
+  '/js/conversations.js',
+  '/js/outcomes.js',
   '/js/dom.js',
   '/js/format.js',
   '/js/db.js',
