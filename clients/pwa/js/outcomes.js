@@ -7,18 +7,25 @@ import { h } from './dom.js';
 import { t } from './i18n.js';
 import * as db from './db.js';
 
+// How long an applied change is listed as "sent": its record normally arrives within seconds
+// and then stands for it; the outcomes are kept far longer (to send again after a restore),
+// and a record that later left the device (a tie ended) must not bring its change back.
+const SENT_SHOWN_MS = 24 * 60 * 60 * 1000;
+
 /**
  * This device's changes named ``names`` whose args ``keep`` accepts, oldest first: each as
- * {id, name, args, state, outcome}, state 'waiting' (in the outbox), 'sent' (applied) or
- * 'refused' (rejected; until the person dismisses it).
+ * {id, name, args, state, outcome}, state 'waiting' (in the outbox), 'sent' (applied in the
+ * last day) or 'refused' (rejected; until the person dismisses it).
  */
 export async function localChanges(names, keep = () => true) {
   const wanted = new Set(names);
   const changes = [];
+  const recent = Date.now() - SENT_SHOWN_MS;
   for (const o of await db.outcomes()) {
     if (!wanted.has(o.name) || !o.args || !keep(o.args)) continue;
-    if (o.status === 'applied') changes.push({ id: o.id, name: o.name, args: o.args, state: 'sent', outcome: o });
-    else if (!o.seen) changes.push({ id: o.id, name: o.name, args: o.args, state: 'refused', outcome: o });
+    if (o.status === 'applied') {
+      if (Date.parse(o.at) >= recent) changes.push({ id: o.id, name: o.name, args: o.args, state: 'sent', outcome: o });
+    } else if (!o.seen) changes.push({ id: o.id, name: o.name, args: o.args, state: 'refused', outcome: o });
   }
   for (const m of await db.outbox()) {
     // A change queued again after a restore is in both: the outbox is the truth until answered.
