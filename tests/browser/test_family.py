@@ -231,6 +231,23 @@ def test_a_guardian_writes_and_reports_offline_and_sees_each_change_land(
         }
     assert people == {guardian["person"]["id"], teacher_id}
 
+    # A reply written offline waits in its thread, then is the message itself.
+    thread.locator("a").click()
+    page.locator("#main ol.messages li").first.wait_for()
+    fx_phone.set_offline(True)
+    page.locator("#main textarea[name=body]").fill("Kiitos vielä!")
+    page.locator("#main form button[type=submit]").click()
+    reply = page.locator("#main ol.messages li.is-waiting", has_text="Kiitos vielä!")
+    reply.wait_for()
+    assert reply.locator(".badge").inner_text() == WAITING["fi"]
+    assert page.evaluate(AUDIT) == []
+    fx_phone.set_offline(False)
+    _waiting(page, 0)
+    page.locator(
+        "#main ol.messages li.mine:not([data-change])", has_text="Kiitos vielä!"
+    ).wait_for()
+    assert page.locator("#main ol.messages li[data-change]").count() == 0
+
     # A report that starts yesterday: refused, in the list, in the person's words.
     page.goto("/#/absences")
     yesterday = (fx_server.today - dt.timedelta(days=1)).isoformat()
