@@ -66,6 +66,10 @@ class Me(msgspec.Struct):
     """Names (``kind:id``) of the partitions this person may read today."""
     language: LanguageSetting = msgspec.field(default_factory=LanguageSetting)
     """The language the person reads Reppu in, chosen or from the roster."""
+    pupil_conversation_schools: list[int] = []
+    """The schools where this person, as a pupil, may start a conversation with the teachers
+    and principals: those whose rules allow it (``pupils_start_conversations``). The app
+    offers "New message" to a pupil only there; staff and guardians may start one anyway."""
 
 
 class Health(msgspec.Struct):

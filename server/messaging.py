@@ -158,7 +158,7 @@ def _shared_organisation(viewer: AccessFacts, target: AccessFacts, day: dt.date)
     return min(cities) if cities else None
 
 
-async def _schools_letting_pupils_start(viewer: AccessFacts, day: dt.date) -> set[int]:
+async def schools_letting_pupils_start(viewer: AccessFacts, day: dt.date) -> set[int]:
     """The schools where ``viewer`` is a pupil today and whose rules let pupils start
     conversations with staff."""
     schools = sorted({g.school_id for g in viewer.groups_on(day, MembershipRole.PUPIL)})
@@ -180,7 +180,7 @@ async def _start_threads(ctx: MutationContext, args: MessageSendArgs) -> None:
     viewer, day = ctx.viewer, ctx.day
     viewer_roles = roles_on(viewer, day)
     # Pupils start conversations only where their school allows it, and only with its staff.
-    pupil_schools = await _schools_letting_pupils_start(viewer, day)
+    pupil_schools = await schools_letting_pupils_start(viewer, day)
     if not viewer_roles & (STAFF_ROLES | {Role.GUARDIAN}) and not pupil_schools:
         raise _refuse(
             MutationCode.FORBIDDEN,

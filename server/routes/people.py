@@ -17,6 +17,7 @@ from server.db.tables import Person
 from server.errors import ReppuError
 from server.identity import Principal
 from server.language import effective_language, supported
+from server.messaging import schools_letting_pupils_start
 from server.routes.ids import PathId
 from server.state import AppState
 from sync.policy import AccessFacts, Action, decide, readable_partitions, roles_on
@@ -95,6 +96,7 @@ async def me(request: Request[Principal, Any, Any]) -> Me:
         children=children,
         partitions=sorted(str(p) for p in readable_partitions(viewer, today)),
         language=_language(rows[viewer_id]),
+        pupil_conversation_schools=sorted(await schools_letting_pupils_start(viewer, today)),
     )
 
 

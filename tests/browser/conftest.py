@@ -181,6 +181,13 @@ class Server:
         return results
 
 
+@pytest.fixture(autouse=True)
+def fx_no_task_left_behind() -> None:
+    """Overrides tests/conftest.py's check for the app's tasks left in the test's event loop:
+    here the app runs in its own process (``reppu serve``), and the async fixture could not
+    even start, since Playwright's sync API keeps an event loop running in this thread."""
+
+
 @pytest.fixture(scope="module")
 def fx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``reppu serve`` over a fresh demo city, living on a school-day morning."""

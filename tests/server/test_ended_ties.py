@@ -281,6 +281,7 @@ async def test_ended_ties_see_what_a_stranger_sees(
             "roles": [],
             "children": [],
             "partitions": [f"inbox:{person}"],
+            "pupil_conversation_schools": [],
         }
         assert theirs["roles"] == theirs["children"] == []
         return

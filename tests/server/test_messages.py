@@ -505,12 +505,21 @@ async def test_pupils_start_conversations_with_staff_only_where_their_school_all
     ask = {"subject": "Läksyt", "body": "Mitkä olivat läksyt?"}
     refused = await change(olli, "message.send", to=[fx_city.teacher], **ask)
     assert (refused["status"], refused["code"]) == ("rejected", "mutation.forbidden")
+    # The app learns from /me where a pupil may start one (and so whether to offer it).
+    me = (await fx_client.get("/me", headers=olli.headers)).json()
+    assert me["pupil_conversation_schools"] == []
     principal = await device(fx_client, "principal")
     rules = {"pupils_explain_from_age": None, "pupils_start_conversations": True}
     answer = await fx_client.put(
         f"/schools/{fx_city.school_a}/rules", json=rules, headers=principal.headers
     )
     assert answer.status_code == 200, answer.text
+    me = (await fx_client.get("/me", headers=olli.headers)).json()
+    assert me["pupil_conversation_schools"] == [fx_city.school_a]
+    # Guardians and staff need no rule; eero's school has none.
+    for other in ("mother", "teacher", "eero"):
+        seen = await fx_client.get("/me", headers=(await device(fx_client, other)).headers)
+        assert seen.json()["pupil_conversation_schools"] == [], other
     allowed = await change(olli, "message.send", to=[fx_city.teacher], **ask)
     assert allowed["status"] == "applied", allowed
     teacher = await _synced(await device(fx_client, "teacher"))

@@ -7,6 +7,7 @@ import { t, setLanguage, language, languageOf } from './i18n.js';
 import * as db from './db.js';
 import { api, syncNow, followLive, events, ApiError, queue, queueAll } from './sync.js';
 import { renderView, navFor } from './views.js';
+import { reasonText } from './outcomes.js';
 
 const state = {
   me: null,
@@ -128,7 +129,7 @@ async function renderStatus() {
     rejectedBox.append(
       h('h2', {}, t('rejected_title')),
       h('ul', {}, rejected.map((o) => h('li', { className: 'rejected', 'data-code': o.code },
-        t('rejected_item', { what: t(`mutation_${(o.name || '').replace('.', '_')}`), reason: o.reason || o.code }),
+        t('rejected_item', { what: t(`mutation_${(o.name || '').replace('.', '_')}`), reason: reasonText(o) }),
         ' ',
         h('button', { type: 'button', className: 'link', onclick: async () => {
           const database = await db.openDb();
@@ -363,7 +364,9 @@ async function boot() {
     });
   }
   events.addEventListener('records', () => render());
-  events.addEventListener('outbox', () => renderStatus());
+  // Answers draw the view again (not only the banner): a list shows each change made here
+  // as waiting, sent or refused (js/outcomes.js).
+  events.addEventListener('outbox', (e) => (e.detail && e.detail.results ? render() : renderStatus()));
   events.addEventListener('auth', async () => {
     // The token is gone (revoked, expired): log in again; the outbox stays until then.
     if (state.stopLive) state.stopLive();

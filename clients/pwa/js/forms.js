@@ -6,7 +6,7 @@ import { when, dayLabel } from './format.js';
 import { t, language, localText } from './i18n.js';
 import * as db from './db.js';
 import { api } from './sync.js';
-import { childSwitcher, currentChild } from './views.js';
+import { childSwitcher, currentChild } from './children.js';
 
 async function requestsFor(pupilId) {
   const responses = (await db.recordsOf('form_response')).filter((r) => r.pupil_id === pupilId);

@@ -7,6 +7,9 @@ import * as db from './db.js';
 import { api, ApiError } from './sync.js';
 import { dayTimetable, schoolToday, schoolWeek } from './timetable.js';
 import { formsView, formView, formStatusView } from './forms.js';
+import { childSwitcher, currentChild, concerning } from './children.js';
+import { newMessageView, mayStartConversation, teacherNames } from './conversations.js';
+import { localChanges, stateBadge, refusal } from './outcomes.js';
 import { pushSubscription, turnPushOn, turnPushOff } from './push.js';
 
 const has = (me, role) => (me.roles || []).includes(role);
@@ -33,7 +36,9 @@ export async function renderView(parts, ctx) {
   switch (name) {
     case 'week': return timetableView(ctx, 'week');
     case 'roll': return rollCallView(ctx, Number(a), b);
-    case 'messages': return a ? threadView(ctx, Number(a)) : messagesView(ctx);
+    case 'messages':
+      if (a === 'new') return newMessageView(ctx);
+      return a ? threadView(ctx, Number(a)) : messagesView(ctx);
     case 'bulletins':
       if (a === 'new') return newBulletinView(ctx);
       if (a && b === 'report') return reportView(ctx, Number(a));
@@ -41,34 +46,13 @@ export async function renderView(parts, ctx) {
     case 'absences': return absencesView(ctx);
     case 'forms':
       if (isStaff(me)) return formStatusView(ctx, a ? Number(a) : null);
-      return a ? formView(ctx, Number(a)) : formsView(ctx);
+      return a ? withoutCustody(ctx, await formView(ctx, Number(a))) : formsView(ctx);
     case 'settings': return settingsView(ctx);
     default: return isStaff(me) ? teacherTodayView(ctx) : timetableView(ctx, 'today');
   }
 }
 
 // -- whose timetable -----------------------------------------------------------------------
-
-/** The child chosen in the switcher (guardians), or null. */
-export function currentChild(ctx) {
-  const children = ctx.state.me.children || [];
-  return children.find((c) => c.person.id === ctx.state.childId) || children[0] || null;
-}
-
-/** A guardian's switch between children: one button per child, the chosen one pressed. */
-export function childSwitcher(ctx) {
-  const children = ctx.state.me.children || [];
-  if (children.length < 2) return null;
-  const chosen = currentChild(ctx);
-  return h('div', { className: 'switcher', role: 'group', 'aria-label': t('choose_child') },
-    children.map((c) => h('button', {
-      type: 'button',
-      id: `child-${c.person.id}`,
-      'aria-pressed': String(c.person.id === chosen.person.id),
-      'data-child': c.person.id,
-      onclick: () => ctx.setChild(c.person.id),
-    }, c.person.given_name)));
-}
 
 function timetableGroups(ctx) {
   const me = ctx.state.me;
@@ -234,6 +218,7 @@ async function messagesView(ctx) {
   const me = ctx.state.me;
   const threads = await db.recordsOf('thread');
   const messages = await db.recordsOf('message');
+  const groups = await db.recordsOf('group');
   const read = await receiptsFor('message');
   const latest = new Map();
   const unread = new Map();
@@ -242,16 +227,32 @@ async function messagesView(ctx) {
     if (m.sender_id !== me.person.id && !read.has(m.id)) unread.set(m.thread_id, (unread.get(m.thread_id) || 0) + 1);
   }
   threads.sort((x, y) => ((latest.get(y.id) || y).sent_at || y.started_at).localeCompare((latest.get(x.id) || x).sent_at || x.started_at));
+  // Conversations started on this device: listed at once, with their state, until the
+  // threads they made arrive (a sent one is then that thread) or a refusal is dismissed.
+  const arrived = (args) => threads.some((th) => th.subject === args.subject
+    && args.to.every((id) => th.participants.some((p) => p.id === id)));
+  const started = (await localChanges(['message.send'], (args) => Array.isArray(args.to) && args.to.length > 0))
+    .filter((c) => c.state !== 'sent' || !arrived(c.args)).reverse();
+  const names = started.length ? await teacherNames() : new Map();
   return h('section', { 'aria-labelledby': 'view-title' },
     h('h1', { id: 'view-title' }, t('messages')),
+    mayStartConversation(me) ? h('a', { className: 'button', href: '#/messages/new', id: 'new-message-link' }, t('new_message')) : null,
+    started.length ? h('ul', { className: 'items', id: 'messages-local' }, started.map((c) => h('li', {
+      className: `item is-${c.state}`, 'data-change': c.id,
+    },
+    h('span', { className: 'what' }, h('span', { className: 'title-plain' }, c.args.subject),
+      h('span', { className: 'details' }, t('to_names', { names: c.args.to.map((id) => names.get(id) || id).join(', ') }))),
+    stateBadge(c.state), refusal(ctx, c)))) : null,
     threads.length ? h('ul', { className: 'items' }, threads.map((th) => {
       const other = th.participants.filter((p) => p.id !== me.person.id).map((p) => p.name).join(', ');
       const last = latest.get(th.id);
-      return h('li', { className: unread.get(th.id) ? 'item is-unread' : 'item' },
+      const about = concerning(me, groups, { organisation_id: th.organisation_id });
+      return h('li', { className: unread.get(th.id) ? 'item is-unread' : 'item', 'data-thread': th.id },
         h('a', { href: `#/messages/${th.id}` }, h('span', { className: 'title' }, th.subject),
-          h('span', { className: 'details' }, other, last ? ` · ${when(last.sent_at, language())}` : '')),
+          h('span', { className: 'details' }, other, last ? ` · ${when(last.sent_at, language())}` : ''),
+          about ? h('span', { className: 'details concerns' }, about) : null),
         unread.get(th.id) ? h('span', { className: 'badge' }, t('unread')) : null);
-    })) : h('p', { className: 'empty' }, t('threads_none')));
+    })) : (started.length ? null : h('p', { className: 'empty' }, t('threads_none'))));
 }
 
 async function threadView(ctx, threadId) {
@@ -265,16 +266,21 @@ async function threadView(ctx, threadId) {
   for (const m of messages) {
     if (m.sender_id !== me.person.id && !read.has(m.id)) await ctx.mutate('message.read', { id: m.id });
   }
-  const pending = (await db.outbox()).filter((m) => m.name === 'message.send' && m.args.thread_id === threadId);
+  // Replies from this device: waiting, sent (until the message itself arrives) or refused.
+  const mine = messages.filter((m) => m.sender_id === me.person.id);
+  const replies = (await localChanges(['message.send'], (args) => args.thread_id === threadId))
+    .filter((c) => c.state !== 'sent' || !mine.some((m) => m.body === c.args.body));
+  const about = concerning(me, await db.recordsOf('group'), { organisation_id: thread.organisation_id });
   const body = h('textarea', { name: 'body', rows: 3, required: true, maxlength: 10000, oninput: ctx.markDirty });
   return h('section', { 'aria-labelledby': 'view-title' }, back,
     h('h1', { id: 'view-title' }, thread.subject),
+    about ? h('p', { className: 'details concerns' }, about) : null,
     h('ol', { className: 'messages' },
       messages.map((m) => h('li', { className: m.sender_id === me.person.id ? 'mine' : 'theirs' },
         h('p', { className: 'from' }, `${m.sender_name} · ${when(m.sent_at, language())}`),
         h('p', { className: 'body' }, m.body))),
-      pending.map((m) => h('li', { className: 'mine is-pending' },
-        h('p', { className: 'from' }, t('pending')), h('p', { className: 'body' }, m.args.body)))),
+      replies.map((c) => h('li', { className: `mine is-${c.state}${c.state === 'waiting' ? ' is-pending' : ''}`, 'data-change': c.id },
+        h('p', { className: 'from' }, stateBadge(c.state), ' ', refusal(ctx, c)), h('p', { className: 'body' }, c.args.body)))),
     h('form', { className: 'card', onsubmit: async (e) => {
       e.preventDefault();
       if (!body.value.trim()) return;
@@ -290,6 +296,7 @@ async function bulletinsView(ctx) {
   const bulletins = (await db.recordsOf('bulletin')).sort((x, y) => y.sent_at.localeCompare(x.sent_at));
   const read = await receiptsFor('bulletin');
   const sending = isStaff(me) ? (await db.outbox()).filter((m) => m.name === 'bulletin.send') : [];
+  const groups = await db.recordsOf('group');
   return h('section', { 'aria-labelledby': 'view-title' },
     h('h1', { id: 'view-title' }, t('bulletins')),
     isStaff(me) ? h('a', { className: 'button', href: '#/bulletins/new', id: 'new-bulletin' }, t('new_bulletin')) : null,
@@ -299,10 +306,17 @@ async function bulletinsView(ctx) {
       className: `item${read.has(b.id) ? '' : ' is-unread'}${b.urgent ? ' is-urgent' : ''}`, 'data-bulletin': b.id,
     },
     h('a', { href: `#/bulletins/${b.id}` }, h('span', { className: 'title' }, b.title),
-      h('span', { className: 'details' }, `${b.author_name} · ${when(b.sent_at, language())}`)),
+      h('span', { className: 'details' }, `${b.author_name} · ${when(b.sent_at, language())}`),
+      concerningLine(me, groups, b)),
     b.urgent ? h('strong', { className: 'badge urgent' }, t('urgent')) : null,
     h('span', { className: 'badge' }, read.has(b.id) ? t('read') : t('unread')))))
       : h('p', { className: 'empty' }, t('bulletins_none')));
+}
+
+/** Which child and school a bulletin concerns (a guardian's children may be in two schools). */
+function concerningLine(me, groups, b, tag = 'span') {
+  const about = concerning(me, groups, { organisation_id: b.organisation_id, group_id: b.group_id });
+  return about ? h(tag, { className: 'details concerns' }, about) : null;
 }
 
 /** Whether the app offers this person the bulletin's delivery report: its author, and
@@ -321,6 +335,7 @@ async function bulletinView(ctx, id) {
     h('h1', { id: 'view-title' }, b.title),
     b.urgent ? h('strong', { className: 'badge urgent' }, t('urgent')) : null,
     h('p', { className: 'details' }, `${b.author_name} · ${when(b.sent_at, language())}`),
+    concerningLine(me, await db.recordsOf('group'), b, 'p'),
     h('p', { className: 'body' }, b.body),
     mayAskReport(me, b) ? h('a', { className: 'button', id: 'report-link', href: `#/bulletins/${id}/report` }, t('who_was_reached')) : null);
 }
@@ -454,6 +469,41 @@ async function newBulletinView(ctx) {
 
 const REASONS = ['illness', 'appointment', 'family', 'other'];
 
+/** The notice a guardian with a right to information only reads where a custodial one acts:
+ * why the controls below are disabled (their aria-describedby points here). */
+function custodyNotice(child, key) {
+  return h('p', { className: 'notice', id: 'cannot-act' }, t(key, { name: child.person.given_name }));
+}
+
+/** A form as forms.js draws it, for a child this guardian has no custody of: the answers
+ * shown read-only, "Submit" and "Sign" disabled, and the reason said before the act. */
+function withoutCustody(ctx, view) {
+  const me = ctx.state.me;
+  const child = has(me, 'guardian') && !has(me, 'pupil') ? currentChild(ctx) : null;
+  const form = view.querySelector('#form-fill');
+  if (!child || child.guardianship === 'custodial' || !form) return view;
+  for (const control of form.querySelectorAll('input, select, textarea, button')) {
+    control.disabled = true;
+    control.setAttribute('aria-describedby', 'cannot-act');
+  }
+  form.prepend(custodyNotice(child, 'info_only_forms'));
+  if (!form.querySelector('.actions')) {
+    form.append(h('div', { className: 'actions' },
+      h('button', { type: 'button', disabled: true, 'aria-describedby': 'cannot-act' }, t('submit')),
+      h('button', { type: 'button', id: 'sign', disabled: true, 'aria-describedby': 'cannot-act' }, t('sign'))));
+  }
+  return view;
+}
+
+const NOTICE_KIND = { 'absence.report': 'report', 'absence.explain': 'explanation' };
+
+/** Whether a notice record is the one a change from this device made. */
+function madeBy(change, notice) {
+  const a = change.args;
+  return NOTICE_KIND[change.name] === notice.kind && a.pupil_id === notice.pupil_id
+    && a.from_date === notice.from_date && a.to_date === notice.to_date && a.reason === notice.reason;
+}
+
 async function absencesView(ctx) {
   const child = currentChild(ctx);
   if (!child) return h('p', {}, t('no_lessons'));
@@ -461,47 +511,67 @@ async function absencesView(ctx) {
   const today = schoolToday();
   const prefill = ctx.state.explain || null;
   ctx.state.explain = null;
-  const kind = h('select', { name: 'kind', onchange: ctx.markDirty },
+  const custodial = child.guardianship === 'custodial';
+  // Without custody the form is still drawn, every control disabled and described by the
+  // reason, so the guardian learns before trying that only a custodial guardian may act.
+  const why = custodial ? undefined : 'cannot-act';
+  const off = { disabled: !custodial, 'aria-describedby': why };
+  const kind = h('select', { name: 'kind', onchange: ctx.markDirty, ...off },
     h('option', { value: 'absence.report', selected: !prefill }, t('kind_report')),
     h('option', { value: 'absence.explain', selected: Boolean(prefill) }, t('kind_explain')));
-  const from = h('input', { type: 'date', name: 'from_date', required: true, value: prefill || today, oninput: ctx.markDirty });
-  const to = h('input', { type: 'date', name: 'to_date', required: true, value: prefill || today, oninput: ctx.markDirty });
-  const reason = h('select', { name: 'reason' }, REASONS.map((r) => h('option', { value: r }, t(`reason_${r}`))));
-  const note = h('textarea', { name: 'note', rows: 2, maxlength: 500, oninput: ctx.markDirty });
-  const done = h('p', { role: 'status', className: 'ok' });
-  const custodial = child.guardianship === 'custodial';
+  const from = h('input', { type: 'date', name: 'from_date', required: true, value: prefill || today, oninput: ctx.markDirty, ...off });
+  const to = h('input', { type: 'date', name: 'to_date', required: true, value: prefill || today, oninput: ctx.markDirty, ...off });
+  const reason = h('select', { name: 'reason', ...off }, REASONS.map((r) => h('option', { value: r }, t(`reason_${r}`))));
+  const note = h('textarea', { name: 'note', rows: 2, maxlength: 500, oninput: ctx.markDirty, ...off });
+  const done = h('p', { role: 'status', className: 'ok', id: 'absence-done' }, ctx.state.absenceDone || '');
+  ctx.state.absenceDone = null;
   const notices = (await db.recordsOf('absence_notice')).filter((n) => n.pupil_id === pupilId)
     .sort((x, y) => y.from_date.localeCompare(x.from_date));
+  // What this device reported or explained: waiting, sent, refused. A sent one whose notice
+  // has arrived is shown as that notice (marked sent); the others are listed above them.
+  const changes = await localChanges(Object.keys(NOTICE_KIND), (args) => args.pupil_id === pupilId);
+  const sentHere = (n) => changes.some((c) => c.state === 'sent' && madeBy(c, n));
+  const local = changes.filter((c) => c.state !== 'sent' || !notices.some((n) => madeBy(c, n))).reverse();
   const lessons = new Map((await db.recordsOf('lesson')).map((l) => [l.id, l]));
   const unexplained = (await db.recordsOf('attendance'))
     .filter((a) => a.pupil_id === pupilId && a.status === 'unexplained')
     .sort((x, y) => y.on_date.localeCompare(x.on_date));
+  const notice = (range, n) => `${range} · ${t(`reason_${n.reason}`)}`;
   return h('section', { 'aria-labelledby': 'view-title' },
     h('h1', { id: 'view-title' }, t('absences')),
     childSwitcher(ctx),
     h('p', { className: 'whose', id: 'whose' }, `${child.person.given_name} ${child.person.family_name}`),
+    custodial ? null : custodyNotice(child, 'info_only_absences'),
     unexplained.length ? h('section', { 'aria-labelledby': 'unexplained-title' },
       h('h2', { id: 'unexplained-title' }, t('unexplained')),
       h('ul', { className: 'items' }, unexplained.map((a) => h('li', { className: 'item' },
         `${dayLabel(a.on_date, language())} ${(lessons.get(a.lesson_id) || {}).subject || ''}`, ' ',
-        custodial ? h('button', { type: 'button', className: 'link', onclick: () => { ctx.state.explain = a.on_date; ctx.rerender(); } }, t('explain')) : null)))) : null,
-    custodial ? h('form', { className: 'card', id: 'absence-form', onsubmit: async (e) => {
+        h('button', { type: 'button', className: 'link', ...off, onclick: () => { ctx.state.explain = a.on_date; ctx.rerender(); } }, t('explain')))))) : null,
+    h('form', { className: 'card', id: 'absence-form', 'aria-describedby': why, onsubmit: async (e) => {
       e.preventDefault();
+      if (!custodial) return;
       const args = { pupil_id: pupilId, from_date: from.value, to_date: to.value, reason: reason.value };
       if (note.value.trim()) args.note = note.value.trim();
       await ctx.mutate(kind.value, args);
       ctx.state.dirty = false;
-      done.textContent = t('queued');
+      ctx.state.absenceDone = t('queued');
       ctx.rerender();
     } },
     h('h2', {}, prefill ? t('explain_absence') : t('report_absence')),
     field(t('kind'), kind), field(t('from_date'), from), field(t('to_date'), to),
     field(t('reason'), reason), field(t('note'), note),
-    h('button', { type: 'submit' }, t('send')), done) : null,
+    h('button', { type: 'submit', ...off }, t('send')), done),
     h('h2', {}, t('notices')),
-    notices.length ? h('ul', { className: 'items' }, notices.map((n) => h('li', { className: 'item' },
-      `${dateRange(n.from_date, n.to_date, language())} · ${t(`reason_${n.reason}`)} · ${n.author_name}`)))
-      : h('p', { className: 'empty' }, t('notices_none')));
+    local.length ? h('ul', { className: 'items', id: 'notices-local' }, local.map((c) => h('li', {
+      className: `item is-${c.state}`, 'data-change': c.id,
+    },
+    h('span', { className: 'what' }, notice(dateRange(c.args.from_date, c.args.to_date, language()), c.args),
+      h('span', { className: 'details' }, t(`mutation_${c.name.replace('.', '_')}`))),
+    stateBadge(c.state), refusal(ctx, c)))) : null,
+    notices.length ? h('ul', { className: 'items', id: 'notices' }, notices.map((n) => h('li', { className: 'item', 'data-notice': n.id },
+      `${notice(dateRange(n.from_date, n.to_date, language()), n)} · ${n.author_name}`, ' ',
+      sentHere(n) ? stateBadge('sent') : null)))
+      : (local.length ? null : h('p', { className: 'empty' }, t('notices_none'))));
 }
 
 // -- settings ------------------------------------------------------------------------------

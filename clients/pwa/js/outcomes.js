@@ -1,0 +1,90 @@
+// What this device did, and what became of it, for the lists where it was done: an absence
+// report made offline is listed at once as "waiting to send", then "sent" or "refused" with
+// the reason, so that nobody sends it twice because the list still said "no reports".
+// The outbox (not answered yet) and the outcomes (the server's answers) are in js/db.js.
+
+import { h } from './dom.js';
+import { t } from './i18n.js';
+import * as db from './db.js';
+
+// How long an applied change is listed as "sent": its record normally arrives within seconds
+// and then stands for it; the outcomes are kept far longer (to send again after a restore),
+// and a record that later left the device (a tie ended) must not bring its change back.
+const SENT_SHOWN_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * This device's changes named ``names`` whose args ``keep`` accepts, oldest first: each as
+ * {id, name, args, state, outcome}, state 'waiting' (in the outbox), 'sent' (applied in the
+ * last day) or 'refused' (rejected; until the person dismisses it).
+ */
+export async function localChanges(names, keep = () => true) {
+  const wanted = new Set(names);
+  const changes = [];
+  const recent = Date.now() - SENT_SHOWN_MS;
+  for (const o of await db.outcomes()) {
+    if (!wanted.has(o.name) || !o.args || !keep(o.args)) continue;
+    if (o.status === 'applied') {
+      if (Date.parse(o.at) >= recent) changes.push({ id: o.id, name: o.name, args: o.args, state: 'sent', outcome: o });
+    } else if (!o.seen) changes.push({ id: o.id, name: o.name, args: o.args, state: 'refused', outcome: o });
+  }
+  for (const m of await db.outbox()) {
+    // A change queued again after a restore is in both: the outbox is the truth until answered.
+    if (!wanted.has(m.name) || !keep(m.args)) continue;
+    const i = changes.findIndex((c) => c.id === m.id);
+    const change = { id: m.id, name: m.name, args: m.args, state: 'waiting', outcome: null };
+    if (i >= 0) changes[i] = change; else changes.push(change);
+  }
+  return changes.sort((x, y) => x.id - y.id);
+}
+
+// A rejection in the reader's language, by its stable code (schemas/sync.py, MutationCode);
+// the most specific text first: for this mutation, then for the code alone. The server's own
+// sentence is shown only for a code this app does not know (a newer server).
+const KNOWN_CODES = new Set([
+  'mutation.unknown', 'mutation.invalid_args', 'mutation.forbidden', 'mutation.not_found',
+  'mutation.out_of_order', 'mutation.too_late', 'mutation.conflict',
+]);
+
+// The form fields a rejection's ``field`` may name, by their labels in the app.
+const FIELD_LABELS = {
+  '$.from_date': 'from_date', '$.to_date': 'to_date', '$.reason': 'reason', '$.note': 'note',
+  '$.subject': 'message_subject', '$.body': 'message_body', '$.to': 'message_to',
+};
+
+/** The words for a rejected change (an outcome or a mutation result), in the app's language:
+ * the text for this mutation and field, else for this mutation, else for the code (then
+ * naming the field, when it is one the person filled in). */
+export function reasonText(result) {
+  const code = result.code || '';
+  if (!KNOWN_CODES.has(code)) return result.reason || code;
+  const base = code.replace('mutation.', 'refused_');
+  const name = (result.name || '').replace('.', '_');
+  const field = (result.field || '').replace(/\[\d+\]$/, '');
+  for (const key of [`${base}_${name}_${field.replace('$.', '')}`, `${base}_${name}`]) {
+    const text = t(key);
+    if (text !== key) return text;
+  }
+  const label = FIELD_LABELS[field];
+  return label ? `${t(base)} ${t('refused_field', { field: t(label) })}` : t(base);
+}
+
+/** Mark a refusal as seen: it leaves the list and the banner's box of rejected changes. */
+export async function dismiss(outcome) {
+  const database = await db.openDb();
+  const tx = database.transaction('outcomes', 'readwrite');
+  tx.objectStore('outcomes').put({ ...outcome, seen: true });
+  await db.committed(tx);
+}
+
+/** The badge of a change's state: "waiting to send", "sent" or "refused". */
+export function stateBadge(state) {
+  return h('span', { className: `badge state-${state}`, 'data-state': state }, t(`change_${state}`));
+}
+
+/** A refused change's reason and its "Dismiss" button (which draws the view again). */
+export function refusal(ctx, change) {
+  if (change.state !== 'refused') return null;
+  return h('span', { className: 'refusal' },
+    h('span', { className: 'error' }, reasonText(change.outcome)), ' ',
+    h('button', { type: 'button', className: 'link', onclick: async () => { await dismiss(change.outcome); ctx.rerender(); } }, t('dismiss')));
+}

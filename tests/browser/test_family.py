@@ -1,0 +1,360 @@
+"""The families' views (issue 18): a guardian starts a conversation with a child's teacher
+and reports an absence, offline, and each stays in its list as "waiting to send", then
+"sent" (or "refused" with the reason, in the person's language); bulletins and messages say
+which child and school they concern; a guardian with a right to information only sees why
+they cannot report absences or sign, the controls disabled; a pupil gets "New message" only
+once the school allows it. Each view passes the accessibility audit (``audit.js``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import (
+    Server,
+    idb,
+    log_in,
+    reference_store,
+    shot,
+    wait_for_worker,
+    wait_until,
+)
+from tests.browser.test_accessibility import AUDIT
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+WAITING = {"fi": "odottaa lähettämistä", "sv": "väntar på att skickas", "en": "waiting to send"}
+FORBIDDEN_REPORT = {
+    "fi": "Vain lapsen huoltajat voivat ilmoittaa poissaoloista.",
+    "sv": "Bara barnets vårdnadshavare kan anmäla frånvaro.",
+    "en": "Only the child's custodial guardians can report absences.",
+}
+INFO_ONLY = {
+    "fi": "Sinulla on tiedonsaantioikeus lapseen {name}, ei huoltajuutta. Näet poissaolot, mutta"
+    " vain huoltajat voivat ilmoittaa ja selvittää niitä.",
+    "sv": "Du har rätt att få information om {name}, men inte vårdnad. Du ser frånvaron, men"
+    " bara vårdnadshavarna kan anmäla och förklara den.",
+    "en": "You have a right to information about {name}, not custody. You see the absences, but"
+    " only the custodial guardians can report and explain them.",
+}
+INFO_ONLY_FORMS = {
+    "fi": "Sinulla on tiedonsaantioikeus lapseen {name}, ei huoltajuutta. Näet lomakkeen, mutta"
+    " vain huoltajat voivat täyttää ja allekirjoittaa sen.",
+    "sv": "Du har rätt att få information om {name}, men inte vårdnad. Du ser blanketten, men"
+    " bara vårdnadshavarna kan fylla i och underteckna den.",
+    "en": "You have a right to information about {name}, not custody. You see the form, but"
+    " only the custodial guardians can fill it in and sign it.",
+}
+REPORT_AHEAD = "Poissaolo ilmoitetaan etukäteen, tästä päivästä alkaen. Menneet päivät selvitetään."
+
+
+def _waiting(page: Any, n: int) -> None:
+    page.wait_for_function(
+        f"document.getElementById('status').dataset.waiting === '{n}'", timeout=30_000
+    )
+
+
+def _synced(server: Server, token: str, groups: list[int]) -> tuple[dict[int, str], set[str]]:
+    """The teachers (id: name) of ``groups`` as the reference client's synced lessons name
+    them, and the names of those groups' schools."""
+    store = reference_store(server, token)
+    teachers = {
+        r["teacher_id"]: r["teacher_name"]
+        for r in store.records("lesson").values()
+        if r["group_id"] in groups and r.get("teacher_id")
+    }
+    schools = {r["school_name"] for r in store.records("group").values() if r["id"] in groups}
+    return teachers, schools
+
+
+def _set_language(server: Server, username: str, language: str) -> None:
+    with sqlite3.connect(server.database, timeout=30) as db:
+        db.execute(
+            "UPDATE person SET ui_language = ? WHERE id = "
+            "(SELECT person FROM account WHERE username = ?)",
+            (language, username),
+        )
+
+
+@pytest.fixture(scope="module")
+def fx_info_child(fx_server: Server) -> dict[str, Any]:
+    """demo-guardian-info's child without custody, with a form to sign waiting for them."""
+    me = fx_server.call(fx_server.login("demo-guardian-info")["token"], "GET", "/me")
+    child: dict[str, Any] = next(
+        c for c in me["children"] if c["guardianship"] == "information_only"
+    )
+    admin = fx_server.login("demo-admin")
+    city = next(
+        int(p.split(":")[1])
+        for p in fx_server.call(admin["token"], "GET", "/me")["partitions"]
+        if p.startswith("municipality:")
+    )
+    words = {"fi": "Retkilupa", "sv": "Utflyktslov", "en": "Trip permission"}
+    definition = fx_server.call(
+        admin["token"],
+        "POST",
+        "/forms/definitions",
+        {
+            "organisation_id": city,
+            "definition": {
+                "key": "retkilupa-family",
+                "languages": ["fi", "sv", "en"],
+                "title": words,
+                "signing": "any_custodian",
+                "fields": [{"id": "ok", "kind": "consent", "required": True, "label": words}],
+            },
+        },
+    )
+    requested = fx_server.push(
+        admin["token"],
+        "browser-family-form",
+        [
+            {
+                "name": "form.request",
+                "args": {
+                    "definition_id": definition["id"],
+                    "group_id": child["group_ids"][0],
+                    "due_on": (fx_server.today + dt.timedelta(days=7)).isoformat(),
+                    "pupil_ids": [child["person"]["id"]],
+                },
+            }
+        ],
+    )
+    assert requested[0]["status"] == "applied", requested
+    return child
+
+
+def test_a_guardian_writes_and_reports_offline_and_sees_each_change_land(
+    fx_phone: Any, fx_server: Server
+) -> None:
+    login = fx_server.login("demo-guardian")
+    guardian = fx_server.call(login["token"], "GET", "/me")
+    _, second = guardian["children"]
+    teachers, schools = _synced(fx_server, login["token"], second["group_ids"])
+    assert teachers
+    (school,) = schools
+
+    # A bulletin to the second child's group, to see which child and school it concerns.
+    admin = fx_server.login("demo-admin")
+    sent = fx_server.push(
+        admin["token"],
+        "browser-family-bulletin",
+        [
+            {
+                "name": "bulletin.send",
+                "args": {
+                    "audience": "group",
+                    "audience_id": second["group_ids"][0],
+                    "title": "Luistelemaan torstaina",
+                    "body": "Ottakaa luistimet mukaan.",
+                },
+            }
+        ],
+    )
+    assert sent[0]["status"] == "applied", sent
+
+    page = fx_phone.new_page()
+    log_in(page, "demo-guardian")
+    wait_for_worker(page)
+    page.goto("/#/bulletins")
+    item = page.locator("#main li.item[data-bulletin]", has_text="Luistelemaan")
+    item.wait_for()
+    about = item.locator(".concerns").inner_text()
+    assert about == f"Koskee: {second['person']['given_name']} · {school}"
+    assert page.evaluate(AUDIT) == []
+
+    # A new conversation, written offline, with one of the second child's teachers.
+    page.goto("/#/messages")
+    page.locator("#new-message-link").click()
+    page.locator(f"#child-{second['person']['id']}").click()
+    page.locator(f"#child-{second['person']['id']}[aria-pressed='true']").wait_for()
+    offered = page.locator("#recipients input[name=to]").evaluate_all(
+        "i => i.map(x => Number(x.value))"
+    )
+    assert set(offered) == set(teachers)
+    assert page.evaluate(AUDIT) == []
+    shot(page, "guardian-new-message")
+    teacher_id = offered[0]
+    fx_phone.set_offline(True)
+    page.locator("#new-message input[name=subject]").fill("Luistimet")
+    page.locator("#new-message textarea[name=body]").fill("Hei! Sopivatko lainaluistimet?")
+    page.locator("#new-message button[type=submit]").click()
+    assert page.locator("#new-message-error").inner_text() == "Valitse ainakin yksi vastaanottaja."
+    page.locator(f"#recipients input[value='{teacher_id}']").check()
+    page.locator("#new-message button[type=submit]").click()
+    started = page.locator("#messages-local li.item", has_text="Luistimet")
+    started.wait_for()
+    assert started.locator(".badge").inner_text() == WAITING["fi"]
+    assert teachers[teacher_id] in started.inner_text()
+
+    # An absence report, offline too: listed at once, not "no notices".
+    page.goto("/#/absences")
+    form = page.locator("#absence-form")
+    form.wait_for()
+    form.locator("select[name=reason]").select_option("illness")
+    form.locator("button[type=submit]").click()
+    waiting = page.locator("#notices-local li.is-waiting")
+    waiting.wait_for()
+    assert page.locator("#main .empty").count() == 0
+    assert page.locator("#absence-done").inner_text()
+    _waiting(page, 2)
+    assert page.evaluate(AUDIT) == []
+    shot(page, "guardian-absence-waiting")
+
+    # Back online: both are sent; the report is the notice now, marked sent.
+    fx_phone.set_offline(False)
+    _waiting(page, 0)
+    page.locator("#notices .badge[data-state='sent']").wait_for()
+    assert page.locator("#notices li.item[data-notice]").count() == 1
+    assert page.locator("#notices-local").count() == 0
+    page.goto("/#/messages")
+    thread = page.locator("#main li.item[data-thread]", has_text="Luistimet")
+    thread.wait_for()
+    assert thread.locator(".concerns").inner_text() == about
+    assert page.locator("#messages-local").count() == 0
+    with sqlite3.connect(fx_server.database, timeout=30) as db:
+        rows = db.execute(
+            "SELECT t.id, m.sender, m.body FROM thread t JOIN message m ON m.thread = t.id "
+            "WHERE t.subject = 'Luistimet'"
+        ).fetchall()
+        assert [(r[1], r[2]) for r in rows] == [
+            (guardian["person"]["id"], "Hei! Sopivatko lainaluistimet?")
+        ]
+        people = {
+            r[0]
+            for r in db.execute(
+                "SELECT person FROM thread_participant WHERE thread = ?", (rows[0][0],)
+            )
+        }
+    assert people == {guardian["person"]["id"], teacher_id}
+
+    # A reply written offline waits in its thread, then is the message itself.
+    thread.locator("a").click()
+    page.locator("#main ol.messages li").first.wait_for()
+    fx_phone.set_offline(True)
+    page.locator("#main textarea[name=body]").fill("Kiitos vielä!")
+    page.locator("#main form button[type=submit]").click()
+    reply = page.locator("#main ol.messages li.is-waiting", has_text="Kiitos vielä!")
+    reply.wait_for()
+    assert reply.locator(".badge").inner_text() == WAITING["fi"]
+    assert page.evaluate(AUDIT) == []
+    fx_phone.set_offline(False)
+    _waiting(page, 0)
+    page.locator(
+        "#main ol.messages li.mine:not([data-change])", has_text="Kiitos vielä!"
+    ).wait_for()
+    assert page.locator("#main ol.messages li[data-change]").count() == 0
+
+    # A report that starts yesterday: refused, in the list, in the person's words.
+    page.goto("/#/absences")
+    yesterday = (fx_server.today - dt.timedelta(days=1)).isoformat()
+    form.locator("input[name=from_date]").fill(yesterday)
+    form.locator("input[name=to_date]").fill(yesterday)
+    form.locator("button[type=submit]").click()
+    refused = page.locator("#notices-local li.is-refused")
+    refused.wait_for()
+    assert REPORT_AHEAD in refused.inner_text()
+    assert REPORT_AHEAD in page.locator("#rejected").inner_text()
+    assert page.evaluate(AUDIT) == []
+    shot(page, "guardian-absence-refused")
+    refused.locator("button").click()
+    page.locator("#notices-local").wait_for(state="detached")
+    page.locator("#rejected").wait_for(state="hidden")
+
+
+@pytest.mark.parametrize("lang", ["fi", "sv", "en"])
+def test_a_guardian_without_custody_is_told_why_before_acting(
+    fx_phone: Any, fx_server: Server, fx_info_child: dict[str, Any], lang: str
+) -> None:
+    _set_language(fx_server, "demo-guardian-info", lang)
+    child = fx_info_child
+    name = child["person"]["given_name"]
+    page = fx_phone.new_page()
+    log_in(page, "demo-guardian-info")
+    page.goto("/#/absences")
+    chooser = page.locator(f"#child-{child['person']['id']}")
+    if chooser.count():
+        chooser.click()
+    notice = page.locator("#cannot-act")
+    notice.wait_for()
+    assert notice.inner_text() == INFO_ONLY[lang].format(name=name)
+    form = page.locator("#absence-form")
+    controls = form.locator("input, select, textarea, button")
+    assert controls.count() >= 6
+    assert controls.evaluate_all("c => c.every(x => x.disabled)")
+    assert form.locator("button[type=submit]").get_attribute("aria-describedby") == "cannot-act"
+    assert page.evaluate(AUDIT) == []
+    shot(page, f"guardian-info-only-{lang}")
+
+    # A form: read-only, "Sign" disabled, and why.
+    page.goto("/#/forms")
+    page.locator("#main li.item a").first.click()
+    page.locator("#form-fill #cannot-act").wait_for()
+    assert page.locator("#cannot-act").inner_text() == INFO_ONLY_FORMS[lang].format(name=name)
+    fill = page.locator("#form-fill")
+    assert fill.locator("input, button").evaluate_all(
+        "c => c.length > 2 && c.every(x => x.disabled)"
+    )
+    assert page.locator("#sign").is_disabled()
+    assert page.evaluate(AUDIT) == []
+    shot(page, f"guardian-info-only-form-{lang}")
+
+    # Should a report reach the server anyway (an older app), its refusal is in their words.
+    page.evaluate(
+        """async (pupil) => {
+        const sync = await import('/js/sync.js');
+        await sync.queue('absence.report', {pupil_id: pupil, from_date: window.reppuToday,
+          to_date: window.reppuToday, reason: 'illness'});
+        await window.reppu.trySync();
+        }""".replace("window.reppuToday", f"'{fx_server.today.isoformat()}'"),
+        child["person"]["id"],
+    )
+    rejected = page.locator("#rejected li.rejected[data-code='mutation.forbidden']")
+    rejected.wait_for()
+    assert FORBIDDEN_REPORT[lang] in rejected.inner_text()
+    page.goto("/#/absences")
+    assert FORBIDDEN_REPORT[lang] in page.locator("#notices-local li.is-refused").inner_text()
+
+
+def test_a_pupil_starts_a_conversation_once_the_school_allows_it(
+    fx_phone: Any, fx_server: Server
+) -> None:
+    login = fx_server.login("demo-pupil")
+    me = fx_server.call(login["token"], "GET", "/me")
+    assert me["pupil_conversation_schools"] == []
+    page = fx_phone.new_page()
+    log_in(page, "demo-pupil")
+    page.goto("/#/messages")
+    page.locator("#main h1").wait_for()
+    assert page.locator("#new-message-link").count() == 0
+
+    groups = [int(p.split(":")[1]) for p in me["partitions"] if p.startswith("group:")]
+    store = reference_store(fx_server, login["token"])
+    school = next(r["school_id"] for r in store.records("group").values() if r["id"] in groups)
+    principal = fx_server.login("demo-principal")
+    fx_server.call(
+        principal["token"],
+        "PUT",
+        f"/schools/{school}/rules",
+        {"pupils_explain_from_age": None, "pupils_start_conversations": True},
+    )
+    page.reload()
+    page.locator("#new-message-link").click()
+    recipients = page.locator("#recipients input[name=to]")
+    recipients.first.wait_for()
+    assert page.evaluate(AUDIT) == []
+    recipients.first.check()
+    page.locator("#new-message input[name=subject]").fill("Läksyt")
+    page.locator("#new-message textarea[name=body]").fill("Mitkä olivat läksyt?")
+    page.locator("#new-message button[type=submit]").click()
+    thread = page.locator("#main li.item[data-thread]", has_text="Läksyt")
+    thread.wait_for()
+    assert thread.locator(".concerns").count() == 0  # a pupil's messages are their own
+    applied = wait_until(
+        page, "return (await db.outcomes()).filter(o => o.name === 'message.send');"
+    )
+    assert [o["status"] for o in applied] == ["applied"]
+    assert idb(page, "return (await db.outbox()).length;") == 0
