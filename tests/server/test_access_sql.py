@@ -12,9 +12,25 @@ from __future__ import annotations
 
 import datetime as dt
 
-from schemas.core import MembershipRole, OrganisationKind, PartitionKind, StaffRoleKind
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.core import (
+    GuardianshipKind,
+    MembershipRole,
+    OrganisationKind,
+    PartitionKind,
+    StaffRoleKind,
+)
 from server.access import load_access_facts, readers_condition
-from server.db.tables import Membership, Organisation, Person, SchoolGroup, StaffRole
+from server.db.tables import (
+    Guardianship,
+    Membership,
+    Organisation,
+    Person,
+    SchoolGroup,
+    StaffRole,
+)
 from sync.policy import Partition, readable_partitions
 from tests.city import City
 
@@ -112,3 +128,76 @@ async def test_several_partitions_are_any_of_them(fx_city: City) -> None:
     ]
     assert await _readers(wanted, c.today) == {c.teacher, c.mother}
     assert await _readers([], c.today) == set()
+
+
+_DAYS = st.integers(min_value=-3, max_value=3)
+_TIES = settings(
+    max_examples=25,
+    deadline=None,
+    # The city is made once for the test; each example's ties are removed after it.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def _validity(c: City, start: int, length: int | None) -> tuple[dt.date, dt.date | None]:
+    first = c.today + dt.timedelta(days=start)
+    return first, None if length is None else first + dt.timedelta(days=length)
+
+
+@_TIES
+@given(data=st.data())
+async def test_random_ties_give_the_same_readers(fx_city: City, data: st.DataObject) -> None:
+    """Random memberships, guardianships and staff roles among the city's people, each with
+    a validity that may start or end around today: the SQL's readers are the policy's."""
+    c = fx_city
+    people = [c.aino, c.eero, c.olli, c.mother, c.father, c.teacher, c.principal, c.admin]
+    groups = [c.class_5a, c.class_5b, c.math_a, c.class_3c]
+    organisations = [c.city, c.school_a, c.school_b]
+    pick = st.sampled_from
+    validity = st.tuples(_DAYS, st.none() | st.integers(min_value=0, max_value=3))
+    memberships = data.draw(
+        st.lists(st.tuples(pick(groups), pick(people), pick(list(MembershipRole)), validity),
+                 max_size=4),
+        label="memberships",
+    )  # fmt: skip
+    wards = data.draw(
+        st.lists(st.tuples(pick(people), pick(people), validity), max_size=3), label="wards"
+    )
+    staff = data.draw(
+        st.lists(st.tuples(pick(people), pick(organisations), pick(list(StaffRoleKind)), validity),
+                 max_size=3),
+        label="staff",
+    )  # fmt: skip
+    made: list[Membership | Guardianship | StaffRole] = []
+    for g, p, role, (start, length) in memberships:
+        first, last = _validity(c, start, length)
+        made.append(Membership(group=g, person=p, role=role, valid_from=first, valid_to=last))
+    for guardian, pupil, (start, length) in wards:
+        first, last = _validity(c, start, length)
+        made.append(
+            Guardianship(
+                guardian=guardian,
+                pupil=pupil,
+                kind=GuardianshipKind.CUSTODIAL,
+                valid_from=first,
+                valid_to=last,
+            )
+        )
+    for p, o, role, (start, length) in staff:
+        first, last = _validity(c, start, length)
+        made.append(StaffRole(person=p, organisation=o, role=role, valid_from=first, valid_to=last))
+    for row in made:
+        await row.save()
+    try:
+        partitions = [Partition(k, g) for k in _GROUP_KINDS for g in groups]
+        partitions += [Partition(k, o) for k in _ORG_KINDS for o in organisations]
+        partitions += [Partition(k, p) for k in _PERSON_KINDS for p in people]
+        facts = await load_access_facts(people)
+        readable = {p: readable_partitions(facts[p], c.today) for p in people}
+        for partition in partitions:
+            by_policy = {p for p in people if partition in readable[p]}
+            by_sql = await _readers([partition], c.today) & set(people)
+            assert by_sql == by_policy, (str(partition), memberships, wards, staff)
+    finally:
+        for row in made:
+            await type(row).delete().where(type(row).id == row.id)
