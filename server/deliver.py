@@ -124,7 +124,8 @@ class Lane:
     name: str
     channel: str
     urgent: tuple[bool, ...]
-    """The urgencies it takes, urgent first (each one an ordered scan of ``delivery_claim``)."""
+    """The urgencies it takes, urgent first (each one an ordered scan of the partial index
+    ``delivery_claim_queued``, which holds only queued deliveries)."""
     lease: dt.timedelta
     """How long a claim holds its rows unless renewed: renewed every ``lease / 4`` while the
     batch is in hand (however long its requests take), so it only runs out for a worker that
