@@ -34,7 +34,6 @@ import contextlib
 import datetime as dt
 import logging
 import secrets
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,7 +124,8 @@ class Lane:
     name: str
     channel: str
     urgent: tuple[bool, ...]
-    """The urgencies it takes, urgent first (each one an ordered scan of ``delivery_claim``)."""
+    """The urgencies it takes, urgent first (each one an ordered scan of the partial index
+    ``delivery_claim_queued``, which holds only queued deliveries)."""
     lease: dt.timedelta
     """How long a claim holds its rows unless renewed: renewed every ``lease / 4`` while the
     batch is in hand (however long its requests take), so it only runs out for a worker that
@@ -513,6 +513,30 @@ class AppriseSender:
         return Outcome(row["id"], "queued", not_before=retry_at, detail=reason)
 
 
+# A batch's outcomes are one statement per chunk of rows, whatever their mix (sent, gone,
+# failed, retry later): a statement per outcome cost the database (and the worker) a round
+# trip per push. Only rows still held by the claim are written. ``{rows}`` becomes one
+# ``(id, status, not_before, last_status, detail)`` tuple of bound values per outcome, typed
+# on PostgreSQL (a VALUES list infers no types from its use); a NULL ``not_before`` keeps the
+# row's own (only a retry moves it).
+_OUTCOMES = (
+    "WITH v(id, status, not_before, last_status, detail) AS (VALUES {rows}) "
+    "UPDATE delivery SET status = v.status, "
+    "not_before = COALESCE(v.not_before, delivery.not_before), "
+    "last_status = v.last_status, detail = v.detail, lease_until = NULL, claim = NULL, "
+    "updated_at = {{}} FROM v WHERE delivery.id = v.id AND delivery.claim = {{}}"
+)
+_OUTCOME_ROW = {
+    "sqlite": "({}, {}, {}, {}, {})",
+    "postgres": (
+        "(CAST({} AS BIGINT), CAST({} AS TEXT), CAST({} AS TIMESTAMPTZ), CAST({} AS INTEGER), "
+        "CAST({} AS TEXT))"
+    ),
+}
+OUTCOME_CHUNK = 500
+"""Outcomes per statement: 2,500 bound values, far below either database's limit."""
+
+
 async def record_outcomes(
     engine: Engine[Any],
     outcomes: Sequence[Outcome],
@@ -529,13 +553,7 @@ async def record_outcomes(
     if not outcomes and not release:
         return
     now = utc_now()
-    simple: dict[tuple[str, int | None, str], list[int]] = defaultdict(list)
-    retries = []
-    for o in outcomes:
-        if o.not_before is None:
-            simple[(o.status, o.last_status, o.detail[:200])].append(o.delivery_id)
-        else:
-            retries.append(o)
+    row_sql = _OUTCOME_ROW["postgres" if isinstance(engine, PostgresEngine) else "sqlite"]
     async with write_transaction(engine):
         if release:
             await run_sql(
@@ -544,58 +562,44 @@ async def record_outcomes(
                 claim,
                 *release,
             )
-        for (status, last_status, detail), ids in simple.items():
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                await run_sql(
-                    "UPDATE delivery SET status = {}, last_status = {}, detail = {}, "
-                    "lease_until = NULL, claim = NULL, updated_at = {} "
-                    f"WHERE claim = {{}} AND id IN ({marks(len(chunk))})",
-                    status,
-                    last_status,
-                    detail,
-                    now,
-                    claim,
-                    *chunk,
-                )
-        for o in retries:
-            await Delivery.update(
-                {
-                    Delivery.status: o.status,
-                    Delivery.not_before: o.not_before,
-                    Delivery.last_status: o.last_status,
-                    Delivery.detail: o.detail[:200],
-                    Delivery.lease_until: None,
-                    Delivery.claim: None,
-                    Delivery.updated_at: now,
-                }
-            ).where((Delivery.id == o.delivery_id) & (Delivery.claim == claim))
+        for start in range(0, len(outcomes), OUTCOME_CHUNK):
+            chunk = outcomes[start : start + OUTCOME_CHUNK]
+            values: list[Any] = []
+            for o in chunk:
+                values += [o.delivery_id, o.status, o.not_before, o.last_status, o.detail[:200]]
+            sql = _OUTCOMES.format(rows=", ".join(row_sql for _ in chunk))
+            await run_sql(sql, *values, now, claim)
         gone = [o.delivery_id for o in outcomes if o.status == "gone" and o.last_status]
         if gone:
-            rows = await Delivery.raw(
-                "SELECT channel, target, person FROM delivery WHERE channel IN ('fcm', 'apns') "
-                f"AND id IN ({marks(len(gone))})",
-                *gone,
-            )
-            # FCM's UNREGISTERED or 404, APNs' 410 or BadDeviceToken: the app is gone from
-            # that phone (or its token was replaced), and so is our row.
-            for r in rows:
-                await delete_native_devices(
-                    (NativeDevice.id == r["target"])
-                    & (NativeDevice.person == r["person"])
-                    & (NativeDevice.platform == r["channel"])
-                )
-            rows = await Delivery.raw(
-                "SELECT target, person FROM delivery WHERE channel = 'webpush' "
-                f"AND id IN ({marks(len(gone))})",
-                *gone,
-            )
-            # The push service said the subscription is gone (404/410): so is ours, with
-            # whatever else was waiting for it.
-            for r in rows:
-                await delete_subscriptions(
-                    (PushSubscription.id == r["target"]) & (PushSubscription.person == r["person"])
-                )
+            await _forget_gone(gone)
+
+
+async def _forget_gone(gone: Sequence[int]) -> None:
+    """Delete the subscriptions and native devices these deliveries went to: their push
+    service said they are gone. Only the one the delivery's person still owns (an id is
+    never taken as someone else's)."""
+    rows = await Delivery.raw(
+        "SELECT channel, target, person FROM delivery WHERE channel IN ('fcm', 'apns') "
+        f"AND id IN ({marks(len(gone))})",
+        *gone,
+    )
+    # FCM's UNREGISTERED or 404, APNs' 410 or BadDeviceToken: the app is gone from
+    # that phone (or its token was replaced), and so is our row.
+    for r in rows:
+        await delete_native_devices(
+            (NativeDevice.id == r["target"])
+            & (NativeDevice.person == r["person"])
+            & (NativeDevice.platform == r["channel"])
+        )
+    rows = await Delivery.raw(
+        "SELECT s.id FROM delivery d JOIN push_subscription s ON s.id = d.target "
+        f"AND s.person = d.person WHERE d.channel = 'webpush' AND d.id IN ({marks(len(gone))})",
+        *gone,
+    )
+    # The push service said the subscription is gone (404/410): so is ours, with
+    # whatever else was waiting for it; all of the batch's at once.
+    if rows:
+        await delete_subscriptions(PushSubscription.id.is_in([int(r["id"]) for r in rows]))
 
 
 def native_outcome(delivery_id: int, answer: Answer) -> Outcome:

@@ -3,11 +3,13 @@
 1. A domain write that must notify calls :func:`enqueue` inside its own transaction, so the
    outbox entry commits (or vanishes) with the message, bulletin or lesson change.
 2. A worker claims an open outbox entry with a short, renewed lease (:func:`expand_next`)
-   and expands its audience in batches of people, in person-id order: candidates by SQL, then
-   *the access policy* keeps those who may read the item's partition today, then each
-   distinct preference among them is planned (``notifications/schedule.py``: modes, quiet hours, the
-   urgent lane), and one ``INSERT ... SELECT`` per plan writes a delivery for each of its
-   people's logged-in devices and channels. The deliveries and the new ``expanded_to`` commit
+   and expands its audience in batches of people, in person-id order. One statement reads a
+   batch (:func:`next_batch`): the candidates, whether *the access policy* lets each read the
+   item's partition today (the policy's rules as SQL, ``server.access.readers_condition``),
+   and their preference rows. Each distinct preference among those let in is planned
+   (``notifications/schedule.py``: modes, quiet hours, the urgent lane), and one
+   ``INSERT ... SELECT`` per plan writes a delivery for each of its people's logged-in
+   devices and channels. The deliveries and the new ``expanded_to`` commit
    in one transaction per batch; the deliveries' unique ``key`` makes a repeated batch (after a
    crash or a lost lease) write nothing twice.
 3. Digests: :func:`assemble_digests` gathers due ``digest`` deliveries into one delivery per
@@ -36,14 +38,14 @@ from notifications.webpush import TTL_SECONDS, Kind
 from schemas.core import PartitionKind
 from schemas.forms import FormDefinition, SigningRule
 from schemas.messages import Audience, AudienceRole
-from server.access import load_access_facts, marks
+from server.access import marks, readers_condition
 from server.audiences import bulletin_partitions
 from server.clock import school_today, utc_now
 from server.db.bulk import insert_values, run_sql
 from server.db.engine import write_transaction
 from server.db.notify_tables import Delivery, NativeDevice, Outbox, PushSubscription
 from server.leases import Heartbeat
-from sync.policy import AccessFacts, Partition, readable_partitions
+from sync.policy import Partition
 
 log = logging.getLogger("reppu.fanout")
 _form_definition = msgspec.json.Decoder(FormDefinition)
@@ -52,8 +54,6 @@ EXPAND_BATCH = 5000
 """Candidates expanded per transaction: the batch's deliveries are one INSERT ... SELECT, so a
 larger batch costs the writer little more, and the audience's next-batch query runs fewer
 times (the storm benchmark, docs/benchmarks.md)."""
-POLICY_CHUNK = 2000
-"""Candidates whose access facts are loaded at once (each a bound value of its queries)."""
 OUTBOX_LEASE = dt.timedelta(seconds=20)
 """An outbox entry's lease while one of its batches is expanded, renewed every quarter of it
 (``server/leases.py``): a killed expander's entry is taken over within this."""
@@ -284,8 +284,8 @@ async def remind_forms_due(today: dt.date) -> int:
     return len(rows)
 
 
-async def candidates(audit: Audit, after: int, limit: int) -> list[int]:
-    """The next ``limit`` candidates after person ``after``, in person-id order.
+def _union(audit: Audit, after: int, limit: int) -> tuple[str, list[Any]]:
+    """The next ``limit`` candidates after person ``after``, in person-id order, as a query.
 
     Each source is asked for its own first ``limit`` after ``after`` (an ordered index scan,
     not the whole audience), and the union's first ``limit`` are the answer: the first
@@ -299,12 +299,31 @@ async def candidates(audit: Audit, after: int, limit: int) -> list[int]:
             f"AND {part.column} > {{}}) AS s{index} ORDER BY p LIMIT {{}}) AS t{index}"
         )
         args += [*part.args, after, limit]
+    sql = f"SELECT DISTINCT p FROM ({' UNION '.join(selects)}) AS audience ORDER BY p LIMIT {{}}"
+    return sql, [*args, limit]
+
+
+async def next_batch(audit: Audit, after: int, limit: int, day: dt.date) -> list[dict[str, Any]]:
+    """The next ``limit`` candidates after person ``after``, in person-id order, in one
+    statement: each with ``allowed`` (1 when the access policy lets them read one of the
+    item's partitions on ``day``; ``server.access.readers_condition``, the policy's rules in
+    SQL, so a city's 200,000 guardians are never loaded into Python one by one) and their
+    preference row's columns (``chosen`` NULL: no row, the defaults)."""
+    union, union_args = _union(audit, after, limit)
+    if audit.partitions:
+        wanted = [Partition.parse(name) for name in audit.partitions]
+        allowed, allowed_args = readers_condition("a.p", wanted, day)
+    else:
+        allowed, allowed_args = "true", []
     rows = await Outbox.raw(
-        f"SELECT DISTINCT p FROM ({' UNION '.join(selects)}) AS audience ORDER BY p LIMIT {{}}",
-        *args,
-        limit,
+        f"SELECT a.p AS person, CASE WHEN {allowed} THEN 1 ELSE 0 END AS allowed, "
+        "np.person AS chosen, np.webpush, np.apprise, np.quiet_start, np.quiet_end, "
+        f"np.digest_at FROM ({union}) AS a LEFT JOIN notify_preference np ON np.person = a.p "
+        "ORDER BY a.p",
+        *allowed_args,
+        *union_args,
     )
-    return [int(r["p"]) for r in rows]
+    return list(rows)
 
 
 # --- channels and preferences ------------------------------------------------------------
@@ -348,10 +367,6 @@ FROM (
 ) AS r WHERE true
 ON CONFLICT (key) DO NOTHING
 RETURNING id"""
-_PREFERENCES = (
-    "SELECT person, webpush, apprise, quiet_start, quiet_end, digest_at FROM notify_preference "
-    "WHERE person IN ({people})"
-)
 _SQLITE_MARKS = {
     "people": "SELECT value FROM json_each({})",
     **dict.fromkeys(("text", "bigint", "boolean", "date", "timestamp"), "{}"),
@@ -362,7 +377,7 @@ _POSTGRES_MARKS = {
     "timestamp": "CAST({} AS TIMESTAMPTZ)",
 }
 _SQL = {
-    backend: (_PLANNED.format(**marks_of), _PREFERENCES.format(**marks_of))
+    backend: _PLANNED.format(**marks_of)
     for backend, marks_of in (("sqlite", _SQLITE_MARKS), ("postgres", _POSTGRES_MARKS))
 }
 
@@ -396,32 +411,30 @@ def _plans(prefs: Preferences, urgent: bool, now: dt.datetime) -> tuple[_Row, _R
     )
 
 
-async def plan_groups(
-    engine: Engine[Any], people: Sequence[int], urgent: bool, now: dt.datetime
+def plan_groups(
+    rows: Sequence[dict[str, Any]], urgent: bool, now: dt.datetime
 ) -> dict[tuple[_Row, _Row], list[int]]:
-    """``people`` grouped by their plans (Web Push, apprise): usually a single group, since
-    everyone without a preference row has the defaults."""
-    if not people:
-        return {}
-    chosen: dict[int, Preferences] = {}
-    rows = await Outbox.raw(_SQL[_backend(engine)][1], _people_value(engine, people))
-    for r in rows:
-        try:
-            chosen[r["person"]] = Preferences(
-                webpush=PlanMode(r["webpush"]),
-                apprise=PlanMode(r["apprise"]),
-                quiet_start=r["quiet_start"],
-                quiet_end=r["quiet_end"],
-                digest_at=r["digest_at"],
-            )
-        except ValueError:
-            # One person's unusable row must never hold up a bulletin for everyone: they
-            # get the defaults (the API refuses such rows; this is for what slipped in).
-            log.warning("person %s: unusable notification preferences; using defaults", r["person"])
+    """The people of ``rows`` (from :func:`next_batch`: a person and their preference row's
+    columns, ``chosen`` NULL without one) grouped by their plans (Web Push, apprise): usually
+    a single group, since everyone without a preference row has the defaults."""
     by_prefs: dict[Preferences, tuple[_Row, _Row]] = {}
     groups: dict[tuple[_Row, _Row], list[int]] = defaultdict(list)
-    for person in people:
-        prefs = chosen.get(person, _DEFAULTS)
+    for r in rows:
+        person = int(r["person"])
+        prefs = _DEFAULTS
+        if r["chosen"] is not None:
+            try:
+                prefs = Preferences(
+                    webpush=PlanMode(r["webpush"]),
+                    apprise=PlanMode(r["apprise"]),
+                    quiet_start=r["quiet_start"],
+                    quiet_end=r["quiet_end"],
+                    digest_at=r["digest_at"],
+                )
+            except ValueError:
+                # One person's unusable row must never hold up a bulletin for everyone: they
+                # get the defaults (the API refuses such rows; this is for what slipped in).
+                log.warning("person %s: unusable notification preferences; using defaults", person)
         if prefs not in by_prefs:
             by_prefs[prefs] = _plans(prefs, urgent, now)
         groups[by_prefs[prefs]].append(person)
@@ -439,7 +452,7 @@ async def insert_planned(
 ) -> int:
     """Write the deliveries of each plan group (a key that exists already is left as it is);
     returns how many were new. Call inside a write transaction."""
-    sql = _SQL[_backend(engine)][0]
+    sql = _SQL[_backend(engine)]
     written = 0
     for (webpush, apprise_plan), people in groups.items():
         made = await run_sql(
@@ -502,21 +515,6 @@ async def _claim_outbox(engine: Engine[Any]) -> dict[str, Any] | None:
     return entry
 
 
-def readers(
-    wanted: frozenset[Partition],
-    people: Sequence[int],
-    facts: dict[int, AccessFacts],
-    day: dt.date,
-) -> list[int]:
-    """Those of ``people`` whom the policy lets read one of ``wanted`` (the item's
-    partitions) today."""
-    return [
-        p
-        for p in people
-        if p in facts and not wanted.isdisjoint(readable_partitions(facts[p], day))
-    ]
-
-
 async def expand_next(engine: Engine[Any], *, batch: int = EXPAND_BATCH) -> int:
     """Expand one batch of one open outbox entry; returns the deliveries written (at least 1
     when an entry was worked on; 0: idle)."""
@@ -553,16 +551,10 @@ async def _expand(engine: Engine[Any], entry: dict[str, Any], now: dt.datetime, 
             )
         return 0
     after = int(entry["expanded_to"])
-    found = await candidates(audit, after, batch)
-    people = [p for p in found if p != audit.exclude]
-    if audit.partitions:
-        wanted = frozenset(Partition.parse(name) for name in audit.partitions)
-        allowed: list[int] = []
-        for start in range(0, len(people), POLICY_CHUNK):
-            chunk = people[start : start + POLICY_CHUNK]
-            allowed += readers(wanted, chunk, await load_access_facts(chunk), day)
-        people = allowed
-    groups = await plan_groups(engine, people, bool(entry["urgent"]), now)
+    rows = await next_batch(audit, after, batch, day)
+    found = [int(r["person"]) for r in rows]
+    chosen = [r for r in rows if r["allowed"] and r["person"] != audit.exclude]
+    groups = plan_groups(chosen, bool(entry["urgent"]), now)
     finished = len(found) < batch
     async with write_transaction(engine):
         written = await insert_planned(engine, entry, groups, now)

@@ -6,6 +6,10 @@ and staff roles, with their validity periods) and a date; the server loads the f
 (``server/access.py``), this module decides. Deny by default: a permission exists only where
 a rule below grants it, and each grant names its reason, so a test or an audit can tell why.
 
+``readable_partitions`` has a twin in SQL for the notification fan-out
+(``server.access.readers_condition``, tested to agree in ``tests/server/test_access_sql.py``):
+change a rule here, change it there.
+
 Partitions are the units synced data lives in (``schemas.core.PartitionKind`` says what each
 holds). A person reads:
 

@@ -843,3 +843,59 @@ async def test_each_batch_plans_every_device_and_channel_as_the_schedule_says(
     )
     assert await expand_next(fx_db) == 1
     assert len(await deliveries()) == len(rows)
+
+
+async def test_a_batch_of_mixed_outcomes_is_written_at_once(
+    fx_client: httpx.AsyncClient,
+    fx_city: City,
+    fx_db: Engine[Any],
+    fx_settings: Settings,
+    fx_push: PushService,
+) -> None:
+    """Sent, gone (the subscription is deleted), retry later, failed and released rows of one
+    claim, written together (``record_outcomes``' one statement per chunk); rows the claim
+    no longer holds are left alone."""
+    await _many_devices(fx_client, fx_push, 6)
+    await _bulletin(
+        fx_client,
+        "teacher",
+        audience="group",
+        audience_id=fx_city.class_5b,
+        title="t",
+        body="b",
+    )
+    await make_worker(fx_db, fx_settings, fx_push).expand_once()
+    taken = await claim(fx_db, NORMAL, limit=10)
+    sent, gone, later, failed, released, lost = taken.ids
+    await Delivery.update({Delivery.claim: "another worker's"}).where(Delivery.id == lost)
+    retry_at = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
+    await record_outcomes(
+        fx_db,
+        [
+            Outcome(sent, "sent", last_status=201),
+            Outcome(gone, "gone", last_status=410, detail="push service: gone"),
+            Outcome(later, "queued", not_before=retry_at, last_status=503, detail="x" * 300),
+            Outcome(failed, "failed", last_status=400, detail="bad request"),
+            Outcome(lost, "failed", detail="late"),
+        ],
+        claim=taken.token,
+        release=[released],
+    )
+    rows = {r["id"]: r for r in await deliveries()}
+    assert rows[sent]["status"] == "sent"
+    assert rows[sent]["last_status"] == 201
+    assert rows[gone]["status"] == "gone"
+    assert rows[gone]["detail"] == "push service: gone"
+    assert rows[later]["status"] == "queued"
+    assert rows[later]["not_before"] == retry_at
+    assert (rows[later]["last_status"], rows[later]["detail"]) == (503, "x" * 200)
+    assert (rows[failed]["status"], rows[failed]["last_status"]) == ("failed", 400)
+    assert rows[failed]["not_before"] == rows[sent]["not_before"]  # only a retry moves it
+    for done in (sent, gone, later, failed):
+        assert (rows[done]["claim"], rows[done]["lease_until"]) == (None, None)
+    assert rows[released]["status"] == "queued"
+    assert (rows[released]["claim"], rows[released]["attempts"]) == (None, 0)
+    assert (rows[lost]["status"], rows[lost]["claim"]) == ("queued", "another worker's")
+    remaining = {r["id"] for r in await PushSubscription.select(PushSubscription.id)}
+    assert rows[gone]["target"] not in remaining
+    assert {rows[i]["target"] for i in (sent, later, failed, released, lost)} <= remaining
