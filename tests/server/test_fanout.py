@@ -284,14 +284,16 @@ async def test_a_slow_batch_keeps_its_rows_while_it_works(
     held = _HeldTransport(slow.push.transport)
     slow.push.transport = held
     await slow.expand_once()
-    quick = dataclasses.replace(NORMAL, lease=dt.timedelta(seconds=0.4))  # renewed every 0.1 s
+    # Renewed every 0.3 s: a lease this short still leaves a loaded machine (CI's) 0.9 s for
+    # each renewal's statement; 0.4 s lapsed there once.
+    quick = dataclasses.replace(NORMAL, lease=dt.timedelta(seconds=1.2))
     sending = asyncio.create_task(slow.send_once(quick))
     for _ in range(500):
         if held.waiting == len(tokens):
             break
         await asyncio.sleep(0.01)
     assert held.waiting == len(tokens)
-    await asyncio.sleep(1.5)  # nearly four leases
+    await asyncio.sleep(4.0)  # over three leases
     other = make_worker(fx_db, fx_settings, fx_push)
     assert await other.send_once(quick) == 0, "the slow batch's rows were taken over"
     held.gate.set()
