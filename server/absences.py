@@ -53,7 +53,7 @@ from server.db.tables import (
     Person,
     SchoolGroup,
 )
-from server.fanout import enqueue
+from server.fanout import enqueue_many
 from server.messaging import names
 from server.mutations import MutationContext, MutationRejectedError
 from server.sync_store import RecordWrite, write_records
@@ -706,8 +706,8 @@ async def _tell_guardians(today: dt.date, writes: list[RecordWrite]) -> None:
     if not first_of:
         return
     told = await run_sql(_TOLD.format(pupils=marks(len(first_of))), today, *first_of)
-    for pupil in sorted(set(first_of) - {r["pupil"] for r in told}):
-        await enqueue("absence", first_of[pupil], urgent=False)
+    untold = sorted(set(first_of) - {r["pupil"] for r in told})
+    await enqueue_many("absence", [first_of[pupil] for pupil in untold], urgent=False)
 
 
 # --- notices and leave -------------------------------------------------------------------

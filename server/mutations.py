@@ -93,7 +93,8 @@ class MutationSpec:
     batch: BatchHandler | None = None
     """Optional: the same mutation applied to a run of calls in one go (a roll call is 25
     marks). It must give each call the outcome the handler would give it alone, in order:
-    so only for mutations whose checks do not depend on what the calls before them wrote."""
+    so only for mutations whose checks do not depend on what the calls before them wrote. It
+    refuses before it writes anything: it runs without a savepoint of its own."""
     prepare: Prepare | None = None
     """Optional: called once per push with every call of this mutation in it (replays too,
     since the client's position is read only inside the write transaction), before the first

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import itertools
 import secrets
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1212,3 +1213,38 @@ async def test_a_roll_calls_checks_are_read_once_before_the_write_like_the_handl
     assert prepared.memo[("lesson", 2**31 - 1)] is None
     assert prepared.memo[("change", s.lesson_5a, s.today)]["substitute_teacher"] == s.substitute
     assert prepared.memo[("pupils", s.class_7c, s.today)] == frozenset(s.pupils_7c)
+
+
+async def test_a_value_the_database_refuses_in_a_roll_call_rejects_that_mark_alone(
+    fx_client: httpx.AsyncClient, fx_school: School, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batch runs without a savepoint: when the database refuses a value after some of the
+    # batch is written, the whole transaction is undone and applied again mark by mark.
+    s = fx_school
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    doomed = s.pupils_7c[5]
+    insert_values = absences.insert_values
+
+    async def refusing(table: str, columns: Any, rows: Any, **kwargs: Any) -> Any:
+        written = await insert_values(table, columns, rows, **kwargs)
+        if table == "roll_mark" and any(row[0] == doomed for row in rows):
+            raise sqlite3.DataError("a value out of range")
+        return written
+
+    monkeypatch.setattr(absences, "insert_values", refusing)
+    mark = {"lesson_id": s.lesson_7c, "on_date": s.today, "status": "present"}
+    sent = [teacher.mutation("attendance.mark", pupil_id=p, **mark) for p in s.pupils_7c]
+    before = await _written()
+    results = await teacher.push(sent)
+    assert [(r["status"], r.get("code")) for r in results] == [
+        ("rejected", "mutation.invalid_args") if p == doomed else ("applied", None)
+        for p in s.pupils_7c
+    ]
+    after = await _written()
+    assert after["roll_mark"] - before["roll_mark"] == CLASS_SIZE - 1
+    assert after["attendance"] - before["attendance"] == CLASS_SIZE - 1
+    assert after["sync_mutation"] - before["sync_mutation"] == CLASS_SIZE
+    assert await _status(doomed, s.lesson_7c, s.today) is None
+    # Sent again: the same answers, nothing more written.
+    assert await teacher.push(sent) == results
+    assert await _written() == after
