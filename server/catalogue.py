@@ -16,6 +16,7 @@ from server.absences import (
     explain_absence,
     mark_attendance,
     mark_attendance_batch,
+    prepare_marks,
     report_absence,
     request_leave,
 )
@@ -32,7 +33,9 @@ CATALOGUE: dict[str, MutationSpec] = {
         MutationSpec("message.read", ReadArgs, read_message),
         MutationSpec("bulletin.send", BulletinSendArgs, send_bulletin),
         MutationSpec("bulletin.read", ReadArgs, read_bulletin),
-        MutationSpec("attendance.mark", MarkArgs, mark_attendance, mark_attendance_batch),
+        MutationSpec(
+            "attendance.mark", MarkArgs, mark_attendance, mark_attendance_batch, prepare_marks
+        ),
         MutationSpec("absence.report", NoticeArgs, report_absence),
         MutationSpec("absence.explain", NoticeArgs, explain_absence),
         MutationSpec("leave.request", NoticeArgs, request_leave),

@@ -86,6 +86,20 @@ async def enqueue(kind: str, item_id: int, *, urgent: bool) -> None:
     )
 
 
+async def enqueue_many(kind: str, item_ids: Sequence[int], *, urgent: bool) -> None:
+    """:func:`enqueue` for several items of one kind, in one statement (a roll call's
+    absences); call inside the items' transaction."""
+    if not item_ids:
+        return
+    now = utc_now()
+    expires = now + dt.timedelta(seconds=TTL_SECONDS[kind_of(kind, urgent)])
+    await insert_values(
+        "outbox",
+        ("kind", "item_id", "urgent", "created_at", "expires_at", "expanded_to"),
+        [(kind, item_id, urgent, now, expires, 0) for item_id in item_ids],
+    )
+
+
 # --- audiences ---------------------------------------------------------------------------
 
 _VALID = "valid_from <= {} AND (valid_to IS NULL OR valid_to >= {})"

@@ -80,6 +80,9 @@ BatchHandler = Callable[
     [Sequence[tuple[MutationContext, Any]]], Awaitable[list[MutationRejectedError | None]]
 ]
 """Applies a run of one mutation's consecutive calls at once; one rejection (or None) each."""
+Prepare = Callable[[Sequence[tuple[MutationContext, Any]]], Awaitable[None]]
+"""Reads, before the push's first write transaction, what the calls' checks will need, into
+their shared ``memo``; it writes nothing and refuses nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,14 @@ class MutationSpec:
     batch: BatchHandler | None = None
     """Optional: the same mutation applied to a run of calls in one go (a roll call is 25
     marks). It must give each call the outcome the handler would give it alone, in order:
-    so only for mutations whose checks do not depend on what the calls before them wrote."""
+    so only for mutations whose checks do not depend on what the calls before them wrote. It
+    refuses before it writes anything: it runs without a savepoint of its own."""
+    prepare: Prepare | None = None
+    """Optional: called once per push with every call of this mutation in it (replays too,
+    since the client's position is read only inside the write transaction), before the first
+    write transaction. What it keeps in the memo the handler then need not read while it holds
+    the writer (SQLite's one writer, PostgreSQL's row locks). The memo's rule holds: a write
+    by someone else committed during the push is seen from the next push on."""
 
 
 async def _lesson_for_change(ctx: MutationContext, lesson_id: int, on_date: dt.date) -> Any:

@@ -16,7 +16,10 @@ The mutations of one push are applied in write transactions of up to :data:`PER_
 mutations each, together with their results and the client's new position: a crash loses a
 whole transaction's mutations or none, and the client, never having had the answer, sends
 them again. A run of consecutive calls of a mutation with a batch handler (``attendance.mark``:
-a roll call) is applied in one go, at the cost of one call.
+a roll call) is applied in one go, at the cost of one call, without a savepoint; should the
+database refuse a value in it, the transaction is undone and applied again one call at a time.
+Before the first transaction, mutations with a ``prepare`` step read what their checks need
+(a roll call's lesson and pupils), so that the transactions hold the writer for less.
 
 Two pushes from one installation at once (a retry racing the original) take turns: each
 transaction first locks the client's row (PostgreSQL; SQLite has one writer anyway) and reads
@@ -71,6 +74,8 @@ _STORED = (
     "SELECT mutation_id, status, code, reason, field FROM sync_mutation "
     "WHERE client = {{}} AND mutation_id IN ({ids})"
 )
+_CLIENT = "SELECT id, person FROM sync_client WHERE client_id = {}"
+_ADVANCE = "UPDATE sync_client SET last_mutation_id = {} WHERE id = {} AND last_mutation_id < {}"
 _POSITION = "SELECT last_mutation_id FROM sync_client WHERE id = {{}}{lock}"
 _RESULTS = (
     "INSERT INTO sync_mutation (client, mutation_id, name, status, code, reason, field, "
@@ -100,11 +105,9 @@ async def _stored_results(client: int, ids: list[int]) -> dict[int, MutationResu
 async def _register_client(client_id: str, person_id: int) -> int:
     """The client's row id, registering it on first use."""
     for _ in range(2):
-        row = (
-            await SyncClient.select(SyncClient.id, SyncClient.person)
-            .where(SyncClient.client_id == client_id)
-            .first()
-        )
+        # Raw: building this query in Piccolo cost more than running it, on every push.
+        rows = await run_sql(_CLIENT, client_id)
+        row = rows[0] if rows else None
         if row is not None:
             if row["person"] != person_id:
                 raise ReppuError(
@@ -114,14 +117,15 @@ async def _register_client(client_id: str, person_id: int) -> int:
                 )
             return int(row["id"])
         try:
-            await SyncClient.insert(
+            inserted = await SyncClient.insert(
                 SyncClient(
                     client_id=client_id,
                     person=person_id,
                     last_mutation_id=0,
                     created_at=utc_now(),
                 )
-            )
+            ).returning(SyncClient.id)
+            return int(inserted[0]["id"])
         except _DUPLICATE:
             continue  # registered by a concurrent push a moment ago: read it
     raise RuntimeError("could not register the client")  # pragma: no cover
@@ -134,14 +138,19 @@ async def _position(engine: Engine[Any], client: int) -> int:
     return int(rows[0]["last_mutation_id"])
 
 
-async def _record(client: int, done: list[tuple[MutationIn, MutationResult]], last: int) -> None:
-    """Write the results of ``done`` and the client's new position, in two statements."""
+async def _record(
+    engine: Engine[Any], client: int, done: list[tuple[MutationIn, MutationResult]], last: int
+) -> None:
+    """Write the results of ``done`` and the client's new position: in two statements, or in
+    one on PostgreSQL (a data-modifying WITH runs to its end whatever follows it)."""
     received = utc_now()
+    combined = isinstance(engine, PostgresEngine) and len(done) <= PER_TRANSACTION
     for first in range(0, len(done), PER_TRANSACTION):
         chunk = done[first : first + PER_TRANSACTION]
         values = ", ".join("({}, {}, {}, {}, {}, {}, {}, {}, {})" for _ in chunk)
+        sql = _RESULTS.format(values=values)
         await run_sql(
-            _RESULTS.format(values=values),
+            f"WITH results AS ({sql}) {_ADVANCE}" if combined else sql,
             *(
                 value
                 for mutation, result in chunk
@@ -157,10 +166,10 @@ async def _record(client: int, done: list[tuple[MutationIn, MutationResult]], la
                     received,
                 )
             ),
+            *((last, client, last) if combined else ()),
         )
-    await SyncClient.update({SyncClient.last_mutation_id: last}).where(
-        (SyncClient.id == client) & (SyncClient.last_mutation_id < last)
-    )
+    if not combined:
+        await run_sql(_ADVANCE, last, client, last)
 
 
 def rejection(
@@ -229,19 +238,23 @@ async def _apply_one(
     return MutationResult(id=mutation.id, status=APPLIED)
 
 
-async def _apply_run(
-    transaction: Transaction, run: list[tuple[MutationIn, Any, MutationContext]]
-) -> list[MutationResult]:
-    """A run of one batched mutation's calls at once; one by one if the batch fails."""
+class _BatchFailedError(Exception):
+    """A batched run met a value the database refused. Its writes are not behind a savepoint,
+    so the whole transaction is undone and applied again with every call on its own, where
+    the call that carries the value is rejected alone."""
+
+
+async def _apply_run(run: list[tuple[MutationIn, Any, MutationContext]]) -> list[MutationResult]:
+    """A run of one batched mutation's calls at once. No savepoint: a batch refuses its calls
+    before it writes anything, so only a database error can leave half of it written, and
+    that undoes the transaction (:class:`_BatchFailedError`). Two statements fewer for every
+    roll call, and on PostgreSQL no subtransaction."""
     batch = CATALOGUE[run[0][0].name].batch
     assert batch is not None
-    savepoint = await transaction.savepoint()
     try:
         outcomes = await batch([(ctx, args) for _, args, ctx in run])
-    except _UNSTORABLE:
-        await savepoint.rollback_to()  # type: ignore[no-untyped-call]
-        return [await _apply_one(transaction, m, args, ctx) for m, args, ctx in run]
-    await savepoint.release()  # type: ignore[no-untyped-call]
+    except _UNSTORABLE as exc:
+        raise _BatchFailedError from exc
     return [
         MutationResult(id=m.id, status=APPLIED) if refused is None else _rejected(m, refused, ctx)
         for (m, _, ctx), refused in zip(run, outcomes, strict=True)
@@ -257,9 +270,11 @@ async def _apply(
     language: str,
     *,
     installation: str = "",
+    batched: bool = True,
 ) -> dict[int, MutationResult]:
     """Apply ``mutations`` in one write transaction; their results by id. ``installation``
-    names the client in the log (its ``client_id`` and person)."""
+    names the client in the log (its ``client_id`` and person). Without ``batched``, runs of a
+    batched mutation are applied one call at a time too."""
     results: dict[int, MutationResult] = {}
     async with write_transaction(engine) as transaction:
         last = await _position(engine, client)
@@ -291,7 +306,7 @@ async def _apply(
             spec = CATALOGUE.get(mutation.name)
             if refused is not None:
                 outcome = [refused]
-            elif spec is not None and spec.batch is not None:
+            elif spec is not None and spec.batch is not None and batched:
                 run = [(mutation, args, context(mutation))]
                 while index + len(run) < len(pending):
                     following = pending[index + len(run)]
@@ -301,7 +316,7 @@ async def _apply(
                     if refused is not None:
                         break
                     run.append((following, more, context(following)))
-                outcome = await _apply_run(transaction, run)
+                outcome = await _apply_run(run)
             else:
                 outcome = [await _apply_one(transaction, mutation, args, context(mutation))]
             for applied, result in zip(pending[index : index + len(outcome)], outcome, strict=True):
@@ -310,8 +325,31 @@ async def _apply(
             index += len(outcome)
             last = done[-1][0].id
         if done:
-            await _record(client, done, last)
+            await _record(engine, client, done, last)
     return results
+
+
+async def _prepare(
+    mutations: list[MutationIn],
+    refusals: dict[int, MutationResult],
+    language: str,
+    context: Callable[[MutationIn], MutationContext],
+) -> None:
+    """Let each mutation with a ``prepare`` step read what its calls in this push will need,
+    once for the push and before any write transaction: reads done here do not hold the
+    writer (a roll call's lesson, its day's change and its group's pupils)."""
+    calls: dict[str, list[tuple[MutationContext, Any]]] = {}
+    for mutation in mutations:
+        spec = CATALOGUE.get(mutation.name)
+        if spec is None or spec.prepare is None:
+            continue
+        args, refused = _precheck(mutation, refusals, language)
+        if refused is None:
+            calls.setdefault(mutation.name, []).append((context(mutation), args))
+    for name, group in calls.items():
+        prepare = CATALOGUE[name].prepare
+        assert prepare is not None
+        await prepare(group)
 
 
 async def push(
@@ -359,6 +397,7 @@ async def push(
             mutations.append(MutationIn(item.id, item.name, {}, utc_now()))
         else:
             mutations.append(item)
+    await _prepare(mutations, refusals, language, context)
     results: dict[int, MutationResult] = {}
     for first in range(0, len(mutations), PER_TRANSACTION):
         chunk = mutations[first : first + PER_TRANSACTION]
@@ -368,7 +407,8 @@ async def push(
         for mutation in chunk:
             if all(m.id != mutation.id for m in unique):
                 unique.append(mutation)
-        for attempt in range(1, RETRIES + 1):
+        attempt, batched = 1, True
+        while True:
             try:
                 results.update(
                     await _apply(
@@ -379,15 +419,26 @@ async def push(
                         refusals,
                         language,
                         installation=f"{client_id!r} of person {viewer.person_id}",
+                        batched=batched,
                     )
                 )
                 break
+            except _BatchFailedError as exc:
+                # Nothing of the transaction was kept: apply it again, one call at a time.
+                log.warning(
+                    "push: a batch met a value the database refused (%s); applying its calls "
+                    "one by one",
+                    type(exc.__cause__).__name__,
+                )
+                batched = False
+                memo.clear()
             except _CONFLICTING as exc:
                 # Two transactions took the same rows' locks in opposite orders (PostgreSQL
                 # chose this one to fail): nothing of it was applied, so apply it again.
                 if attempt == RETRIES:
                     raise
                 log.info("push: %s; trying again (%d)", type(exc).__name__, attempt)
+                attempt += 1
                 memo.clear()
     return PushResponse(results=[_answer(item, results, language) for item in items])
 

@@ -34,7 +34,7 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 
 from schemas.sync import Record
-from server.db.bulk import Rows, bulk_insert, insert_values, run_sql
+from server.db.bulk import VALUES_CHUNK, Rows, bulk_insert, insert_values, run_sql, values_sql
 from server.db.sync_tables import ChangeLog, PartitionState
 from sync.checksum import Tally, record_digest
 from sync.pull import LogEntry, PartitionHead
@@ -223,26 +223,35 @@ async def write_records(engine: Engine[Any], writes: Iterable[RecordWrite]) -> s
         heads[row["partition"]] = max(heads.get(row["partition"], 0), int(row["id"]))
     # Positions only grow, but never trust that: a head never goes back.
     new_heads = {p: max(int(states[p]["head"]), heads.get(p, 0)) for p in touched}
-    await insert_values(
-        "partition_state",
-        _STATE_COLUMNS,
-        [
-            (
-                partition,
-                new_heads[partition],
-                tallies[partition].count,
-                tallies[partition].hex,
-                0,  # not updated: only new rows take it
-            )
-            for partition in touched
-        ],
-        tail="ON CONFLICT (partition) DO UPDATE SET head = excluded.head, "
-        "record_count = excluded.record_count, checksum = excluded.checksum",
+    state_rows = [
+        (
+            partition,
+            new_heads[partition],
+            tallies[partition].count,
+            tallies[partition].hex,
+            0,  # not updated: only new rows take it
+        )
+        for partition in touched
+    ]
+    state_tail = (
+        "ON CONFLICT (partition) DO UPDATE SET head = excluded.head, "
+        "record_count = excluded.record_count, checksum = excluded.checksum"
     )
-    if isinstance(engine, PostgresEngine):
-        # Delivered at commit, to every server process listening (the live stream).
-        for payload in _notify_payloads(new_heads):
-            await run_sql("SELECT pg_notify('reppu_sync', {})", payload)
+    # Delivered at commit, to every server process listening (the live stream).
+    payloads = list(_notify_payloads(new_heads)) if isinstance(engine, PostgresEngine) else []
+    if payloads and len(state_rows) <= VALUES_CHUNK:
+        # One round trip for both: a data-modifying WITH runs to its end whatever the query
+        # that follows it reads.
+        await run_sql(
+            f"WITH heads AS ({values_sql('partition_state', _STATE_COLUMNS, len(state_rows))} "
+            f"{state_tail}) SELECT pg_notify('reppu_sync', {{}})",
+            *(value for row in state_rows for value in row),
+            payloads.pop(0),
+        )
+    else:
+        await insert_values("partition_state", _STATE_COLUMNS, state_rows, tail=state_tail)
+    for payload in payloads:
+        await run_sql("SELECT pg_notify('reppu_sync', {})", payload)
     collector = _changed.get()
     if collector is not None:
         for partition, head in new_heads.items():

@@ -106,18 +106,24 @@ async def insert_values(
     returns (``RETURNING ...``). For hot write paths: Piccolo builds an object and converts
     every value of every row in Python first, which cost more than the statement itself.
     Values are bound as Piccolo's raw queries bind them."""
-    head = f"INSERT INTO {_quote(table)} ({', '.join(_quote(c) for c in columns)}) VALUES "
-    row = "(" + ", ".join("{}" for _ in columns) + ")"
     answered: list[dict[str, Any]] = []
     for start in range(0, len(rows), VALUES_CHUNK):
         chunk = rows[start : start + VALUES_CHUNK]
         answered.extend(
             await run_sql(
-                head + ", ".join(row for _ in chunk) + (f" {tail}" if tail else ""),
+                values_sql(table, columns, len(chunk)) + (f" {tail}" if tail else ""),
                 *(value for r in chunk for value in r),
             )
         )
     return answered
+
+
+def values_sql(table: str, columns: Sequence[str], count: int) -> str:
+    """``INSERT INTO table (columns) VALUES`` with ``count`` rows of ``{}`` placeholders (for
+    :func:`run_sql`; at most :data:`VALUES_CHUNK` rows)."""
+    head = f"INSERT INTO {_quote(table)} ({', '.join(_quote(c) for c in columns)}) VALUES "
+    row = "(" + ", ".join("{}" for _ in columns) + ")"
+    return head + ", ".join(row for _ in range(count))
 
 
 async def run_sql(sql: str, *args: Any) -> list[dict[str, Any]]:

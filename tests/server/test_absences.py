@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import itertools
 import secrets
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,10 @@ import pytest
 from litestar import Litestar
 from piccolo.engine.base import Engine
 
+from schemas.absences import MarkArgs, MarkStatus
 from schemas.core import GroupKind, GuardianshipKind, MembershipRole, StaffRoleKind
 from server import absences
+from server.access import load_access_facts
 from server.clock import SCHOOL_TIMEZONE, school_today
 from server.db.absence_tables import (
     AbsenceNotice,
@@ -37,6 +40,7 @@ from server.db.tables import (
     SchoolGroup,
     StaffRole,
 )
+from server.mutations import MutationContext
 from server.rosters import roll_rosters
 from server.settings import Settings
 from server.timetable import roll_window
@@ -1007,3 +1011,241 @@ async def test_a_push_that_fails_among_concurrent_roll_calls_undoes_only_itself(
     answer = await fx_client.post("/sync/push", json=bodies[3], headers=teacher.headers)
     assert [r["status"] for r in answer.json()["results"]] == ["applied"]
     assert await RollMark.count() == 8
+
+
+# --- a roll call in one go (server/absences.py: prepare_marks, mark_attendance_batch) ----
+
+
+async def _written() -> dict[str, int]:
+    """How many rows each table of a roll call's write holds."""
+    tables = ("roll_mark", "attendance", "change_log", "sync_record", "outbox", "sync_mutation")
+    counts = {
+        t: int((await RollMark.raw(f"SELECT COUNT(*) AS n FROM {t}"))[0]["n"])  # noqa: S608
+        for t in tables
+    }
+    versions = await RollMark.raw("SELECT SUM(version) AS n FROM sync_record")
+    counts["versions"] = int(versions[0]["n"] or 0)
+    return counts
+
+
+async def test_a_roll_call_with_refused_marks_applies_the_rest_each_answered_alone(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s, c = fx_school, fx_school.city
+    # The substitute covers 5A today, but does not teach 7C: one push marks both.
+    await LessonChange(lesson=s.lesson_5a, on_date=s.today, substitute_teacher=s.substitute).save()
+    substitute = await RawDevice.log_in(fx_client, "substitute")
+    day = {"on_date": s.today}
+    sent = [
+        substitute.mutation(
+            "attendance.mark",
+            moment(1),
+            lesson_id=s.lesson_5a,
+            pupil_id=c.olli,
+            status="absent",
+            **day,
+        ),
+        substitute.mutation(
+            "attendance.mark",
+            moment(2),
+            lesson_id=s.lesson_7c,
+            pupil_id=s.pupils_7c[0],
+            status="absent",
+            **day,
+        ),
+        substitute.mutation(
+            "attendance.mark",
+            moment(3),
+            lesson_id=s.lesson_5a,
+            pupil_id=c.eero,
+            status="absent",
+            **day,
+        ),
+        substitute.mutation(
+            "attendance.mark",
+            moment(4),
+            lesson_id=s.lesson_5a,
+            pupil_id=c.olli,
+            status="late",
+            **day,
+        ),
+        substitute.mutation(
+            "attendance.mark",
+            moment(5),
+            lesson_id=2**31 - 1,
+            pupil_id=c.olli,
+            status="absent",
+            **day,
+        ),
+        substitute.mutation(
+            "attendance.mark",
+            moment(6),
+            lesson_id=s.lesson_5a,
+            pupil_id=c.olli,
+            status="away",
+            **day,
+        ),
+        substitute.mutation(
+            "attendance.mark",
+            moment(7),
+            lesson_id=s.lesson_5a,
+            pupil_id=c.olli,
+            status="late",
+            late_minutes=5,
+            **day,
+        ),
+    ]
+    before = await _written()
+    results = await substitute.push(sent)
+    assert [(r["id"], r["status"], r.get("code")) for r in results] == [
+        (sent[0]["id"], "applied", None),
+        (sent[1]["id"], "rejected", "mutation.forbidden"),
+        (sent[2]["id"], "rejected", "mutation.invalid_args"),  # Eero is not in 5A
+        (sent[3]["id"], "rejected", "mutation.invalid_args"),  # late without minutes
+        (sent[4]["id"], "rejected", "mutation.not_found"),
+        (sent[5]["id"], "rejected", "mutation.invalid_args"),  # no such status
+        (sent[6]["id"], "applied", None),
+    ]
+    assert [r.get("field") for r in results[2:5]] == ["$.pupil_id", "$.late_minutes", "$.lesson_id"]
+    after = await _written()
+    assert after["roll_mark"] - before["roll_mark"] == 2
+    assert after["sync_mutation"] - before["sync_mutation"] == len(sent)
+    # Olli's one attendance row, from the later of his two marks; nothing for 7C.
+    assert await _status(c.olli, s.lesson_5a, s.today) == "late"
+    assert await _status(s.pupils_7c[0], s.lesson_7c, s.today) is None
+    assert after["attendance"] - before["attendance"] == 1
+
+
+async def test_ids_sent_twice_in_a_roll_call_are_applied_once_and_answered_alike(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s = fx_school
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    mark = {"lesson_id": s.lesson_7c, "on_date": s.today}
+    sent = [
+        teacher.mutation(
+            "attendance.mark",
+            moment(n),
+            pupil_id=p,
+            status="absent" if n % 3 else "present",
+            **mark,
+        )
+        for n, p in enumerate(s.pupils_7c[:10])
+    ]
+    refused = teacher.mutation(
+        "attendance.mark", moment(10), pupil_id=s.city.olli, status="absent", **mark
+    )
+    # Copies of the first, of a middle one and of the refused one, among the rest.
+    body = [sent[0], *sent[1:5], sent[0], *sent[5:], sent[4], refused, refused]
+    results = await teacher.push(body)
+    by_id = {m["id"]: r for m, r in zip(body, results, strict=True)}
+    assert [r["id"] for r in results] == [m["id"] for m in body]
+    for m, r in zip(body, results, strict=True):
+        assert r == by_id[m["id"]]
+    assert [by_id[m["id"]]["status"] for m in sent] == ["applied"] * 10
+    assert (by_id[refused["id"]]["status"], by_id[refused["id"]]["code"]) == (
+        "rejected",
+        "mutation.invalid_args",
+    )
+    assert await RollMark.count() == 10
+    statuses = await Attendance.select(Attendance.pupil, Attendance.status).where(
+        Attendance.lesson == s.lesson_7c
+    )
+    assert {r["pupil"]: r["status"] for r in statuses} == {
+        p: "unexplained" if n % 3 else "present" for n, p in enumerate(s.pupils_7c[:10])
+    }
+
+
+async def test_a_roll_call_sent_again_after_success_gets_the_same_answers_and_writes_nothing(
+    fx_client: httpx.AsyncClient, fx_school: School
+) -> None:
+    s = fx_school
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    mark = {"lesson_id": s.lesson_7c, "on_date": s.today}
+    sent = [
+        teacher.mutation(
+            "attendance.mark",
+            moment(n),
+            pupil_id=p,
+            status="absent" if n % 4 == 0 else "present",
+            **mark,
+        )
+        for n, p in enumerate(s.pupils_7c)
+    ]
+    sent[7]["args"]["late_minutes"] = 3  # refused: present with minutes late
+    first = await teacher.push(sent)
+    assert [r["status"] for r in first] == [
+        "rejected" if n == 7 else "applied" for n in range(CLASS_SIZE)
+    ]
+    written = await _written()
+    assert written["outbox"] >= 1  # the guardians are told of today's absences
+    again = await teacher.push(sent)
+    assert again == first
+    assert await _written() == written
+
+
+async def test_a_roll_calls_checks_are_read_once_before_the_write_like_the_handler_reads_them(
+    fx_db: Engine[Any], fx_school: School
+) -> None:
+    # prepare_marks fills the push's memo with what _check_mark would otherwise read inside the
+    # write transaction, in the same form: a mark judged from either gets the same answer.
+    s, c = fx_school, fx_school.city
+    await LessonChange(lesson=s.lesson_5a, on_date=s.today, substitute_teacher=s.substitute).save()
+    facts = (await load_access_facts([c.teacher]))[c.teacher]
+
+    def context() -> MutationContext:
+        now = dt.datetime.now(dt.UTC)
+        return MutationContext(fx_db, facts, s.today, now, now, "c", 1, "d")
+
+    calls = [
+        MarkArgs(lesson_id=lesson, on_date=s.today, pupil_id=pupil, status=MarkStatus.PRESENT)
+        for lesson, pupil in [(s.lesson_5a, c.olli), (s.lesson_7c, s.pupils_7c[0]), (2**31 - 1, 1)]
+    ]
+    prepared = context()
+    await absences.prepare_marks([(prepared, args) for args in calls])
+    read = context()
+    for args in calls:
+        await absences._lesson(read, args.lesson_id)
+        lesson = read.memo[("lesson", args.lesson_id)]
+        if lesson is not None:
+            await absences._change(read, args.lesson_id, args.on_date)
+            await absences._group_pupils(read, lesson["group"], args.on_date)
+    assert prepared.memo == read.memo
+    assert prepared.memo[("lesson", 2**31 - 1)] is None
+    assert prepared.memo[("change", s.lesson_5a, s.today)]["substitute_teacher"] == s.substitute
+    assert prepared.memo[("pupils", s.class_7c, s.today)] == frozenset(s.pupils_7c)
+
+
+async def test_a_value_the_database_refuses_in_a_roll_call_rejects_that_mark_alone(
+    fx_client: httpx.AsyncClient, fx_school: School, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batch runs without a savepoint: when the database refuses a value after some of the
+    # batch is written, the whole transaction is undone and applied again mark by mark.
+    s = fx_school
+    teacher = await RawDevice.log_in(fx_client, "teacher")
+    doomed = s.pupils_7c[5]
+    insert_values = absences.insert_values
+
+    async def refusing(table: str, columns: Any, rows: Any, **kwargs: Any) -> Any:
+        written = await insert_values(table, columns, rows, **kwargs)
+        if table == "roll_mark" and any(row[0] == doomed for row in rows):
+            raise sqlite3.DataError("a value out of range")
+        return written
+
+    monkeypatch.setattr(absences, "insert_values", refusing)
+    mark = {"lesson_id": s.lesson_7c, "on_date": s.today, "status": "present"}
+    sent = [teacher.mutation("attendance.mark", pupil_id=p, **mark) for p in s.pupils_7c]
+    before = await _written()
+    results = await teacher.push(sent)
+    assert [(r["status"], r.get("code")) for r in results] == [
+        ("rejected", "mutation.invalid_args") if p == doomed else ("applied", None)
+        for p in s.pupils_7c
+    ]
+    after = await _written()
+    assert after["roll_mark"] - before["roll_mark"] == CLASS_SIZE - 1
+    assert after["attendance"] - before["attendance"] == CLASS_SIZE - 1
+    assert after["sync_mutation"] - before["sync_mutation"] == CLASS_SIZE
+    assert await _status(doomed, s.lesson_7c, s.today) is None
+    # Sent again: the same answers, nothing more written.
+    assert await teacher.push(sent) == results
+    assert await _written() == after
