@@ -150,6 +150,19 @@ const fi = {
   required: 'pakollinen',
   weekday_1: 'Maanantai', weekday_2: 'Tiistai', weekday_3: 'Keskiviikko', weekday_4: 'Torstai',
   weekday_5: 'Perjantai', weekday_6: 'Lauantai', weekday_7: 'Sunnuntai',
+  // staff views and layout (issue 18)
+  more: 'Lisää',
+  weeks: 'Viikot',
+  week_before: '‹ Edellinen viikko',
+  week_after: 'Seuraava viikko ›',
+  this_week: 'Tämä viikko',
+  week_past_not_held: 'Menneiden viikkojen muutokset eivät ole enää tällä laitteella: näet tavallisen lukujärjestyksen ilman peruttuja tunteja ja sijaisia.',
+  week_future_not_held: 'Tämän viikon muutokset eivät ole vielä tällä laitteella (se pitää tämän ja ensi viikon muutokset): näet tavallisen lukujärjestyksen ilman peruttuja tunteja ja sijaisia.',
+  tab_messages: 'Viestit',
+  tab_bulletins: 'Tiedotteet',
+  tab_absences: 'Poissa\u00ADolot',
+  tab_forms: 'Lomak\u00ADkeet',
+  tab_settings: 'Asetuk\u00ADset',
 };
 
 const sv = {
@@ -300,6 +313,19 @@ const sv = {
   required: 'obligatorisk',
   weekday_1: 'Måndag', weekday_2: 'Tisdag', weekday_3: 'Onsdag', weekday_4: 'Torsdag',
   weekday_5: 'Fredag', weekday_6: 'Lördag', weekday_7: 'Söndag',
+  // staff views and layout (issue 18)
+  more: 'Mer',
+  weeks: 'Veckor',
+  week_before: '‹ Föregående vecka',
+  week_after: 'Nästa vecka ›',
+  this_week: 'Denna vecka',
+  week_past_not_held: 'Tidigare veckors ändringar finns inte längre på den här enheten: du ser det vanliga schemat utan inställda lektioner och vikarier.',
+  week_future_not_held: 'Ändringarna för den här veckan finns inte ännu på enheten (den har denna och nästa veckas): du ser det vanliga schemat utan inställda lektioner och vikarier.',
+  tab_messages: 'Medde\u00ADlanden',
+  tab_bulletins: 'Anslag',
+  tab_absences: 'Frånvaro',
+  tab_forms: 'Blan\u00ADketter',
+  tab_settings: 'Inställ\u00ADningar',
 };
 
 const en = {
@@ -450,6 +476,19 @@ const en = {
   required: 'required',
   weekday_1: 'Monday', weekday_2: 'Tuesday', weekday_3: 'Wednesday', weekday_4: 'Thursday',
   weekday_5: 'Friday', weekday_6: 'Saturday', weekday_7: 'Sunday',
+  // staff views and layout (issue 18)
+  more: 'More',
+  weeks: 'Weeks',
+  week_before: '‹ Previous week',
+  week_after: 'Next week ›',
+  this_week: 'This week',
+  week_past_not_held: "Past weeks' changes are no longer on this device: this is the usual timetable, without cancelled lessons or substitutes.",
+  week_future_not_held: "This week's changes are not on this device yet (it keeps this week's and next week's): this is the usual timetable, without cancelled lessons or substitutes.",
+  tab_messages: 'Messages',
+  tab_bulletins: 'Bulletins',
+  tab_absences: 'Absences',
+  tab_forms: 'Forms',
+  tab_settings: 'Settings',
 };
 
 export const DICTIONARIES = { fi, sv, en };

@@ -8,6 +8,7 @@ import { api, ApiError } from './sync.js';
 import { dayTimetable, schoolToday, schoolWeek } from './timetable.js';
 import { formsView, formView, formStatusView } from './forms.js';
 import { pushSubscription, turnPushOn, turnPushOff } from './push.js';
+import { moreView, weekAsked, weekSwitcher } from './layout.js';
 
 const has = (me, role) => (me.roles || []).includes(role);
 const isStaff = (me) => has(me, 'teacher') || has(me, 'principal') || has(me, 'admin');
@@ -31,7 +32,8 @@ export async function renderView(parts, ctx) {
   const me = ctx.state.me;
   const [name, a, b] = parts;
   switch (name) {
-    case 'week': return timetableView(ctx, 'week');
+    case 'week': return timetableView(ctx, 'week', a);
+    case 'more': return moreView(navFor(me));
     case 'roll': return rollCallView(ctx, Number(a), b);
     case 'messages': return a ? threadView(ctx, Number(a)) : messagesView(ctx);
     case 'bulletins':
@@ -108,7 +110,7 @@ function weekSpan(days, lang) {
   return dateRange(days[0], days[days.length - 1], lang);
 }
 
-async function timetableView(ctx, mode) {
+async function timetableView(ctx, mode, asked) {
   const groups = timetableGroups(ctx);
   const lessons = await db.recordsOf('lesson');
   const changes = await db.recordsOf('lesson_change');
@@ -122,10 +124,11 @@ async function timetableView(ctx, mode) {
       childSwitcher(ctx), whose,
       lessonList(dayTimetable(lessons, changes, today, keep), t('no_lessons_today')));
   }
+  const monday = weekAsked(asked);
   return h('section', { 'aria-labelledby': 'view-title' },
-    h('h1', { id: 'view-title' }, t('week_of', { date: weekSpan(schoolWeek(today), language()) })),
-    childSwitcher(ctx), whose,
-    schoolWeek(today).map((day) => h('section', { className: `day${day === today ? ' is-today' : ''}`, 'aria-labelledby': `d-${day}` },
+    h('h1', { id: 'view-title' }, t('week_of', { date: weekSpan(schoolWeek(monday), language()) })),
+    childSwitcher(ctx), whose, weekSwitcher(monday),
+    schoolWeek(monday).map((day) => h('section', { className: `day${day === today ? ' is-today' : ''}`, 'aria-labelledby': `d-${day}` },
       h('h2', { id: `d-${day}` }, dayLabel(day, language())),
       lessonList(dayTimetable(lessons, changes, day, keep), t('no_lessons')))));
 }
