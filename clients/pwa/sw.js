@@ -24,6 +24,7 @@ const SHELL = [
   '/js/timetable.js',
   '/js/push.js',
   '/js/layout.js',
+  '/js/staff.js',
   '/manifest.webmanifest',
   '/icons/icon.svg',
   '/icons/icon-192.png',

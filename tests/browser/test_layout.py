@@ -58,7 +58,7 @@ def _in_language(page: Any, server: Server, token: str, lang: str) -> None:
     page.locator("#tabs a[href='#/today']").wait_for()
 
 
-@pytest.mark.parametrize("username", ["demo-guardian"])
+@pytest.mark.parametrize("username", ["demo-guardian", "demo-teacher"])
 def test_the_menu_is_one_row_of_tabs_with_more(
     fx_phone: Any, fx_server: Server, username: str
 ) -> None:

@@ -9,6 +9,7 @@ import { dayTimetable, schoolToday, schoolWeek } from './timetable.js';
 import { formsView, formView, formStatusView } from './forms.js';
 import { pushSubscription, turnPushOn, turnPushOff } from './push.js';
 import { moreView, weekAsked, weekSwitcher } from './layout.js';
+import { staffAbsencesView, requestFormView, deliveryText } from './staff.js';
 
 const has = (me, role) => (me.roles || []).includes(role);
 const isStaff = (me) => has(me, 'teacher') || has(me, 'principal') || has(me, 'admin');
@@ -17,7 +18,7 @@ const isStaff = (me) => has(me, 'teacher') || has(me, 'principal') || has(me, 'a
 export function navFor(me) {
   if (isStaff(me)) {
     return [['#/today', 'today'], ['#/messages', 'messages'], ['#/bulletins', 'bulletins'],
-      ['#/forms', 'forms'], ['#/settings', 'settings']];
+      ['#/forms', 'forms'], ['#/absences', 'absences'], ['#/settings', 'settings']];
   }
   if (has(me, 'guardian')) {
     return [['#/today', 'today'], ['#/week', 'week'], ['#/messages', 'messages'],
@@ -40,8 +41,9 @@ export async function renderView(parts, ctx) {
       if (a === 'new') return newBulletinView(ctx);
       if (a && b === 'report') return reportView(ctx, Number(a));
       return a ? bulletinView(ctx, Number(a)) : bulletinsView(ctx);
-    case 'absences': return absencesView(ctx);
+    case 'absences': return isStaff(me) ? staffAbsencesView(ctx, a ? Number(a) : null) : absencesView(ctx);
     case 'forms':
+      if (isStaff(me) && a === 'new') return requestFormView(ctx);
       if (isStaff(me)) return formStatusView(ctx, a ? Number(a) : null);
       return a ? formView(ctx, Number(a)) : formsView(ctx);
     case 'settings': return settingsView(ctx);
@@ -371,7 +373,7 @@ async function reportView(ctx, id) {
     const items = page.people.map((p) => h('li', { className: 'item', 'data-person': p.person_id, tabindex: '-1' },
       h('span', { className: 'name' }, p.name),
       Object.keys(p.channels || {}).length
-        ? h('span', { className: 'details' }, Object.entries(p.channels).map(([c, s]) => `${c}: ${s}`).join(' · '))
+        ? h('span', { className: 'details' }, Object.entries(p.channels).map(([c, s]) => deliveryText(c, s)).join(' · '))
         : h('span', { className: 'details' }, t('no_channel'))));
     list.append(...items);
     // The last page: no button at all (button's own display rule would beat `hidden`).
