@@ -148,7 +148,8 @@ def test_a_class_teacher_decides_leave_sees_absences_and_requests_a_form(
         for p in expected["pupils"]
     )
     assert page.evaluate(AUDIT) == [], "a group's absences"
-    shot(page, "teacher-group-absences")
+    page.locator("#group-absences").scroll_into_view_if_needed()
+    shot(page, "teacher-group-absences", top=False)
 
     # A form requested from the group, through the outbox.
     page.goto("/#/forms")
