@@ -8,7 +8,7 @@ import { api, syncNow } from './js/sync.js';
 import { getMeta } from './js/db.js';
 import { languageOf, setLanguage, t } from './js/i18n.js';
 
-const CACHE = 'reppu-shell-v3'; // v3: the language chosen in Settings (GET /me: language)
+const CACHE = 'reppu-shell-v4'; // v4: the tab bar, weeks, staff views (issue 18)
 const SHELL = [
   '/',
   '/css/app.css',
@@ -26,6 +26,8 @@ const SHELL = [
   '/js/i18n.js',
   '/js/timetable.js',
   '/js/push.js',
+  '/js/layout.js',
+  '/js/staff.js',
   '/manifest.webmanifest',
   '/icons/icon.svg',
   '/icons/icon-192.png',

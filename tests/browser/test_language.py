@@ -46,7 +46,9 @@ def test_a_guardian_whose_records_say_arabic_chooses_swedish(
     page.locator("#language select[name=language]").select_option("sv")
     page.locator("#language button[type=submit]").click()
     page.wait_for_function("document.documentElement.lang === 'sv'")
-    assert page.locator("nav a[href='#/settings']").inner_text() == "Inställningar"
+    # Settings is under "More" in the phone's tab bar (tests/browser/test_layout.py).
+    assert page.locator("#nav-more").inner_text() == "Mer"
+    assert page.locator("#view-title").inner_text() == "Inställningar"
     assert (
         page.locator("#roster-language")
         .inner_text()

@@ -8,6 +8,7 @@ import * as db from './db.js';
 import { api, syncNow, followLive, events, ApiError, queue, queueAll } from './sync.js';
 import { renderView, navFor } from './views.js';
 import { reasonText } from './outcomes.js';
+import { tabBar } from './layout.js';
 
 const state = {
   me: null,
@@ -166,8 +167,7 @@ async function render({ force = false } = {}) {
   const shell = document.getElementById('shell');
   if (!shell) root.replaceChildren(shellView());
   const nav = document.getElementById('menu');
-  nav.replaceChildren(...navFor(state.me).map(([hash, key]) => h('li', {},
-    h('a', { href: hash, 'aria-current': `#/${parts[0]}` === hash ? 'page' : undefined }, t(key)))));
+  nav.replaceChildren(...tabBar(navFor(state.me), parts[0]));
   const main = document.getElementById('main');
   main.replaceChildren(view);
   if (focusedId && document.getElementById(focusedId)) document.getElementById(focusedId).focus();
@@ -181,7 +181,7 @@ function shellView() {
       h('p', { className: 'brand' }, t('app_name')),
       h('p', { id: 'status', role: 'status', 'aria-live': 'polite' }),
       h('p', { id: 'data-age', hidden: true })),
-    h('nav', { 'aria-label': t('nav') }, h('ul', { id: 'menu' })),
+    h('nav', { 'aria-label': t('nav'), id: 'tabs' }, h('ul', { id: 'menu' })),
     h('section', { id: 'rejected', 'aria-live': 'polite', hidden: true }),
     h('main', { id: 'main', tabindex: '-1' }));
 }

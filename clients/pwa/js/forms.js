@@ -6,6 +6,7 @@ import { when, dayLabel } from './format.js';
 import { t, language, localText } from './i18n.js';
 import * as db from './db.js';
 import { api } from './sync.js';
+import { requestFormLink } from './staff.js';
 import { childSwitcher, currentChild } from './children.js';
 
 async function requestsFor(pupilId) {
@@ -76,9 +77,52 @@ function readAnswers(form, definition) {
   return answers;
 }
 
+/** The form's mutations for this request and pupil: those still in the outbox, and the
+ * latest one the server answered (kept in ``outcomes``). */
+async function formActivity(requestId, pupilId) {
+  const ours = (m) => m.name.startsWith('form.') && m.args && m.args.request_id === requestId && m.args.pupil_id === pupilId;
+  const waiting = (await db.outbox()).filter(ours).sort((x, y) => x.id - y.id);
+  const answered = (await db.outcomes()).filter((o) => o.name && ours(o)).sort((x, y) => x.id - y.id);
+  return { waiting, answered: answered.length ? answered[answered.length - 1] : null };
+}
+
+/** What became of the person's last act on the form. "Saved on this device" only while it
+ * really waits there: once the server has applied it, say what the server did. */
+function activityLine(activity) {
+  const { waiting, answered } = activity;
+  if (waiting.length) {
+    const online = navigator.onLine;
+    return h('p', { role: 'status', className: 'hint', id: 'form-state', 'data-state': online ? 'sending' : 'waiting' },
+      online ? t('form_sending') : t('queued'));
+  }
+  if (!answered) return h('p', { role: 'status', id: 'form-state' });
+  if (answered.status === 'rejected') {
+    return h('p', { role: 'status', className: 'error', id: 'form-state', 'data-state': 'refused' },
+      t('form_refused', { reason: answered.reason || answered.code || '' }));
+  }
+  return h('p', { role: 'status', className: 'ok', id: 'form-state', 'data-state': 'applied' },
+    t(`form_applied_${answered.name.split('.')[1]}`));
+}
+
+/** Who still has to sign: the count, and whether it is this person. */
+function signingLine(request, response, me, signingNow) {
+  if (!['submitted', 'partly_signed', 'complete'].includes(response.status) && !signingNow) return null;
+  const signed = response.signed ?? (response.signatures || []).length;
+  const needed = response.needed || 1;
+  const mine = signingNow || (response.signatures || []).some((s) => s.signer_id === me.person.id);
+  const left = Math.max(0, needed - signed - (signingNow ? 1 : 0));
+  const parts = [t('form_signatures', { signed: Math.min(needed, signed + (signingNow ? 1 : 0)), needed })];
+  if (left === 0) parts.push(t('form_signed_all'));
+  else if (request.definition.signing === 'any_custodian') parts.push(t('form_one_signature'));
+  else if (!mine) parts.push(left === 1 ? t('form_yours_needed') : left === 2 ? t('form_yours_and_other') : t('form_yours_and_others', { n: left - 1 }));
+  else parts.push(left === 1 ? t('form_others_one') : t('form_others', { n: left }));
+  return h('p', { className: 'signing', id: 'form-signing' }, parts.join(' '));
+}
+
 export async function formView(ctx, requestId) {
+  const me = ctx.state.me;
   const child = currentChild(ctx);
-  const pupilId = child ? child.person.id : ctx.state.me.person.id;
+  const pupilId = child ? child.person.id : me.person.id;
   const back = h('a', { href: '#/forms', className: 'back' }, t('back'));
   const item = (await requestsFor(pupilId)).find((i) => i.request.id === requestId);
   if (!item) return h('section', {}, back, h('p', {}, t('forms_none')));
@@ -86,33 +130,47 @@ export async function formView(ctx, requestId) {
   const definition = request.definition;
   const langs = definition.languages;
   const custodial = !child || child.guardianship === 'custodial';
+  const activity = await formActivity(request.id, pupilId);
+  // What the outbox holds counts as done on this device: a submit waiting there means the
+  // draft is over (the server refuses form.save after a submit), a signature waiting there
+  // must not be given twice.
+  const submitWaiting = activity.waiting.filter((m) => m.name === 'form.submit').pop();
+  const signWaiting = activity.waiting.some((m) => m.name === 'form.sign');
+  const submitted = Boolean(submitWaiting) || ['submitted', 'partly_signed', 'complete'].includes(response.status);
+  const signedByMe = signWaiting || (response.signatures || []).some((s) => s.signer_id === me.person.id);
+  const answersShown = submitWaiting ? submitWaiting.args.answers : response.answers;
   const form = h('form', { className: 'card', id: 'form-fill' });
-  const status = h('p', { role: 'status', className: 'ok' });
-  for (const def of definition.fields) form.append(control(def, response.answers ? response.answers[def.id] : undefined, langs, ctx.markDirty));
+  for (const def of definition.fields) form.append(control(def, answersShown ? answersShown[def.id] : undefined, langs, ctx.markDirty));
   const args = () => ({ request_id: request.id, pupil_id: pupilId, definition_version: request.definition_version, answers: readAnswers(form, definition) });
   const act = (name, makeArgs) => async () => {
     if (name === 'form.submit' && !form.reportValidity()) return;
     await ctx.mutate(name, makeArgs());
     ctx.state.dirty = false;
-    status.textContent = t('queued');
+    ctx.rerender();
   };
   if (custodial && response.status !== 'complete') {
-    form.append(h('div', { className: 'actions' },
-      h('button', { type: 'button', className: 'secondary', onclick: act('form.save', args) }, t('save_draft')),
-      h('button', { type: 'button', onclick: act('form.submit', args) }, t('submit'))));
-    if (response.status === 'submitted' || response.status === 'partly_signed') {
+    const actions = h('div', { className: 'actions' },
+      submitted ? null : h('button', { type: 'button', className: 'secondary', id: 'save-draft', onclick: act('form.save', args) }, t('save_draft')),
+      h('button', { type: 'button', id: 'submit', onclick: act('form.submit', args) }, submitted ? t('form_submit_changes') : t('submit')));
+    form.append(actions);
+    if (submitted && !signedByMe) {
       // A signature covers the answers as the signer saw them: the submitted ones.
       form.append(h('button', { type: 'button', id: 'sign', onclick: act('form.sign', () => ({
-        request_id: request.id, pupil_id: pupilId, definition_version: response.definition_version || request.definition_version, answers: response.answers || {},
+        request_id: request.id, pupil_id: pupilId,
+        definition_version: submitWaiting ? submitWaiting.args.definition_version : (response.definition_version || request.definition_version),
+        answers: answersShown || {},
       })) }, t('sign')));
     }
+  } else if (!custodial) {
+    form.append(h('p', { className: 'hint', id: 'form-read-only' }, t('form_read_only')));
   }
-  form.append(status);
+  form.append(activityLine(activity));
   return h('section', { 'aria-labelledby': 'view-title' }, back,
     h('h1', { id: 'view-title' }, localText(definition.title, langs)),
     definition.description ? h('p', {}, localText(definition.description, langs)) : null,
     h('p', { className: 'details' }, `${t(`form_status_${response.status}`)} · ${t('due', { date: dayLabel(request.due_on, language()) })}`),
     (response.signatures || []).map((s) => h('p', { className: 'details' }, `${t('signed_by', { name: s.signer_name })} · ${when(s.signed_at, language())}`)),
+    signingLine(request, response, me, signWaiting && !(response.signatures || []).some((s) => s.signer_id === me.person.id)),
     form);
 }
 
@@ -122,6 +180,7 @@ export async function formStatusView(ctx, requestId) {
     h('a', { href: `#/forms/${r.id}` }, h('span', { className: 'title' }, localText(r.definition.title, r.definition.languages)),
       h('span', { className: 'details' }, t('due', { date: dayLabel(r.due_on, language()) }))))));
   const section = h('section', { 'aria-labelledby': 'view-title' }, h('h1', { id: 'view-title' }, t('form_status')),
+    await requestFormLink(ctx),
     requests.length ? list : h('p', { className: 'empty' }, t('forms_none')));
   if (requestId) {
     const box = h('section', { className: 'card', 'aria-live': 'polite' });

@@ -11,6 +11,8 @@ import { childSwitcher, currentChild, concerning } from './children.js';
 import { newMessageView, mayStartConversation, teacherNames } from './conversations.js';
 import { localChanges, stateBadge, refusal } from './outcomes.js';
 import { pushSubscription, turnPushOn, turnPushOff } from './push.js';
+import { moreView, weekAsked, weekSwitcher } from './layout.js';
+import { staffAbsencesView, requestFormView, deliveryText } from './staff.js';
 
 const has = (me, role) => (me.roles || []).includes(role);
 const isStaff = (me) => has(me, 'teacher') || has(me, 'principal') || has(me, 'admin');
@@ -19,7 +21,7 @@ const isStaff = (me) => has(me, 'teacher') || has(me, 'principal') || has(me, 'a
 export function navFor(me) {
   if (isStaff(me)) {
     return [['#/today', 'today'], ['#/messages', 'messages'], ['#/bulletins', 'bulletins'],
-      ['#/forms', 'forms'], ['#/settings', 'settings']];
+      ['#/forms', 'forms'], ['#/absences', 'absences'], ['#/settings', 'settings']];
   }
   if (has(me, 'guardian')) {
     return [['#/today', 'today'], ['#/week', 'week'], ['#/messages', 'messages'],
@@ -34,7 +36,8 @@ export async function renderView(parts, ctx) {
   const me = ctx.state.me;
   const [name, a, b] = parts;
   switch (name) {
-    case 'week': return timetableView(ctx, 'week');
+    case 'week': return timetableView(ctx, 'week', a);
+    case 'more': return moreView(navFor(me));
     case 'roll': return rollCallView(ctx, Number(a), b);
     case 'messages':
       if (a === 'new') return newMessageView(ctx);
@@ -43,8 +46,9 @@ export async function renderView(parts, ctx) {
       if (a === 'new') return newBulletinView(ctx);
       if (a && b === 'report') return reportView(ctx, Number(a));
       return a ? bulletinView(ctx, Number(a)) : bulletinsView(ctx);
-    case 'absences': return absencesView(ctx);
+    case 'absences': return isStaff(me) ? staffAbsencesView(ctx, a ? Number(a) : null) : absencesView(ctx);
     case 'forms':
+      if (isStaff(me) && a === 'new') return requestFormView(ctx);
       if (isStaff(me)) return formStatusView(ctx, a ? Number(a) : null);
       return a ? withoutCustody(ctx, await formView(ctx, Number(a))) : formsView(ctx);
     case 'settings': return settingsView(ctx);
@@ -92,7 +96,7 @@ function weekSpan(days, lang) {
   return dateRange(days[0], days[days.length - 1], lang);
 }
 
-async function timetableView(ctx, mode) {
+async function timetableView(ctx, mode, asked) {
   const groups = timetableGroups(ctx);
   const lessons = await db.recordsOf('lesson');
   const changes = await db.recordsOf('lesson_change');
@@ -106,10 +110,11 @@ async function timetableView(ctx, mode) {
       childSwitcher(ctx), whose,
       lessonList(dayTimetable(lessons, changes, today, keep), t('no_lessons_today')));
   }
+  const monday = weekAsked(asked);
   return h('section', { 'aria-labelledby': 'view-title' },
-    h('h1', { id: 'view-title' }, t('week_of', { date: weekSpan(schoolWeek(today), language()) })),
-    childSwitcher(ctx), whose,
-    schoolWeek(today).map((day) => h('section', { className: `day${day === today ? ' is-today' : ''}`, 'aria-labelledby': `d-${day}` },
+    h('h1', { id: 'view-title' }, t('week_of', { date: weekSpan(schoolWeek(monday), language()) })),
+    childSwitcher(ctx), whose, weekSwitcher(monday),
+    schoolWeek(monday).map((day) => h('section', { className: `day${day === today ? ' is-today' : ''}`, 'aria-labelledby': `d-${day}` },
       h('h2', { id: `d-${day}` }, dayLabel(day, language())),
       lessonList(dayTimetable(lessons, changes, day, keep), t('no_lessons')))));
 }
@@ -383,7 +388,7 @@ async function reportView(ctx, id) {
     const items = page.people.map((p) => h('li', { className: 'item', 'data-person': p.person_id, tabindex: '-1' },
       h('span', { className: 'name' }, p.name),
       Object.keys(p.channels || {}).length
-        ? h('span', { className: 'details' }, Object.entries(p.channels).map(([c, s]) => `${c}: ${s}`).join(' · '))
+        ? h('span', { className: 'details' }, Object.entries(p.channels).map(([c, s]) => deliveryText(c, s)).join(' · '))
         : h('span', { className: 'details' }, t('no_channel'))));
     list.append(...items);
     // The last page: no button at all (button's own display rule would beat `hidden`).
