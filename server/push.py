@@ -209,7 +209,9 @@ def _precheck(
             mutation.id, MutationCode.UNKNOWN, say(Reason.UNKNOWN_MUTATION, language), "$.name"
         )
     try:
-        return msgspec.convert(mutation.args, spec.args_type, strict=False), None
+        # Strict: a number sent as a string is a wrong type, refused where it stands (as
+        # docs/errors.md says), not read as the number; dates and times still come as strings.
+        return msgspec.convert(mutation.args, spec.args_type, strict=True), None
     except msgspec.ValidationError as exc:
         reason, field = invalid_value(exc)
         return None, rejection(mutation.id, MutationCode.INVALID_ARGS, say(reason, language), field)

@@ -29,7 +29,8 @@ EN_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct
 # "Updated <when>": a moment with its time on the 24-hour clock, in the language's own way.
 MOMENT = {
     "fi": r"\d{1,2}\.\d{1,2}\.\d{4} klo \d{1,2}\.\d\d",
-    "sv": r"\d{4}-\d\d-\d\d \d\d:\d\d",
+    # Swedish as written in Finland (sv-FI), never Sweden's ISO dates.
+    "sv": r"\d{1,2}\.\d{1,2}\.\d{4} \d{1,2}[.:]\d\d",
     "en": r"\d{1,2} [A-Z][a-z]{2,3} \d{4}, \d\d:\d\d",
 }
 
@@ -39,7 +40,7 @@ def date_pattern(day: dt.date, lang: str) -> str:
     if lang == "fi":
         return re.escape(f"{day.day}.{day.month}.")
     if lang == "sv":
-        return re.escape(f"{day.day}/{day.month}")
+        return re.escape(f"{day.day}.{day.month}")
     # Newer ICU writes September "Sept" in British English.
     month = "Sept?" if day.month == 9 else EN_MONTHS[day.month - 1]
     return rf"{day.day} {month}"

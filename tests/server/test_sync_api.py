@@ -434,6 +434,27 @@ async def test_values_the_database_cannot_hold_are_rejected_not_500(
     ]
 
 
+async def test_a_value_of_the_wrong_type_is_rejected_not_coerced(
+    fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
+) -> None:
+    """A number sent as a string is refused where it stands, as docs/errors.md says (it once
+    passed as the number), and so are a string's worth of digits for a boolean."""
+    teacher = await device(fx_client, "teacher")
+    monday = next_weekday(fx_city.today, 1).isoformat()
+    lesson = fx_timetable["5a-1"]
+    teacher.queue("lesson.change", {"lesson_id": str(lesson), "on_date": monday, "room": "B2"})
+    teacher.queue("lesson.change", {"lesson_id": lesson, "on_date": monday, "cancelled": "1"})
+    teacher.queue("message.send", {"to": [str(fx_city.mother)], "subject": "s", "body": "b"})
+    teacher.queue("lesson.change", {"lesson_id": lesson, "on_date": monday, "room": "B2"})
+    results = await teacher.push()
+    assert [(r["status"], r.get("code"), r.get("field")) for r in results] == [
+        ("rejected", "mutation.invalid_args", "$.lesson_id"),
+        ("rejected", "mutation.invalid_args", "$.cancelled"),
+        ("rejected", "mutation.invalid_args", "$.to[0]"),
+        ("applied", None, None),
+    ]
+
+
 async def test_a_long_offline_outbox_is_sent_in_batches(
     fx_client: httpx.AsyncClient, fx_city: City, fx_timetable: dict[str, int]
 ) -> None:

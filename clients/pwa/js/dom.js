@@ -1,11 +1,49 @@
 // A tiny element builder. Text always goes in as text nodes, never as HTML, so a message
 // body or a name can never inject markup.
 
+/** How long a form or button stays deaf after an act, at least: a double tap's second tap
+ * comes within it, a person's second, deliberate act does not. */
+const SETTLE_MS = 600;
+/** @type {WeakSet<EventTarget>} */
+const busy = new WeakSet();
+
+/**
+ * ``handler`` for a submit or a click, answering one act at a time: while an act is handled
+ * (and for SETTLE_MS after it began), another on the same element is dropped, so a double tap
+ * on "Send" queues one change, not two. While busy, a form's submit buttons are disabled.
+ * @param {HTMLElement} el
+ * @param {(event: Event) => unknown} handler
+ * @returns {(event: Event) => Promise<void>}
+ */
+function once(el, handler) {
+  return async (event) => {
+    if (busy.has(el)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      return;
+    }
+    busy.add(el);
+    const buttons = el instanceof HTMLFormElement
+      ? [...el.querySelectorAll('button:not([disabled])')].filter((b) => b instanceof HTMLButtonElement && b.type === 'submit')
+      : [];
+    for (const button of buttons) if (button instanceof HTMLButtonElement) button.disabled = true;
+    const settled = new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    try {
+      await handler(event);
+    } finally {
+      await settled;
+      busy.delete(el);
+      for (const button of buttons) if (button instanceof HTMLButtonElement) button.disabled = false;
+    }
+  };
+}
+
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
-    if (name.startsWith('on') && typeof value === 'function') el.addEventListener(name.slice(2), value);
+    if (name === 'onsubmit' || name === 'onclick') el.addEventListener(name.slice(2), once(el, value));
+    else if (name.startsWith('on') && typeof value === 'function') el.addEventListener(name.slice(2), value);
     else if (name === 'className') el.className = value;
     else if (name === 'value' || name === 'checked' || name === 'selected') el[name] = value;
     else el.setAttribute(name, value === true ? '' : String(value));

@@ -1,12 +1,15 @@
 // Every date and time the app shows goes through here, so the three languages follow one
-// rule: Finnish conventions. Finnish and Swedish use their own formats; English is written
+// rule: Finnish conventions. Finnish uses its own formats, Swedish those of Finland's Swedish
+// speakers (sv-FI: "7.12.2026 20.49", not Sweden's "2026-12-07 20:49"); English is written
 // the way it is in Finland (and Britain): the day before the month ("7 Dec", never "12/7")
 // and a 24-hour clock. The schools are in Helsinki, so a moment is shown in Helsinki time.
 
 const HELSINKI = 'Europe/Helsinki';
 
 // 'en' alone would be American (month first, a.m./p.m.); 'en-GB' gives day-month order.
-const locale = (lang) => (lang === 'en' ? 'en-GB' : lang);
+// 'sv' alone is Sweden's (ISO dates, "7/12"); 'sv-FI' is how Swedish is written in Finland.
+const LOCALES = { en: 'en-GB', sv: 'sv-FI' };
+const locale = (lang) => LOCALES[lang] || lang;
 
 const cache = new Map();
 function formatter(lang, options) {
@@ -19,7 +22,7 @@ function formatter(lang, options) {
 // time zone moves it to the day before or after.
 const noon = (day) => new Date(`${day}T12:00:00Z`);
 
-/** A moment (an ISO time stamp): "7.12.2026 klo 9.00", "2026-12-07 09:00", "7 Dec 2026, 09:00". */
+/** A moment (an ISO time stamp): "7.12.2026 klo 9.00", "7.12.2026 09.00", "7 Dec 2026, 09:00". */
 export function when(iso, lang) {
   const options = lang === 'en'
     ? { dateStyle: 'medium', timeStyle: 'short', hourCycle: 'h23', timeZone: HELSINKI }
@@ -31,13 +34,13 @@ export function when(iso, lang) {
   }
 }
 
-/** A school day with its weekday: "maanantaina 7.12.", "måndag 7/12", "Monday 7 Dec". */
+/** A school day with its weekday: "maanantaina 7.12.", "måndag 7.12", "Monday 7 Dec". */
 export function dayLabel(day, lang) {
   const month = lang === 'en' ? 'short' : 'numeric';
   return formatter(lang, { weekday: 'long', day: 'numeric', month, timeZone: 'UTC' }).format(noon(day));
 }
 
-/** A school day without its weekday: "7.12.", "7/12", "7 Dec". */
+/** A school day without its weekday: "7.12.", "7.12", "7 Dec". */
 export function dateLabel(day, lang) {
   const month = lang === 'en' ? 'short' : 'numeric';
   return formatter(lang, { day: 'numeric', month, timeZone: 'UTC' }).format(noon(day));
