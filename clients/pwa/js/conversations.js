@@ -78,7 +78,9 @@ export async function newMessageView(ctx) {
     h('p', { className: 'hint', id: 'recipients-hint' }, t('message_to_hint')),
     teachers.map((x) => h('label', { className: 'choice' },
       h('input', { type: 'checkbox', name: 'to', value: x.id, onchange: ctx.markDirty }), ' ',
-      x.name, h('span', { className: 'details' }, x.subjects.join(', ')))));
+      // The subjects in brackets: a screen reader reads the label as one name, "Ari Seppälä
+      // (Kuvataide)", not "Ari SeppäläKuvataide".
+      x.name, h('span', { className: 'details' }, `(${x.subjects.join(', ')})`))));
   const subject = h('input', { name: 'subject', required: true, maxlength: 200, oninput: ctx.markDirty });
   const body = h('textarea', { name: 'body', rows: 5, required: true, maxlength: 10000, oninput: ctx.markDirty });
   const error = h('p', { className: 'error', role: 'alert', id: 'new-message-error' });

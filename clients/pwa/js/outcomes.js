@@ -84,7 +84,10 @@ export function stateBadge(state) {
 /** A refused change's reason and its "Dismiss" button (which draws the view again). */
 export function refusal(ctx, change) {
   if (change.state !== 'refused') return null;
+  const reason = reasonText(change.outcome);
+  // Named with its reason: several "Dismiss" buttons in one list each say which they clear.
   return h('span', { className: 'refusal' },
-    h('span', { className: 'error' }, reasonText(change.outcome)), ' ',
-    h('button', { type: 'button', className: 'link', onclick: async () => { await dismiss(change.outcome); ctx.rerender(); } }, t('dismiss')));
+    h('span', { className: 'error' }, reason), ' ',
+    h('button', { type: 'button', className: 'link', 'aria-label': `${t('dismiss')}: ${reason}`,
+      onclick: async () => { await dismiss(change.outcome); ctx.rerender(); } }, t('dismiss')));
 }
