@@ -55,7 +55,9 @@ async function requestSend() {
   // Offline: ask the browser to wake the service worker when the network returns
   // (Background Sync); the 'online' event below covers browsers without it.
   try {
-    const registration = await navigator.serviceWorker.ready;
+    // Background Sync is not in every browser, nor in TypeScript's DOM types.
+    const registration = /** @type {ServiceWorkerRegistration & {sync?: {register(tag: string): Promise<void>}}} */ (
+      await navigator.serviceWorker.ready);
     if (registration.sync) await registration.sync.register('reppu-outbox');
   } catch (_) { /* no Background Sync: the online event will do */ }
 }
@@ -366,7 +368,10 @@ async function boot() {
   events.addEventListener('records', () => render());
   // Answers draw the view again (not only the banner): a list shows each change made here
   // as waiting, sent or refused (js/outcomes.js).
-  events.addEventListener('outbox', (e) => (e.detail && e.detail.results ? render() : renderStatus()));
+  events.addEventListener('outbox', (e) => {
+    const detail = /** @type {CustomEvent} */ (e).detail;
+    return detail && detail.results ? render() : renderStatus();
+  });
   events.addEventListener('auth', async () => {
     // The token is gone (revoked, expired): log in again; the outbox stays until then.
     if (state.stopLive) state.stopLive();
@@ -376,7 +381,7 @@ async function boot() {
   });
   window.addEventListener('hashchange', () => {
     render({ force: true }).then(() => {
-      const heading = document.querySelector('#main h1, #main h2');
+      const heading = /** @type {HTMLElement | null} */ (document.querySelector('#main h1, #main h2'));
       if (heading) { heading.setAttribute('tabindex', '-1'); heading.focus(); }
     });
   });
@@ -404,4 +409,4 @@ async function boot() {
 }
 
 boot();
-window.reppu = { state, trySync, db }; // for tests and curious developers
+/** @type {any} */ (window).reppu = { state, trySync, db }; // for tests and curious developers

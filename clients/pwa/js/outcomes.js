@@ -16,6 +16,8 @@ const SENT_SHOWN_MS = 24 * 60 * 60 * 1000;
  * This device's changes named ``names`` whose args ``keep`` accepts, oldest first: each as
  * {id, name, args, state, outcome}, state 'waiting' (in the outbox), 'sent' (applied in the
  * last day) or 'refused' (rejected; until the person dismisses it).
+ * @param {string[]} names
+ * @param {(args: any) => boolean} [keep]
  */
 export async function localChanges(names, keep = () => true) {
   const wanted = new Set(names);

@@ -39,6 +39,10 @@ const hhmm = (t) => (t || '').slice(0, 5);
 /**
  * The lessons of ``day`` in time order. ``lessons`` and ``changes`` are the synced records;
  * ``keep`` (optional) chooses lessons, e.g. by group or teacher.
+ * @param {any[]} lessons
+ * @param {any[]} changes
+ * @param {string} day
+ * @param {(lesson: any) => boolean} [keep]
  */
 export function dayTimetable(lessons, changes, day, keep = () => true) {
   const byLesson = new Map();

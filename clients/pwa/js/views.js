@@ -17,7 +17,10 @@ import { staffAbsencesView, requestFormView, deliveryText } from './staff.js';
 const has = (me, role) => (me.roles || []).includes(role);
 const isStaff = (me) => has(me, 'teacher') || has(me, 'principal') || has(me, 'admin');
 
-/** The menu for this person: [hash, text key]. */
+/**
+ * The menu for this person: [hash, text key].
+ * @returns {[string, string][]}
+ */
 export function navFor(me) {
   if (isStaff(me)) {
     return [['#/today', 'today'], ['#/messages', 'messages'], ['#/bulletins', 'bulletins'],
