@@ -221,9 +221,12 @@ def one_run(browser: Any, base: str, offset: dt.timedelta) -> dict[str, float]:
     cold_in, cold_out, cold_requests = cold.bytes_in, cold.sent, cold.requests
     page.wait_for_function("navigator.serviceWorker.controller !== null")
     shell = page.evaluate(
-        "caches.open('reppu-shell-v1').then(c => c.keys()).then(async keys => {"
-        " let n = 0; const c = await caches.open('reppu-shell-v1');"
-        " for (const k of keys) n += (await (await c.match(k)).arrayBuffer()).byteLength;"
+        # The shell's cache, whatever its version (sw.js's CACHE; it was 'reppu-shell-v1' here
+        # and read 0 bytes once the worker's went to v2).
+        "caches.keys().then(async names => {"
+        " const name = names.find(n => n.startsWith('reppu-shell-'));"
+        " if (!name) return 0; const c = await caches.open(name); let n = 0;"
+        " for (const k of await c.keys()) n += (await (await c.match(k)).arrayBuffer()).byteLength;"
         " return n; })"
     )
     page.close()
