@@ -645,6 +645,14 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     del connection
 
 
+async def start_postgres_pool(engine: PostgresEngine, max_size: int) -> None:
+    """Start ``engine``'s connection pool as every Reppu process runs it: one way, so that a
+    pool started again (after a restore) is not a different pool (asyncpg's reset back)."""
+    await engine.start_connection_pool(
+        min_size=1, max_size=max_size, command_timeout=60, reset=_keep_session
+    )
+
+
 @asynccontextmanager
 async def open_database(settings: Settings) -> AsyncIterator[Engine[Any]]:
     """Build, bind and open the engine for the life of a process (or a test)."""
@@ -655,12 +663,7 @@ async def open_database(settings: Settings) -> AsyncIterator[Engine[Any]]:
         if isinstance(engine, _SQLiteEngine):
             engine.open_read_pool(settings.sqlite_read_connections)
     elif isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(
-            min_size=1,
-            max_size=settings.database_pool_size,
-            command_timeout=60,
-            reset=_keep_session,
-        )
+        await start_postgres_pool(engine, settings.database_pool_size)
     try:
         yield engine
     finally:

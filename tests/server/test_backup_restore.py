@@ -33,7 +33,7 @@ from server.backup import (
     restore_postgres,
     restore_sqlite,
 )
-from server.db.engine import _SQLiteEngine, settle_writes
+from server.db.engine import _SQLiteEngine, settle_writes, start_postgres_pool
 from server.db.sync_tables import SyncEpoch
 from server.db.tables import LessonChange
 from server.settings import Settings
@@ -76,7 +76,7 @@ async def _restore(settings: Settings, engine: Engine[Any], backup: Path) -> Rew
     if isinstance(engine, PostgresEngine):
         await engine.close_connection_pool()
         rewound = await restore_postgres(backup, settings.database_url)
-        await engine.start_connection_pool(min_size=1, max_size=4)
+        await start_postgres_pool(engine, 4)  # as the server starts it again
         await renew_sync_epoch(engine)
         return rewound
     assert isinstance(engine, _SQLiteEngine)
