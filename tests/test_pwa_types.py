@@ -52,13 +52,15 @@ def test_the_check_covers_the_sync_module() -> None:
         assert f"import('../../typescript/contract').{name}" in sync
 
 
-MODULES = sorted(path.name for path in (ROOT / "clients" / "pwa" / "js").glob("*.js"))
+JS = ROOT / "clients" / "pwa" / "js"
+MODULES = sorted(str(path.relative_to(JS)) for path in JS.rglob("*.js"))
 
 
 def test_the_config_lists_every_module_of_the_app() -> None:
     # A module added to the app and not to the config would go unchecked.
     config = json.loads((ROOT / CONFIG).read_text())
-    assert {Path(name).name for name in config["files"]} >= set(MODULES)
+    listed = {str(Path(name).relative_to("../pwa/js")) for name in config["files"]}
+    assert listed >= set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)

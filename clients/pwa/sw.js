@@ -6,9 +6,9 @@
 
 import { api, syncNow } from './js/sync.js';
 import { getMeta } from './js/db.js';
-import { languageOf, setLanguage, t } from './js/i18n.js';
+import { languageOf, pushWords } from './js/i18n.js';
 
-const CACHE = 'reppu-shell-v4'; // v4: the tab bar, weeks, staff views (issue 18)
+const CACHE = 'reppu-shell-v5'; // v5: a module per language's words, staff and forms loaded when opened
 const SHELL = [
   '/',
   '/css/app.css',
@@ -28,6 +28,9 @@ const SHELL = [
   '/js/push.js',
   '/js/layout.js',
   '/js/staff.js',
+  '/js/words/fi.js',
+  '/js/words/sv.js',
+  '/js/words/en.js',
   '/manifest.webmanifest',
   '/icons/icon.svg',
   '/icons/icon-192.png',
@@ -74,9 +77,10 @@ self.addEventListener('fetch', (event) => {
   })());
 });
 
-async function speakTheirLanguage() {
+/** A notification's default words in the person's language (js/i18n.js pushWords). */
+async function theirPushWords() {
   const me = await getMeta('me');
-  setLanguage(me && me.person && languageOf(me));
+  return pushWords(me && me.person && languageOf(me));
 }
 
 async function tellPages(message) {
@@ -98,10 +102,10 @@ self.addEventListener('push', (event) => {
   let payload = {};
   try { payload = event.data ? event.data.json() : {}; } catch (_) { payload = {}; }
   event.waitUntil((async () => {
-    await speakTheirLanguage();
+    const words = await theirPushWords();
     const tag = payload.kind ? `${payload.kind}:${payload.id ?? ''}` : 'reppu';
-    await self.registration.showNotification(payload.title || t('push_title'), {
-      body: payload.body || t('push_body'),
+    await self.registration.showNotification(payload.title || words.title, {
+      body: payload.body || words.body,
       tag,
       icon: '/icons/icon-192.png',
       data: { kind: payload.kind, id: payload.id },

@@ -54,16 +54,21 @@ async def test_api_still_needs_a_token_and_schema_still_works(
 
 
 def test_every_word_is_in_finnish_swedish_and_english() -> None:
-    """The three dictionaries of clients/pwa/js/i18n.js have the same keys, none empty, and
+    """The three dictionaries of clients/pwa/js/words/ have the same keys, none empty, and
     every key the app's code asks for exists."""
     import re
     from pathlib import Path
 
     pwa = Path(__file__).resolve().parents[2] / "clients" / "pwa"
-    source = (pwa / "js" / "i18n.js").read_text()
+    loaders = re.findall(
+        r"(\w+): \(\) => import\('\./words/(\w+)\.js'\)", (pwa / "js" / "i18n.js").read_text()
+    )
+    assert loaders == [("fi", "fi"), ("sv", "sv"), ("en", "en")]
+    assert sorted(p.name for p in (pwa / "js" / "words").iterdir()) == ["en.js", "fi.js", "sv.js"]
     keys: dict[str, set[str]] = {}
     for language in ("fi", "sv", "en"):
-        block = source.split(f"const {language} = {{", 1)[1].split("\n};", 1)[0]
+        source = (pwa / "js" / "words" / f"{language}.js").read_text()
+        block = source.split("export default {", 1)[1].split("\n};", 1)[0]
         found = re.findall(r"(?:^|,|\s)(\w+): '((?:[^'\\]|\\.)*)'", block)
         found += re.findall(r'(?:^|,|\s)(\w+): "((?:[^"\\]|\\.)*)"', block)
         assert all(text.strip() for _, text in found), language
@@ -93,4 +98,31 @@ def test_the_worker_caches_every_file_of_the_app() -> None:
         re.findall(r'<link rel="modulepreload" href="([^"]+)">', (pwa / "index.html").read_text())
     )
     modules = {f for f in files if f.startswith("/js/")}
-    assert preloaded | {"/js/app.js"} == modules
+
+    def imports(module: str, pattern: str) -> set[str]:
+        source = (pwa / module.lstrip("/")).read_text()
+        folder = module.rsplit("/", 1)[0]
+        return {f"{folder}/{name}" for name in re.findall(pattern, source)}
+
+    static_import = r"(?m)^import [^;]*? from '\./([\w/]+\.js)';"
+    dynamic_import = r"import\('\./([\w/]+\.js)'\)"
+    # Everything app.js imports, directly or not, is preloaded: the first screen needs it.
+    first_screen, todo = {"/js/app.js"}, ["/js/app.js"]
+    while todo:
+        for found in imports(todo.pop(), static_import) - first_screen:
+            first_screen.add(found)
+            todo.append(found)
+    assert preloaded | {"/js/app.js"} == first_screen
+    # What the first screen loads only when asked (a view, a language's words) is not preloaded
+    # by a link, and every module is reachable one way or the other.
+    later = set().union(*(imports(m, dynamic_import) for m in first_screen)) - first_screen
+    assert later == {
+        "/js/forms.js",
+        "/js/staff.js",
+        "/js/words/fi.js",
+        "/js/words/sv.js",
+        "/js/words/en.js",
+    }
+    assert first_screen | later == modules
+    # One language's words are preloaded by index.html's script, named the same way.
+    assert "link.href = '/js/words/' + code + '.js';" in (pwa / "index.html").read_text()

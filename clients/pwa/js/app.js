@@ -3,7 +3,7 @@
 
 import { h, field } from './dom.js';
 import { when, age } from './format.js';
-import { t, setLanguage, language, languageOf } from './i18n.js';
+import { t, setLanguage, language, languageOf, expectedLanguage } from './i18n.js';
 import * as db from './db.js';
 import { api, syncNow, followLive, events, ApiError, queue, queueAll } from './sync.js';
 import { renderView, navFor } from './views.js';
@@ -319,7 +319,7 @@ ctx.logOut = logOut;
 ctx.languageChosen = async (setting) => {
   state.me = { ...state.me, language: setting };
   await db.setMeta('me', state.me);
-  setLanguage(setting.language);
+  await setLanguage(setting.language);
   // The shell (header, skip link, status) is built once; build it again in the new words.
   const shell = document.getElementById('shell');
   if (shell) shell.remove();
@@ -331,13 +331,13 @@ async function refreshMe() {
     const me = await api('/me');
     await db.setMeta('me', me);
     state.me = me;
-    setLanguage(languageOf(me));
+    await setLanguage(languageOf(me));
   } catch (_) { /* offline: keep what we have */ }
 }
 
 async function start(me) {
   state.me = me;
-  setLanguage(languageOf(me));
+  await setLanguage(languageOf(me));
   const children = me.children || [];
   const kept = await db.getMeta('child');
   state.childId = children.some((c) => c.person.id === kept) ? kept : (children[0] && children[0].person.id);
@@ -391,10 +391,12 @@ async function boot() {
   setInterval(renderStatus, 60_000);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) trySync(); });
 
+  // Words before anything is drawn (preloaded by index.html); the person's own follow below.
+  await setLanguage(expectedLanguage());
   if (await returnFromProvider()) { registerWorker(); return; }
   const me = (await db.getMeta('token')) ? await db.getMeta('me') : null;
   if (!me) {
-    setLanguage((navigator.language || 'fi').slice(0, 2));
+    await setLanguage((navigator.language || 'fi').slice(0, 2));
     await render({ force: true });
     registerWorker();
     return;

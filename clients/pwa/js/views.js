@@ -6,13 +6,11 @@ import { t, language, languageName, LANGUAGES, OWN_NAMES } from './i18n.js';
 import * as db from './db.js';
 import { api, ApiError } from './sync.js';
 import { dayTimetable, schoolToday, schoolWeek } from './timetable.js';
-import { formsView, formView, formStatusView } from './forms.js';
 import { childSwitcher, currentChild, concerning } from './children.js';
 import { newMessageView, mayStartConversation, teacherNames } from './conversations.js';
 import { localChanges, stateBadge, refusal } from './outcomes.js';
 import { pushSubscription, turnPushOn, turnPushOff } from './push.js';
 import { moreView, weekAsked, weekSwitcher } from './layout.js';
-import { staffAbsencesView, requestFormView, deliveryText } from './staff.js';
 
 const has = (me, role) => (me.roles || []).includes(role);
 const isStaff = (me) => has(me, 'teacher') || has(me, 'principal') || has(me, 'admin');
@@ -35,6 +33,12 @@ export function navFor(me) {
     ['#/bulletins', 'bulletins'], ['#/settings', 'settings']];
 }
 
+// The forms' and the staff's views are loaded when first opened, not at every start: a pupil's
+// or a guardian's first screen needs neither (docs/benchmarks.md, "PWA start-up"). The service
+// worker keeps both for offline use.
+const formViews = () => import('./forms.js');
+const staffViews = () => import('./staff.js');
+
 export async function renderView(parts, ctx) {
   const me = ctx.state.me;
   const [name, a, b] = parts;
@@ -49,11 +53,14 @@ export async function renderView(parts, ctx) {
       if (a === 'new') return newBulletinView(ctx);
       if (a && b === 'report') return reportView(ctx, Number(a));
       return a ? bulletinView(ctx, Number(a)) : bulletinsView(ctx);
-    case 'absences': return isStaff(me) ? staffAbsencesView(ctx, a ? Number(a) : null) : absencesView(ctx);
-    case 'forms':
-      if (isStaff(me) && a === 'new') return requestFormView(ctx);
-      if (isStaff(me)) return formStatusView(ctx, a ? Number(a) : null);
-      return a ? withoutCustody(ctx, await formView(ctx, Number(a))) : formsView(ctx);
+    case 'absences':
+      return isStaff(me) ? (await staffViews()).staffAbsencesView(ctx, a ? Number(a) : null) : absencesView(ctx);
+    case 'forms': {
+      const forms = await formViews();
+      if (isStaff(me) && a === 'new') return (await staffViews()).requestFormView(ctx);
+      if (isStaff(me)) return forms.formStatusView(ctx, a ? Number(a) : null);
+      return a ? withoutCustody(ctx, await forms.formView(ctx, Number(a))) : forms.formsView(ctx);
+    }
     case 'settings': return settingsView(ctx);
     default: return isStaff(me) ? teacherTodayView(ctx) : timetableView(ctx, 'today');
   }
@@ -367,6 +374,7 @@ async function reportView(ctx, id) {
     section.append(problem('report_offline'));
     return section;
   }
+  const { deliveryText } = await staffViews();
   const pageSize = ctx.state.reportPage || REPORT_PAGE;
   const fetchPage = (after) => api(`/bulletins/${id}/status?only=not_reached&limit=${pageSize}&after=${after}`);
   let report;
