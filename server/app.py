@@ -12,20 +12,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
-from litestar.datastructures import CacheControlHeader, State
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.static_files import create_static_files_router
 from piccolo.engine.base import Engine
 
 from schemas.errors import ErrorCode
@@ -48,6 +46,7 @@ from server.routes.health import health, ready
 from server.routes.metrics import metrics
 from server.routes.notifications import NOTIFICATION_ROUTES
 from server.routes.people import choose_language, me, person
+from server.routes.pwa import SKIP_COMPRESSION, pwa_router
 from server.routes.roster_imports import ROSTER_IMPORT_ROUTES
 from server.routes.signin import SIGNIN_ROUTES
 from server.routes.sync import sync_live, sync_pull, sync_push
@@ -61,24 +60,6 @@ log = logging.getLogger("reppu")
 PUBLIC_PATHS = ["^/schema", "^/static/"]
 LIVE_PATH = "/sync/live"
 """The live stream's route: its tokens are looked up in batches (``server/live_access.py``)."""
-
-PWA_DIRECTORY = Path(__file__).resolve().parent.parent / "clients" / "pwa"
-"""The installable web app (``docs/pwa.md``): plain files, served at ``/`` without a token."""
-
-
-def pwa_router() -> Router:
-    """The PWA's files at ``/``. API routes are matched first; every file is revalidated
-    (``no-cache``), so a new service worker and app shell reach phones at their next start
-    while the worker's own cache keeps the app working offline."""
-    return create_static_files_router(
-        path="/",
-        directories=[PWA_DIRECTORY],
-        html_mode=True,
-        name="pwa",
-        cache_control=CacheControlHeader(no_cache=True),
-        opt={"exclude_from_auth": True},
-        include_in_schema=False,
-    )
 
 
 class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
@@ -222,6 +203,8 @@ def create_app(settings: Settings, *, engine: Engine[Any] | None = None) -> Lite
             gzip_compress_level=6,
             minimum_size=512,
             exclude=["^/sync/live"],
+            # The app's files come compressed already, at a better ratio (server/routes/pwa.py).
+            exclude_opt_key=SKIP_COMPRESSION,
             middleware_class=NegotiatedCompression,
         ),
         openapi_config=OpenAPIConfig(
