@@ -797,7 +797,9 @@ async def report_absence(ctx: MutationContext, args: NoticeArgs) -> None:
     pupil = await _pupil(args.pupil_id)
     if not decide(ctx.viewer, Action.ACT_FOR_PUPIL, pupil, ctx.day):
         raise _refuse(
-            MutationCode.FORBIDDEN, "Only the pupil's custodial guardians may report absences."
+            MutationCode.FORBIDDEN,
+            "Only the pupil's custodial guardians may report absences.",
+            "$.pupil_id",
         )
     _check_span(args, MAX_NOTICE_DAYS)
     if args.from_date < school_today(ctx.occurred_at):
@@ -820,6 +822,7 @@ async def explain_absence(ctx: MutationContext, args: NoticeArgs) -> None:
             MutationCode.FORBIDDEN,
             "Only the pupil's custodial guardians (or the pupil, where the school allows it at"
             " the pupil's age) may explain absences.",
+            "$.pupil_id",
         )
     _check_span(args, MAX_NOTICE_DAYS)
     today = school_today(ctx.occurred_at)
@@ -843,7 +846,9 @@ async def request_leave(ctx: MutationContext, args: NoticeArgs) -> None:
     pupil = await _pupil(args.pupil_id)
     if not decide(ctx.viewer, Action.ACT_FOR_PUPIL, pupil, ctx.day):
         raise _refuse(
-            MutationCode.FORBIDDEN, "Only the pupil's custodial guardians may ask for leave."
+            MutationCode.FORBIDDEN,
+            "Only the pupil's custodial guardians may ask for leave.",
+            "$.pupil_id",
         )
     _check_span(args, MAX_LEAVE_DAYS)
     if args.from_date < school_today(ctx.occurred_at):

@@ -446,10 +446,16 @@ async def test_a_later_leave_decision_wins_whichever_arrives_first(
 # --- who may do what ----------------------------------------------------------------------
 
 
-async def _refused(device_: RawDevice, name: str, code: str, **args: Any) -> None:
+async def _refused(
+    device_: RawDevice, name: str, code: str, *, at_field: str | None = None, **args: Any
+) -> None:
+    """``name`` is rejected with ``code`` (and, if given, ``field`` ``at_field``), and writes
+    nothing."""
     before = await _counts()
     result = await device_.do(name, **args)
     assert (result["status"], result.get("code")) == ("rejected", code), result
+    if at_field is not None:
+        assert result.get("field") == at_field, result
     assert await _counts() == before, "a refused act wrote something"
 
 
@@ -564,11 +570,14 @@ async def test_notices_are_refused_to_other_families_and_information_only_guardi
     father = await RawDevice.log_in(fx_client, "father")
     former = await RawDevice.log_in(fx_client, "former_guardian")
     teacher = await RawDevice.log_in(fx_client, "teacher")
+    # The refusal names the pupil as what was refused, so an app can say why in its own
+    # words ("only custodial guardians can ...") rather than a bare "you may not".
+    who = {"at_field": "$.pupil_id"}
     for name in ("absence.report", "absence.explain", "leave.request"):
-        await _refused(mother, name, forbidden, pupil_id=c.olli, **today)  # another family
-        await _refused(father, name, forbidden, pupil_id=c.aino, **today)  # information only
-        await _refused(former, name, forbidden, pupil_id=c.olli, **today)  # ended yesterday
-        await _refused(teacher, name, forbidden, pupil_id=c.olli, **today)  # staff
+        await _refused(mother, name, forbidden, pupil_id=c.olli, **today, **who)  # other family
+        await _refused(father, name, forbidden, pupil_id=c.aino, **today, **who)  # info only
+        await _refused(former, name, forbidden, pupil_id=c.olli, **today, **who)  # ended
+        await _refused(teacher, name, forbidden, pupil_id=c.olli, **today, **who)  # staff
     await _refused(mother, "absence.report", "mutation.not_found", pupil_id=2**31 - 1, **today)
 
 

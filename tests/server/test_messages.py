@@ -79,6 +79,17 @@ async def test_families_cannot_message_each_other_and_nothing_is_stored(
         "mutation.forbidden",
         "$.to[0]",
     )
+    # The field names the recipient refused by its place in ``to`` as sent, beside one who
+    # would be allowed; a person who does not exist is refused the same way, so ``field``
+    # tells nothing of who exists.
+    both = await change(
+        mother, "message.send", to=[fx_city.teacher, fx_city.olli_parent], subject="s", body="b"
+    )
+    nobody = await change(mother, "message.send", to=[2**31 - 1], subject="s", body="b")
+    assert [(r["code"], r["field"], r["reason"]) for r in (both, nobody)] == [
+        ("mutation.forbidden", "$.to[1]", refused["reason"]),
+        ("mutation.forbidden", "$.to[0]", refused["reason"]),
+    ]
     assert await Thread.count() == 0
     assert await Message.count() == 0
     assert await Outbox.count() == 0
@@ -504,7 +515,12 @@ async def test_pupils_start_conversations_with_staff_only_where_their_school_all
     eero = await device(fx_client, "eero")
     ask = {"subject": "Läksyt", "body": "Mitkä olivat läksyt?"}
     refused = await change(olli, "message.send", to=[fx_city.teacher], **ask)
-    assert (refused["status"], refused["code"]) == ("rejected", "mutation.forbidden")
+    # Refused for who the sender is, not whom they wrote to: no field names a recipient.
+    assert (refused["status"], refused["code"], refused.get("field")) == (
+        "rejected",
+        "mutation.forbidden",
+        None,
+    )
     # The app learns from /me where a pupil may start one (and so whether to offer it).
     me = (await fx_client.get("/me", headers=olli.headers)).json()
     assert me["pupil_conversation_schools"] == []
@@ -525,7 +541,16 @@ async def test_pupils_start_conversations_with_staff_only_where_their_school_all
     teacher = await _synced(await device(fx_client, "teacher"))
     assert "Mitkä olivat läksyt?" in {m["body"] for m in records(teacher, "message").values()}
     # Never with another family, and not from a school whose rules do not allow it.
-    for pupil, to in ((olli, fx_city.mother), (olli, fx_city.aino), (eero, fx_city.teacher)):
+    # Another family's guardian or pupil is named as the recipient refused (docs/messages.md).
+    for pupil, to, field in (
+        (olli, fx_city.mother, "$.to[0]"),
+        (olli, fx_city.aino, "$.to[0]"),
+        (eero, fx_city.teacher, None),
+    ):
         result = await change(pupil, "message.send", to=[to], **ask)
-        assert (result["status"], result["code"]) == ("rejected", "mutation.forbidden"), to
+        assert (result["status"], result["code"], result.get("field")) == (
+            "rejected",
+            "mutation.forbidden",
+            field,
+        ), to
     assert await Thread.count() == 1

@@ -7,7 +7,7 @@ import { t, setLanguage, language, languageOf, expectedLanguage } from './i18n.j
 import * as db from './db.js';
 import { api, syncNow, followLive, events, ApiError, queue, queueAll } from './sync.js';
 import { renderView, navFor } from './views.js';
-import { reasonText } from './outcomes.js';
+import { reasonText, errorText } from './outcomes.js';
 import { tabBar } from './layout.js';
 
 const state = {
@@ -200,13 +200,17 @@ function loginView() {
     try {
       await logIn(username.value.trim(), password.value);
     } catch (e) {
-      error.textContent = e instanceof OutboxWaiting ? t('signin_outbox_waiting') : e instanceof ApiError ? t('login_failed', { reason: e.message.replace(/^\d+ [\w.]+: /, '') }) : t('login_offline');
+      error.textContent = e instanceof OutboxWaiting ? t('signin_outbox_waiting') : e instanceof ApiError ? t('login_failed', { reason: errorText(e) }) : t('login_offline');
       button.disabled = false;
     }
   } },
   field(t('username'), username), field(t('password'), password), button, error);
   if (state.signinError) {
-    error.textContent = state.signinError === 'outbox_waiting' ? t('signin_outbox_waiting') : t('signin_failed', { code: state.signinError });
+    // A provider's refusal comes back as a bare code (docs/identity.md): its words if the app
+    // has them, else the code in a sentence.
+    const said = errorText(state.signinError);
+    error.textContent = state.signinError === 'outbox_waiting' ? t('signin_outbox_waiting')
+      : said !== state.signinError ? said : t('signin_failed', { code: state.signinError });
   }
   // The providers the server offers (docs/identity.md); none offline or when none are set.
   const providers = h('ul', { id: 'providers', className: 'providers' });

@@ -8,6 +8,7 @@ import * as db from './db.js';
 import { api } from './sync.js';
 import { requestFormLink } from './staff.js';
 import { childSwitcher, currentChild } from './children.js';
+import { reasonText } from './outcomes.js';
 
 async function requestsFor(pupilId) {
   const responses = (await db.recordsOf('form_response')).filter((r) => r.pupil_id === pupilId);
@@ -98,7 +99,7 @@ function activityLine(activity) {
   if (!answered) return h('p', { role: 'status', id: 'form-state' });
   if (answered.status === 'rejected') {
     return h('p', { role: 'status', className: 'error', id: 'form-state', 'data-state': 'refused' },
-      t('form_refused', { reason: answered.reason || answered.code || '' }));
+      t('form_refused', { reason: reasonText(answered) }));
   }
   return h('p', { role: 'status', className: 'ok', id: 'form-state', 'data-state': 'applied' },
     t(`form_applied_${answered.name.split('.')[1]}`));

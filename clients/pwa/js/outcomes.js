@@ -2,6 +2,8 @@
 // report made offline is listed at once as "waiting to send", then "sent" or "refused" with
 // the reason, so that nobody sends it twice because the list still said "no reports".
 // The outbox (not answered yet) and the outcomes (the server's answers) are in js/db.js.
+// Also the one place a refusal becomes words: a change's (reasonText) and an HTTP error's
+// (errorText), each chosen by the stable code and field, in the reader's language.
 
 import { h } from './dom.js';
 import { t } from './i18n.js';
@@ -67,6 +69,30 @@ export function reasonText(result) {
     if (text !== key) return text;
   }
   const label = FIELD_LABELS[field];
+  return label ? `${t(base)} ${t('refused_field', { field: t(label) })}` : t(base);
+}
+
+// The fields of the app's own requests (log in, settings) an HTTP error's ``field`` may name,
+// by their labels in the app.
+const REQUEST_FIELD_LABELS = {
+  username: 'username', password: 'password', language: 'language', webpush: 'push_mode',
+  apprise: 'apprise_mode', quiet_start: 'quiet_start', quiet_end: 'quiet_end', digest_at: 'digest_at',
+};
+
+/** The words for an HTTP error (js/sync.js ApiError, or the bare code of a refused sign-in)
+ * in the app's language, by its stable code (schemas/errors.py, docs/errors.md): the text for
+ * this code and field, else for the code (then naming the field, when it is one the person
+ * filled in). The server's own sentence, in English, only for a code this app has no words
+ * for (a newer server); with none, the code itself.
+ * @param {string | {code?: string | null, field?: string | null, serverMessage?: string | null}} error */
+export function errorText(error) {
+  const { code, field, serverMessage } = typeof error === 'string' ? { code: error, field: null, serverMessage: null } : error;
+  const base = `error_${String(code || '').replace(/\./g, '_')}`;
+  const name = String(field || '').replace(/^\$\./, '');
+  const specific = `${base}_${name}`;
+  if (name && t(specific) !== specific) return t(specific);
+  if (t(base) === base) return serverMessage || String(code || '');
+  const label = REQUEST_FIELD_LABELS[name];
   return label ? `${t(base)} ${t('refused_field', { field: t(label) })}` : t(base);
 }
 

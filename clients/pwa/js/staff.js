@@ -9,6 +9,7 @@ import { dateRange, dayLabel } from './format.js';
 import { t, language, localText } from './i18n.js';
 import * as db from './db.js';
 import { api, ApiError } from './sync.js';
+import { errorText } from './outcomes.js';
 import { addDays, schoolToday } from './timetable.js';
 
 const has = (me, role) => (me.roles || []).includes(role);
@@ -90,7 +91,7 @@ async function groupAbsences(ctx, group) {
     summary = await api(`/groups/${group.id}/absences`);
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) box.append(h('p', { className: 'error', role: 'alert' }, t('group_absences_refused')));
-    else if (error instanceof ApiError) box.append(h('p', { className: 'error', role: 'alert' }, t('report_failed', { reason: error.code || error.status })));
+    else if (error instanceof ApiError) box.append(h('p', { className: 'error', role: 'alert' }, t('report_failed', { reason: errorText(error) })));
     else box.append(needsNetwork('group-absences-offline'));
     return box;
   }
@@ -159,7 +160,7 @@ export async function requestFormView(ctx) {
     for (const list of lists) for (const d of list) if (!seen.has(d.id)) { seen.add(d.id); definitions.push(d); }
   } catch (error) {
     section.append(error instanceof ApiError
-      ? h('p', { className: 'error', role: 'alert' }, t('report_failed', { reason: error.code || error.status }))
+      ? h('p', { className: 'error', role: 'alert' }, t('report_failed', { reason: errorText(error) }))
       : needsNetwork('request-form-offline'));
     return section;
   }

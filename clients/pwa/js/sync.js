@@ -46,6 +46,9 @@ export class ApiError extends Error {
     this.status = status;
     this.code = body && body.code;
     this.field = body && body.field;
+    // The server's sentence (English): shown only for a code this app has no words for
+    // (outcomes.js errorText).
+    this.serverMessage = body && body.message;
   }
 }
 

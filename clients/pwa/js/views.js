@@ -8,7 +8,7 @@ import { api, ApiError } from './sync.js';
 import { dayTimetable, schoolToday, schoolWeek } from './timetable.js';
 import { childSwitcher, currentChild, concerning } from './children.js';
 import { newMessageView, mayStartConversation, teacherNames } from './conversations.js';
-import { localChanges, stateBadge, refusal } from './outcomes.js';
+import { localChanges, stateBadge, refusal, errorText } from './outcomes.js';
 import { pushSubscription, turnPushOn, turnPushOff } from './push.js';
 import { moreView, weekAsked, weekSwitcher } from './layout.js';
 
@@ -382,7 +382,7 @@ async function reportView(ctx, id) {
     report = await fetchPage(0);
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) section.append(problem('report_refused'));
-    else if (error instanceof ApiError) section.append(problem('report_failed', { reason: error.code || error.status }));
+    else if (error instanceof ApiError) section.append(problem('report_failed', { reason: errorText(error) }));
     else section.append(problem('report_offline'));
     return section;
   }
@@ -615,7 +615,8 @@ function languageCard(ctx) {
       const answer = await api('/me/language', { method: 'PUT', body: { language: picker.value } });
       await ctx.languageChosen(answer);
     } catch (err) {
-      saved.textContent = navigator.onLine ? err.message : t('language_needs_network');
+      saved.className = 'error';
+      saved.textContent = err instanceof ApiError ? errorText(err) : t('language_needs_network');
     }
   });
   return card;
@@ -645,7 +646,7 @@ async function settingsView(ctx) {
         const body = { webpush: controls.webpush.value, apprise: controls.apprise.value,
           quiet_start: controls.quiet_start.value || null, quiet_end: controls.quiet_end.value || null,
           digest_at: controls.digest_at.value || '18:00' };
-        try { await api('/me/notifications', { method: 'PUT', body }); saved.textContent = t('saved'); ctx.state.dirty = false; } catch (err) { saved.textContent = err.message; }
+        try { await api('/me/notifications', { method: 'PUT', body }); saved.textContent = t('saved'); ctx.state.dirty = false; } catch (err) { saved.textContent = err instanceof ApiError ? errorText(err) : t('needs_network'); }
       });
       const channels = await api('/me/channels');
       section.append(h('section', { className: 'card' }, h('h2', {}, t('channels')),
@@ -663,7 +664,7 @@ async function settingsView(ctx) {
     pushState.textContent = on ? t('push_is_on') : t('push_is_off');
     pushButton.textContent = on ? t('push_off') : t('push_on');
     pushButton.onclick = async () => {
-      try { if (on) await turnPushOff(); else await turnPushOn(); } catch (err) { pushState.textContent = t('push_failed', { reason: err.message }); return; }
+      try { if (on) await turnPushOff(); else await turnPushOn(); } catch (err) { pushState.textContent = t('push_failed', { reason: err instanceof ApiError ? errorText(err) : err.message }); return; }
       showPush();
     };
   };
