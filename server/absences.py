@@ -713,9 +713,14 @@ async def _tell_guardians(today: dt.date, writes: list[RecordWrite]) -> None:
 # --- notices and leave -------------------------------------------------------------------
 
 
-async def _pupil(pupil_id: int) -> AccessFacts:
+async def _pupil(pupil_id: int, refused: str | None = None) -> AccessFacts:
+    """The pupil's access facts. With ``refused`` (the reason a caller who may not act for the
+    pupil is given), an id that is nobody gets that very answer, ``mutation.forbidden``: a
+    ``not_found`` there would tell any signed-in caller which ids are pupils."""
     facts = (await load_access_facts([pupil_id])).get(pupil_id)
     if facts is None:
+        if refused is not None:
+            raise _refuse(MutationCode.FORBIDDEN, refused, "$.pupil_id")
         raise _refuse(MutationCode.NOT_FOUND, "That pupil does not exist.", "$.pupil_id")
     return facts
 
@@ -794,13 +799,10 @@ async def _write_notice(
 
 async def report_absence(ctx: MutationContext, args: NoticeArgs) -> None:
     """``absence.report``: a custodial guardian tells ahead that the pupil will be away."""
-    pupil = await _pupil(args.pupil_id)
+    refused = "Only the pupil's custodial guardians may report absences."
+    pupil = await _pupil(args.pupil_id, refused)
     if not decide(ctx.viewer, Action.ACT_FOR_PUPIL, pupil, ctx.day):
-        raise _refuse(
-            MutationCode.FORBIDDEN,
-            "Only the pupil's custodial guardians may report absences.",
-            "$.pupil_id",
-        )
+        raise _refuse(MutationCode.FORBIDDEN, refused, "$.pupil_id")
     _check_span(args, MAX_NOTICE_DAYS)
     if args.from_date < school_today(ctx.occurred_at):
         raise _refuse(
@@ -813,17 +815,16 @@ async def report_absence(ctx: MutationContext, args: NoticeArgs) -> None:
 
 async def explain_absence(ctx: MutationContext, args: NoticeArgs) -> None:
     """``absence.explain``: why the pupil was away, told afterwards."""
-    pupil = await _pupil(args.pupil_id)
+    refused = (
+        "Only the pupil's custodial guardians (or the pupil, where the school allows it at"
+        " the pupil's age) may explain absences."
+    )
+    pupil = await _pupil(args.pupil_id, refused)
     if not (
         decide(ctx.viewer, Action.ACT_FOR_PUPIL, pupil, ctx.day)
         or (ctx.viewer.person_id == pupil.person_id and await _age_rule_allows(ctx, pupil))
     ):
-        raise _refuse(
-            MutationCode.FORBIDDEN,
-            "Only the pupil's custodial guardians (or the pupil, where the school allows it at"
-            " the pupil's age) may explain absences.",
-            "$.pupil_id",
-        )
+        raise _refuse(MutationCode.FORBIDDEN, refused, "$.pupil_id")
     _check_span(args, MAX_NOTICE_DAYS)
     today = school_today(ctx.occurred_at)
     if args.to_date > today:
@@ -843,13 +844,10 @@ async def explain_absence(ctx: MutationContext, args: NoticeArgs) -> None:
 
 async def request_leave(ctx: MutationContext, args: NoticeArgs) -> None:
     """``leave.request``: a custodial guardian asks leave for a longer absence."""
-    pupil = await _pupil(args.pupil_id)
+    refused = "Only the pupil's custodial guardians may ask for leave."
+    pupil = await _pupil(args.pupil_id, refused)
     if not decide(ctx.viewer, Action.ACT_FOR_PUPIL, pupil, ctx.day):
-        raise _refuse(
-            MutationCode.FORBIDDEN,
-            "Only the pupil's custodial guardians may ask for leave.",
-            "$.pupil_id",
-        )
+        raise _refuse(MutationCode.FORBIDDEN, refused, "$.pupil_id")
     _check_span(args, MAX_LEAVE_DAYS)
     if args.from_date < school_today(ctx.occurred_at):
         raise _refuse(

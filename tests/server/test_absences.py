@@ -578,7 +578,14 @@ async def test_notices_are_refused_to_other_families_and_information_only_guardi
         await _refused(father, name, forbidden, pupil_id=c.aino, **today, **who)  # info only
         await _refused(former, name, forbidden, pupil_id=c.olli, **today, **who)  # ended
         await _refused(teacher, name, forbidden, pupil_id=c.olli, **today, **who)  # staff
-    await _refused(mother, "absence.report", "mutation.not_found", pupil_id=2**31 - 1, **today)
+    # An id that is nobody gets the very same answer: a signed-in caller cannot tell which
+    # ids are pupils by trying.
+    for name in ("absence.report", "absence.explain", "leave.request"):
+        await _refused(mother, name, forbidden, pupil_id=2**31 - 1, **today, **who)
+        nobody = await mother.do(name, pupil_id=2**31 - 1, **today)
+        other_family = await mother.do(name, pupil_id=c.olli, **today)
+        same = ("status", "code", "field", "reason")
+        assert [nobody.get(k) for k in same] == [other_family.get(k) for k in same]
 
 
 async def test_notice_spans_are_checked(fx_client: httpx.AsyncClient, fx_school: School) -> None:
