@@ -250,4 +250,9 @@ export default {
   delivery_expired: 'expired',
   delivery_off: 'turned off',
   delivery_unreachable: 'unreachable',
+  // helper A
+  refused_too_late_attendance_mark: "Roll call can be marked and corrected only on the lesson's day.",
+  refused_forbidden_attendance_mark: "Only the lesson's teacher, the group's teachers or the day's substitute can mark its roll call.",
+  refused_invalid_args_attendance_mark_on_date: 'Roll call cannot be marked for that date: no lesson, cancelled, or the day has not come yet.',
+  refused_invalid_args_attendance_mark_pupil_id: 'The pupil is not in the group on that date.',
 };

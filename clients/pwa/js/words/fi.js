@@ -250,4 +250,9 @@ export default {
   delivery_expired: 'vanhentunut',
   delivery_off: 'pois päältä',
   delivery_unreachable: 'ei tavoitettavissa',
+  // helper A
+  refused_too_late_attendance_mark: 'Nimenhuudon voi merkitä ja korjata vain tunnin päivänä.',
+  refused_forbidden_attendance_mark: 'Vain tunnin opettaja, ryhmän opettajat tai päivän sijainen voivat merkitä nimenhuudon.',
+  refused_invalid_args_attendance_mark_on_date: 'Nimenhuutoa ei voi merkitä tälle päivälle: tuntia ei ole, se on peruttu tai päivä ei ole vielä tullut.',
+  refused_invalid_args_attendance_mark_pupil_id: 'Oppilas ei ole ryhmässä sinä päivänä.',
 };

@@ -250,4 +250,9 @@ export default {
   delivery_expired: 'gick ut',
   delivery_off: 'avstängd',
   delivery_unreachable: 'kan inte nås',
+  // helper A
+  refused_too_late_attendance_mark: 'Närvaron kan antecknas och rättas bara på lektionens dag.',
+  refused_forbidden_attendance_mark: 'Bara lektionens lärare, gruppens lärare eller dagens vikarie kan anteckna närvaron.',
+  refused_invalid_args_attendance_mark_on_date: 'Närvaron kan inte antecknas för den dagen: ingen lektion, inställd eller dagen har inte kommit än.',
+  refused_invalid_args_attendance_mark_pupil_id: 'Eleven hör inte till gruppen den dagen.',
 };
