@@ -48,6 +48,8 @@ INFO_ONLY_FORMS = {
     "en": "You have a right to information about {name}, not custody. You see the form, but"
     " only the custodial guardians can fill it in and sign it.",
 }
+CUSTODY_WORD = {"fi": "huolta", "sv": "vårdnad", "en": "custod"}
+"""A stem every sentence about custody has (huoltaja, huoltajuus; vårdnadshavare; custodial)."""
 REPORT_AHEAD = "Poissaolo ilmoitetaan etukäteen, tästä päivästä alkaen. Menneet päivät selvitetään."
 
 
@@ -296,6 +298,13 @@ def test_a_guardian_without_custody_is_told_why_before_acting(
     page.locator("#main li.item a").first.click()
     page.locator("#form-fill #cannot-act").wait_for()
     assert page.locator("#cannot-act").inner_text() == INFO_ONLY_FORMS[lang].format(name=name)
+    # Said once: no second sentence about custody under the form.
+    assert page.locator("#main").inner_text().count(INFO_ONLY_FORMS[lang].format(name=name)) == 1
+    about_custody = page.locator("#main p").evaluate_all(
+        "(ps, word) => ps.filter(p => p.textContent.toLowerCase().includes(word)).length",
+        CUSTODY_WORD[lang],
+    )
+    assert about_custody == 1
     fill = page.locator("#form-fill")
     assert fill.locator("input, button").evaluate_all(
         "c => c.length > 2 && c.every(x => x.disabled)"

@@ -200,7 +200,6 @@ export default {
   form_applied_submit: 'Submitted: the school has the answers.',
   form_applied_sign: 'Signed: the school has the signature.',
   form_submit_changes: 'Submit changed answers',
-  form_read_only: 'Only a custodial guardian can fill in and sign this form.',
   form_signatures: 'Signatures: {signed} of {needed}.',
   form_signed_all: 'Every signature needed is there.',
   form_one_signature: "One custodial guardian's signature is enough: yours or another's.",

@@ -200,7 +200,6 @@ export default {
   form_applied_submit: 'Lähetetty: vastaukset ovat koululla.',
   form_applied_sign: 'Allekirjoitettu: allekirjoitus on koululla.',
   form_submit_changes: 'Lähetä muutetut vastaukset',
-  form_read_only: 'Vain huoltaja, jolla on huoltajuus, voi täyttää ja allekirjoittaa lomakkeen.',
   form_signatures: 'Allekirjoituksia {signed}/{needed}.',
   form_signed_all: 'Kaikki tarvittavat allekirjoitukset on annettu.',
   form_one_signature: 'Yhden huoltajan allekirjoitus riittää: sinun tai toisen huoltajan.',

@@ -200,7 +200,6 @@ export default {
   form_applied_submit: 'Skickad: skolan har svaren.',
   form_applied_sign: 'Undertecknad: skolan har underskriften.',
   form_submit_changes: 'Skicka ändrade svar',
-  form_read_only: 'Bara en vårdnadshavare kan fylla i och underteckna blanketten.',
   form_signatures: 'Underskrifter {signed} av {needed}.',
   form_signed_all: 'Alla underskrifter som behövs finns.',
   form_one_signature: 'En vårdnadshavares underskrift räcker: din eller en annans.',
