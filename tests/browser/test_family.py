@@ -369,3 +369,34 @@ def test_a_pupil_starts_a_conversation_once_the_school_allows_it(
     )
     assert [o["status"] for o in applied] == ["applied"]
     assert idb(page, "return (await db.outbox()).length;") == 0
+
+
+def test_switching_the_child_keeps_the_new_message_typed(fx_phone: Any, fx_server: Server) -> None:
+    login = fx_server.login("demo-guardian")
+    first, second = fx_server.call(login["token"], "GET", "/me")["children"]
+    teachers, _ = _synced(fx_server, login["token"], second["group_ids"])
+    page = fx_phone.new_page()
+    log_in(page, "demo-guardian")
+    page.goto("/#/messages/new")
+    page.locator(f"#child-{first['person']['id']}[aria-pressed='true']").wait_for()
+    page.locator("#new-message input[name=subject]").fill("Retkipäivä")
+    page.locator("#new-message textarea[name=body]").fill("Mitä retkelle pitää ottaa mukaan?")
+
+    # The other child: their teachers to choose from, the subject and the message kept.
+    page.locator(f"#child-{second['person']['id']}").click()
+    page.locator(f"#child-{second['person']['id']}[aria-pressed='true']").wait_for()
+    offered = page.locator("#recipients input[name=to]").evaluate_all(
+        "i => i.map(x => Number(x.value))"
+    )
+    assert set(offered) == set(teachers)
+    assert page.locator("#new-message input[name=subject]").input_value() == "Retkipäivä"
+    body = page.locator("#new-message textarea[name=body]")
+    assert body.input_value() == "Mitä retkelle pitää ottaa mukaan?"
+    # A sync in the background does not draw the form again over the draft either.
+    page.evaluate("window.reppu.trySync()")
+    assert body.input_value() == "Mitä retkelle pitää ottaa mukaan?"
+    body.fill("Mitä retkelle pitää ottaa mukaan? Entä eväät?")
+    page.locator(f"#child-{first['person']['id']}").click()
+    page.locator(f"#child-{first['person']['id']}[aria-pressed='true']").wait_for()
+    assert body.input_value() == "Mitä retkelle pitää ottaa mukaan? Entä eväät?"
+    assert page.evaluate(AUDIT) == []
