@@ -400,3 +400,53 @@ def test_switching_the_child_keeps_the_new_message_typed(fx_phone: Any, fx_serve
     page.locator(f"#child-{first['person']['id']}[aria-pressed='true']").wait_for()
     assert body.input_value() == "Mitä retkelle pitää ottaa mukaan? Entä eväät?"
     assert page.evaluate(AUDIT) == []
+
+
+ABSENCE_SENT = {"fi": "Lähetetty: koulu on saanut sen."}
+ABSENCE_QUEUED = {
+    "fi": "Tallennettu laitteelle; lähetetään kun verkko on käytettävissä. Se näkyy alla"
+    " ilmoituksissa."
+}
+
+
+def test_after_send_the_absence_form_is_empty_and_says_what_became_of_the_report(
+    fx_phone: Any, fx_server: Server
+) -> None:
+    page = fx_phone.new_page()
+    log_in(page, "demo-guardian")
+    page.goto("/#/absences")
+    form = page.locator("#absence-form")
+    form.wait_for()
+    today = fx_server.today.isoformat()
+    done = page.locator("#absence-done")
+
+    def report(day: dt.date, note: str) -> None:
+        form.locator("input[name=from_date]").fill(day.isoformat())
+        form.locator("input[name=to_date]").fill(day.isoformat())
+        form.locator("select[name=reason]").select_option("appointment")
+        form.locator("textarea[name=note]").fill(note)
+        form.locator("button[type=submit]").click()
+        # Focus on the line that says what became of it, the form empty for the next one.
+        page.wait_for_function("document.activeElement.id === 'absence-done'")
+        assert form.locator("textarea[name=note]").input_value() == ""
+        assert form.locator("select[name=reason]").input_value() == "illness"
+        assert form.locator("select[name=kind]").input_value() == "absence.report"
+        assert form.locator("input[name=from_date]").input_value() == today
+        assert form.locator("input[name=to_date]").input_value() == today
+
+    # Online: sent, and so said (not "saved on this device").
+    report(fx_server.today + dt.timedelta(days=1), "Hammaslääkäri")
+    page.locator("#absence-done", has_text=ABSENCE_SENT["fi"]).wait_for()
+    page.locator("#main [data-state='sent']").first.wait_for()
+    assert page.evaluate(AUDIT) == []
+
+    # Offline: saved on the device, listed as waiting; then sent.
+    fx_phone.set_offline(True)
+    page.wait_for_function("document.getElementById('status').dataset.online === 'false'")
+    report(fx_server.today + dt.timedelta(days=2), "Neuvola")
+    assert done.inner_text() == ABSENCE_QUEUED["fi"]
+    page.locator("#notices-local li.is-waiting").wait_for()
+    shot(page, "guardian-absence-after-send")
+    fx_phone.set_offline(False)
+    page.locator("#absence-done", has_text=ABSENCE_SENT["fi"]).wait_for(timeout=30_000)
+    page.locator("#notices-local li.is-waiting").wait_for(state="detached")

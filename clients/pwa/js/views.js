@@ -521,6 +521,9 @@ function withoutCustody(ctx, view) {
   return view;
 }
 
+// How long the line under the absence form says what became of the report just sent.
+const ANSWER_SHOWN_MS = 60_000;
+
 const NOTICE_KIND = { 'absence.report': 'report', 'absence.explain': 'explanation' };
 
 /** Whether a notice record is the one a change from this device made. */
@@ -549,8 +552,6 @@ async function absencesView(ctx) {
   const to = h('input', { type: 'date', name: 'to_date', required: true, value: prefill || today, oninput: ctx.markDirty, ...off });
   const reason = h('select', { name: 'reason', ...off }, REASONS.map((r) => h('option', { value: r }, t(`reason_${r}`))));
   const note = h('textarea', { name: 'note', rows: 2, maxlength: 500, oninput: ctx.markDirty, ...off });
-  const done = h('p', { role: 'status', className: 'ok', id: 'absence-done' }, ctx.state.absenceDone || '');
-  ctx.state.absenceDone = null;
   const notices = (await db.recordsOf('absence_notice')).filter((n) => n.pupil_id === pupilId)
     .sort((x, y) => y.from_date.localeCompare(x.from_date));
   // What this device reported or explained: waiting, sent, refused. A sent one whose notice
@@ -558,6 +559,17 @@ async function absencesView(ctx) {
   const changes = await localChanges(Object.keys(NOTICE_KIND), (args) => args.pupil_id === pupilId);
   const sentHere = (n) => changes.some((c) => c.state === 'sent' && madeBy(c, n));
   const local = changes.filter((c) => c.state !== 'sent' || !notices.some((n) => madeBy(c, n))).reverse();
+  // After "Send" the form is drawn again empty, for the next report, and the line under it
+  // (focused, a status) follows the change just sent: sending, or saved on the device, then
+  // sent or refused, for a minute after the answer (the list below keeps its state).
+  let sentNow = ctx.state.absenceSent && ctx.state.absenceSent.pupilId === pupilId
+    ? changes.find((c) => c.id === ctx.state.absenceSent.id) : null;
+  if (sentNow && sentNow.outcome && Date.now() - Date.parse(sentNow.outcome.at) > ANSWER_SHOWN_MS) sentNow = null;
+  if (!sentNow) ctx.state.absenceSent = null;
+  const doneText = !sentNow ? ''
+    : sentNow.state === 'waiting' ? t(navigator.onLine ? 'absence_sending' : 'absence_queued')
+      : t(`absence_${sentNow.state}`);
+  const done = h('p', { role: 'status', className: sentNow && sentNow.state === 'refused' ? 'error' : 'ok', id: 'absence-done', tabindex: '-1' }, doneText);
   const lessons = new Map((await db.recordsOf('lesson')).map((l) => [l.id, l]));
   const unexplained = (await db.recordsOf('attendance'))
     .filter((a) => a.pupil_id === pupilId && a.status === 'unexplained')
@@ -578,10 +590,12 @@ async function absencesView(ctx) {
       if (!custodial) return;
       const args = { pupil_id: pupilId, from_date: from.value, to_date: to.value, reason: reason.value };
       if (note.value.trim()) args.note = note.value.trim();
-      await ctx.mutate(kind.value, args);
+      const id = await ctx.mutate(kind.value, args);
       ctx.state.dirty = false;
-      ctx.state.absenceDone = t('queued');
-      ctx.rerender();
+      ctx.state.absenceSent = { id, pupilId };
+      await ctx.rerender();
+      const line = document.getElementById('absence-done');
+      if (line) line.focus();
     } },
     h('h2', {}, prefill ? t('explain_absence') : t('report_absence')),
     field(t('kind'), kind), field(t('from_date'), from), field(t('to_date'), to),

@@ -254,4 +254,8 @@ export default {
   refused_forbidden_attendance_mark: "Only the lesson's teacher, the group's teachers or the day's substitute can mark its roll call.",
   refused_invalid_args_attendance_mark_on_date: 'Roll call cannot be marked for that date: no lesson, cancelled, or the day has not come yet.',
   refused_invalid_args_attendance_mark_pupil_id: 'The pupil is not in the group on that date.',
+  absence_sending: 'Sending… It is listed under Notices below.',
+  absence_queued: 'Saved on this device; sent when the network is back. It is listed under Notices below.',
+  absence_sent: 'Sent: the school has it.',
+  absence_refused: 'Not accepted: the reason is below.',
 };

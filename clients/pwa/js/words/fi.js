@@ -254,4 +254,8 @@ export default {
   refused_forbidden_attendance_mark: 'Vain tunnin opettaja, ryhmän opettajat tai päivän sijainen voivat merkitä nimenhuudon.',
   refused_invalid_args_attendance_mark_on_date: 'Nimenhuutoa ei voi merkitä tälle päivälle: tuntia ei ole, se on peruttu tai päivä ei ole vielä tullut.',
   refused_invalid_args_attendance_mark_pupil_id: 'Oppilas ei ole ryhmässä sinä päivänä.',
+  absence_sending: 'Lähetetään… Se näkyy alla ilmoituksissa.',
+  absence_queued: 'Tallennettu laitteelle; lähetetään kun verkko on käytettävissä. Se näkyy alla ilmoituksissa.',
+  absence_sent: 'Lähetetty: koulu on saanut sen.',
+  absence_refused: 'Ei hyväksytty: syy näkyy alla.',
 };

@@ -254,4 +254,8 @@ export default {
   refused_forbidden_attendance_mark: 'Bara lektionens lärare, gruppens lärare eller dagens vikarie kan anteckna närvaron.',
   refused_invalid_args_attendance_mark_on_date: 'Närvaron kan inte antecknas för den dagen: ingen lektion, inställd eller dagen har inte kommit än.',
   refused_invalid_args_attendance_mark_pupil_id: 'Eleven hör inte till gruppen den dagen.',
+  absence_sending: 'Skickas… Den syns nedan bland anmälningarna.',
+  absence_queued: 'Sparat på enheten; skickas när nätverket finns. Den syns nedan bland anmälningarna.',
+  absence_sent: 'Skickat: skolan har fått den.',
+  absence_refused: 'Inte godkänd: orsaken syns nedan.',
 };
