@@ -450,3 +450,59 @@ def test_after_send_the_absence_form_is_empty_and_says_what_became_of_the_report
     fx_phone.set_offline(False)
     page.locator("#absence-done", has_text=ABSENCE_SENT["fi"]).wait_for(timeout=30_000)
     page.locator("#notices-local li.is-waiting").wait_for(state="detached")
+
+
+def test_a_pupils_new_message_follows_the_schools_rule_without_a_reload(
+    fx_phone: Any, fx_server: Server
+) -> None:
+    login = fx_server.login("demo-pupil")
+    me = fx_server.call(login["token"], "GET", "/me")
+    groups = [int(p.split(":")[1]) for p in me["partitions"] if p.startswith("group:")]
+    store = reference_store(fx_server, login["token"])
+    school = next(r["school_id"] for r in store.records("group").values() if r["id"] in groups)
+    principal = fx_server.login("demo-principal")
+
+    def allow(on: bool) -> None:
+        fx_server.call(
+            principal["token"],
+            "PUT",
+            f"/schools/{school}/rules",
+            {"pupils_explain_from_age": None, "pupils_start_conversations": on},
+        )
+
+    def come_back_to_the_app() -> None:
+        # GET /me is asked again at most once a minute, when the app is back in front.
+        fx_phone.clock.fast_forward(61_000)
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+
+    allow(True)
+    page = fx_phone.new_page()
+    log_in(page, "demo-pupil")
+    page.goto("/#/messages")
+    link = page.locator("#new-message-link")
+    link.wait_for()
+
+    # Turned off, and on again, with no reload.
+    allow(False)
+    come_back_to_the_app()
+    link.wait_for(state="detached")
+    allow(True)
+    come_back_to_the_app()
+    link.wait_for()
+
+    # Sent anyway (written while it was allowed): refused in the list, in their words, and
+    # "New message" goes at once.
+    link.click()
+    page.locator("#recipients input[name=to]").first.check()
+    page.locator("#new-message input[name=subject]").fill("Kysymys kokeesta")
+    page.locator("#new-message textarea[name=body]").fill("Mitä kokeeseen tulee?")
+    allow(False)
+    page.locator("#new-message button[type=submit]").click()
+    refused = page.locator("#messages-local li.is-refused", has_text="Kysymys kokeesta")
+    refused.wait_for(timeout=30_000)
+    assert "Et voi aloittaa keskustelua" in refused.inner_text()
+    link.wait_for(state="detached")
+    assert page.evaluate(AUDIT) == []
+    shot(page, "pupil-new-message-refused")
+    refused.locator(".refusal button").click()
+    refused.wait_for(state="detached")
