@@ -48,6 +48,8 @@ INFO_ONLY_FORMS = {
     "en": "You have a right to information about {name}, not custody. You see the form, but"
     " only the custodial guardians can fill it in and sign it.",
 }
+CUSTODY_WORD = {"fi": "huolta", "sv": "vårdnad", "en": "custod"}
+"""A stem every sentence about custody has (huoltaja, huoltajuus; vårdnadshavare; custodial)."""
 REPORT_AHEAD = "Poissaolo ilmoitetaan etukäteen, tästä päivästä alkaen. Menneet päivät selvitetään."
 
 
@@ -296,6 +298,13 @@ def test_a_guardian_without_custody_is_told_why_before_acting(
     page.locator("#main li.item a").first.click()
     page.locator("#form-fill #cannot-act").wait_for()
     assert page.locator("#cannot-act").inner_text() == INFO_ONLY_FORMS[lang].format(name=name)
+    # Said once: no second sentence about custody under the form.
+    assert page.locator("#main").inner_text().count(INFO_ONLY_FORMS[lang].format(name=name)) == 1
+    about_custody = page.locator("#main p").evaluate_all(
+        "(ps, word) => ps.filter(p => p.textContent.toLowerCase().includes(word)).length",
+        CUSTODY_WORD[lang],
+    )
+    assert about_custody == 1
     fill = page.locator("#form-fill")
     assert fill.locator("input, button").evaluate_all(
         "c => c.length > 2 && c.every(x => x.disabled)"
@@ -360,3 +369,140 @@ def test_a_pupil_starts_a_conversation_once_the_school_allows_it(
     )
     assert [o["status"] for o in applied] == ["applied"]
     assert idb(page, "return (await db.outbox()).length;") == 0
+
+
+def test_switching_the_child_keeps_the_new_message_typed(fx_phone: Any, fx_server: Server) -> None:
+    login = fx_server.login("demo-guardian")
+    first, second = fx_server.call(login["token"], "GET", "/me")["children"]
+    teachers, _ = _synced(fx_server, login["token"], second["group_ids"])
+    page = fx_phone.new_page()
+    log_in(page, "demo-guardian")
+    page.goto("/#/messages/new")
+    page.locator(f"#child-{first['person']['id']}[aria-pressed='true']").wait_for()
+    page.locator("#new-message input[name=subject]").fill("Retkipäivä")
+    page.locator("#new-message textarea[name=body]").fill("Mitä retkelle pitää ottaa mukaan?")
+
+    # The other child: their teachers to choose from, the subject and the message kept.
+    page.locator(f"#child-{second['person']['id']}").click()
+    page.locator(f"#child-{second['person']['id']}[aria-pressed='true']").wait_for()
+    offered = page.locator("#recipients input[name=to]").evaluate_all(
+        "i => i.map(x => Number(x.value))"
+    )
+    assert set(offered) == set(teachers)
+    assert page.locator("#new-message input[name=subject]").input_value() == "Retkipäivä"
+    body = page.locator("#new-message textarea[name=body]")
+    assert body.input_value() == "Mitä retkelle pitää ottaa mukaan?"
+    # A sync in the background does not draw the form again over the draft either.
+    page.evaluate("window.reppu.trySync()")
+    assert body.input_value() == "Mitä retkelle pitää ottaa mukaan?"
+    body.fill("Mitä retkelle pitää ottaa mukaan? Entä eväät?")
+    page.locator(f"#child-{first['person']['id']}").click()
+    page.locator(f"#child-{first['person']['id']}[aria-pressed='true']").wait_for()
+    assert body.input_value() == "Mitä retkelle pitää ottaa mukaan? Entä eväät?"
+    assert page.evaluate(AUDIT) == []
+
+
+ABSENCE_SENT = {"fi": "Lähetetty: koulu on saanut sen."}
+ABSENCE_QUEUED = {
+    "fi": "Tallennettu laitteelle; lähetetään kun verkko on käytettävissä. Se näkyy alla"
+    " ilmoituksissa."
+}
+
+
+def test_after_send_the_absence_form_is_empty_and_says_what_became_of_the_report(
+    fx_phone: Any, fx_server: Server
+) -> None:
+    page = fx_phone.new_page()
+    log_in(page, "demo-guardian")
+    page.goto("/#/absences")
+    form = page.locator("#absence-form")
+    form.wait_for()
+    today = fx_server.today.isoformat()
+    done = page.locator("#absence-done")
+
+    def report(day: dt.date, note: str) -> None:
+        form.locator("input[name=from_date]").fill(day.isoformat())
+        form.locator("input[name=to_date]").fill(day.isoformat())
+        form.locator("select[name=reason]").select_option("appointment")
+        form.locator("textarea[name=note]").fill(note)
+        form.locator("button[type=submit]").click()
+        # Focus on the line that says what became of it, the form empty for the next one.
+        page.wait_for_function("document.activeElement.id === 'absence-done'")
+        assert form.locator("textarea[name=note]").input_value() == ""
+        assert form.locator("select[name=reason]").input_value() == "illness"
+        assert form.locator("select[name=kind]").input_value() == "absence.report"
+        assert form.locator("input[name=from_date]").input_value() == today
+        assert form.locator("input[name=to_date]").input_value() == today
+
+    # Online: sent, and so said (not "saved on this device").
+    report(fx_server.today + dt.timedelta(days=1), "Hammaslääkäri")
+    page.locator("#absence-done", has_text=ABSENCE_SENT["fi"]).wait_for()
+    page.locator("#main [data-state='sent']").first.wait_for()
+    assert page.evaluate(AUDIT) == []
+
+    # Offline: saved on the device, listed as waiting; then sent.
+    fx_phone.set_offline(True)
+    page.wait_for_function("document.getElementById('status').dataset.online === 'false'")
+    report(fx_server.today + dt.timedelta(days=2), "Neuvola")
+    assert done.inner_text() == ABSENCE_QUEUED["fi"]
+    page.locator("#notices-local li.is-waiting").wait_for()
+    shot(page, "guardian-absence-after-send")
+    fx_phone.set_offline(False)
+    page.locator("#absence-done", has_text=ABSENCE_SENT["fi"]).wait_for(timeout=30_000)
+    page.locator("#notices-local li.is-waiting").wait_for(state="detached")
+
+
+def test_a_pupils_new_message_follows_the_schools_rule_without_a_reload(
+    fx_phone: Any, fx_server: Server
+) -> None:
+    login = fx_server.login("demo-pupil")
+    me = fx_server.call(login["token"], "GET", "/me")
+    groups = [int(p.split(":")[1]) for p in me["partitions"] if p.startswith("group:")]
+    store = reference_store(fx_server, login["token"])
+    school = next(r["school_id"] for r in store.records("group").values() if r["id"] in groups)
+    principal = fx_server.login("demo-principal")
+
+    def allow(on: bool) -> None:
+        fx_server.call(
+            principal["token"],
+            "PUT",
+            f"/schools/{school}/rules",
+            {"pupils_explain_from_age": None, "pupils_start_conversations": on},
+        )
+
+    def come_back_to_the_app() -> None:
+        # GET /me is asked again at most once a minute, when the app is back in front.
+        fx_phone.clock.fast_forward(61_000)
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+
+    allow(True)
+    page = fx_phone.new_page()
+    log_in(page, "demo-pupil")
+    page.goto("/#/messages")
+    link = page.locator("#new-message-link")
+    link.wait_for()
+
+    # Turned off, and on again, with no reload.
+    allow(False)
+    come_back_to_the_app()
+    link.wait_for(state="detached")
+    allow(True)
+    come_back_to_the_app()
+    link.wait_for()
+
+    # Sent anyway (written while it was allowed): refused in the list, in their words, and
+    # "New message" goes at once.
+    link.click()
+    page.locator("#recipients input[name=to]").first.check()
+    page.locator("#new-message input[name=subject]").fill("Kysymys kokeesta")
+    page.locator("#new-message textarea[name=body]").fill("Mitä kokeeseen tulee?")
+    allow(False)
+    page.locator("#new-message button[type=submit]").click()
+    refused = page.locator("#messages-local li.is-refused", has_text="Kysymys kokeesta")
+    refused.wait_for(timeout=30_000)
+    assert "Et voi aloittaa keskustelua" in refused.inner_text()
+    link.wait_for(state="detached")
+    assert page.evaluate(AUDIT) == []
+    shot(page, "pupil-new-message-refused")
+    refused.locator(".refusal button").click()
+    refused.wait_for(state="detached")

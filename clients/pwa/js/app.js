@@ -300,6 +300,7 @@ async function signedIn(answer) {
   }
   await db.setMeta('token', answer.token);
   // Who this is, and the first pull, side by side: each is a round trip on a slow network.
+  meFetchedAt = Date.now();
   const [me] = await Promise.all([api('/me', { token: answer.token }), trySync()]);
   await db.setMeta('me', me);
   await start(me);
@@ -331,12 +332,29 @@ ctx.languageChosen = async (setting) => {
 };
 
 async function refreshMe() {
+  meFetchedAt = Date.now();
   try {
     const me = await api('/me');
     await db.setMeta('me', me);
     state.me = me;
     await setLanguage(languageOf(me));
   } catch (_) { /* offline: keep what we have */ }
+}
+
+// What GET /me says can change without any record changing (a school's rules: whether its
+// pupils may start conversations, docs/absences.md), so no pull brings it. It is fetched
+// again when the app comes back to the foreground and when a live poke makes it sync, at
+// most once a minute, and at once when the server refuses a change as forbidden.
+const ME_EVERY_MS = 60_000;
+let meFetchedAt = 0;
+async function refreshMeNow() {
+  if (!state.me || !navigator.onLine) return;
+  const before = JSON.stringify(state.me);
+  await refreshMe();
+  if (state.me && JSON.stringify(state.me) !== before) render();
+}
+function refreshMeSometimes() {
+  if (Date.now() - meFetchedAt >= ME_EVERY_MS) refreshMeNow();
 }
 
 async function start(me) {
@@ -347,7 +365,7 @@ async function start(me) {
   state.childId = children.some((c) => c.person.id === kept) ? kept : (children[0] && children[0].person.id);
   if (state.stopLive) state.stopLive();
   state.stopLive = followLive(
-    () => trySync(),
+    () => { trySync(); refreshMeSometimes(); },
     (connected) => { state.live = connected; },
   );
 }
@@ -374,6 +392,7 @@ async function boot() {
   // as waiting, sent or refused (js/outcomes.js).
   events.addEventListener('outbox', (e) => {
     const detail = /** @type {CustomEvent} */ (e).detail;
+    if (detail && detail.results && detail.results.some((r) => r.code === 'mutation.forbidden')) refreshMeNow();
     return detail && detail.results ? render() : renderStatus();
   });
   events.addEventListener('auth', async () => {
@@ -393,7 +412,8 @@ async function boot() {
   window.addEventListener('offline', () => { state.online = false; renderStatus(); });
   // The banner's "updated 5 minutes ago" ages while the app stays open offline.
   setInterval(renderStatus, 60_000);
-  document.addEventListener('visibilitychange', () => { if (!document.hidden) trySync(); });
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) { trySync(); refreshMeSometimes(); } });
+  window.addEventListener('focus', refreshMeSometimes);
 
   // Words before anything is drawn (preloaded by index.html); the person's own follow below.
   await setLanguage(expectedLanguage());

@@ -66,7 +66,17 @@ export async function newMessageView(ctx) {
     return section;
   }
   const child = has(me, 'guardian') && !has(me, 'pupil') ? currentChild(ctx) : null;
-  section.append(childSwitcher(ctx) || '',
+  // Switching the child draws the view again (the recipients are the chosen child's
+  // teachers): what was typed goes with it, kept for this one drawing.
+  const draft = ctx.state.messageDraft || { subject: '', body: '' };
+  ctx.state.messageDraft = null;
+  const subject = h('input', { name: 'subject', required: true, maxlength: 200, value: draft.subject, oninput: ctx.markDirty });
+  const body = h('textarea', { name: 'body', rows: 5, required: true, maxlength: 10000, value: draft.body, oninput: ctx.markDirty });
+  const switching = { ...ctx, setChild: (id) => {
+    ctx.state.messageDraft = { subject: subject.value, body: body.value };
+    return ctx.setChild(id);
+  } };
+  section.append(childSwitcher(switching) || '',
     child ? h('p', { className: 'whose', id: 'whose' }, `${child.person.given_name} ${child.person.family_name}`) : '');
   const teachers = teachersOf(await db.recordsOf('lesson'), await groupsToWrite(ctx));
   if (!teachers.length) {
@@ -81,8 +91,9 @@ export async function newMessageView(ctx) {
       // The subjects in brackets: a screen reader reads the label as one name, "Ari Seppälä
       // (Kuvataide)", not "Ari SeppäläKuvataide".
       x.name, h('span', { className: 'details' }, `(${x.subjects.join(', ')})`))));
-  const subject = h('input', { name: 'subject', required: true, maxlength: 200, oninput: ctx.markDirty });
-  const body = h('textarea', { name: 'body', rows: 5, required: true, maxlength: 10000, oninput: ctx.markDirty });
+  // A draft brought over from the other child is typing in progress: a background sync
+  // must not draw the view again over it.
+  if (draft.subject || draft.body) ctx.state.dirty = true;
   const error = h('p', { className: 'error', role: 'alert', id: 'new-message-error' });
   const form = h('form', { className: 'card', id: 'new-message', onsubmit: async (e) => {
     e.preventDefault();

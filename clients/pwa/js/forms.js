@@ -162,9 +162,8 @@ export async function formView(ctx, requestId) {
         answers: answersShown || {},
       })) }, t('sign')));
     }
-  } else if (!custodial) {
-    form.append(h('p', { className: 'hint', id: 'form-read-only' }, t('form_read_only')));
   }
+  // Without custody, views.js (withoutCustody) disables the form and says why, once.
   form.append(activityLine(activity));
   return h('section', { 'aria-labelledby': 'view-title' }, back,
     h('h1', { id: 'view-title' }, localText(definition.title, langs)),

@@ -153,37 +153,47 @@ async function rollCallView(ctx, lessonId, day) {
   const back = h('a', { href: '#/today', className: 'back' }, t('back'));
   if (!lesson) return h('section', {}, back, h('p', {}, t('no_lessons')));
   const roster = await db.getRecord('roster', lesson.group_id);
+  // Each pupil's last mark made on this device and what became of it (js/outcomes.js):
+  // waiting to send, sent, or refused with the reason, shown on the pupil's row.
+  const changes = new Map();
+  for (const c of await localChanges(['attendance.mark'], (a) => a.lesson_id === lessonId && a.on_date === day)) {
+    changes.set(c.args.pupil_id, c); // oldest first: the last one stands
+  }
   const marks = new Map();
   for (const a of await db.recordsOf('attendance')) {
     if (a.lesson_id === lessonId && a.on_date === day && MARK_OF_STATUS[a.status]) {
-      marks.set(a.pupil_id, { status: MARK_OF_STATUS[a.status], pending: false });
+      marks.set(a.pupil_id, MARK_OF_STATUS[a.status]);
     }
   }
-  for (const m of (await db.outbox()).sort((x, y) => x.id - y.id)) {
-    if (m.name === 'attendance.mark' && m.args.lesson_id === lessonId && m.args.on_date === day) {
-      marks.set(m.args.pupil_id, { status: m.args.status, pending: true });
-    }
+  // A mark waiting to send is the teacher's latest word; one sent stands until its record
+  // arrives (the pull right after the push brings it).
+  for (const c of changes.values()) {
+    if (c.state === 'waiting' || (c.state === 'sent' && !marks.has(c.args.pupil_id))) marks.set(c.args.pupil_id, c.args.status);
   }
   const title = t('roll_call_for', { subject: lesson.subject, time: clock(lesson.starts_at) });
   if (!roster) return h('section', {}, back, h('h1', { id: 'view-title' }, title), h('p', {}, t('no_roster')));
   const pupils = [...roster.pupils].sort((x, y) => x.name.localeCompare(y.name, language()));
   const row = (pupil) => {
     const mark = marks.get(pupil.id);
+    const change = changes.get(pupil.id);
     const button = (status) => h('button', {
       type: 'button',
       id: `mark-${pupil.id}-${status}`,
       className: `mark mark-${status}`,
-      'aria-pressed': String(Boolean(mark && mark.status === status)),
+      'aria-pressed': String(mark === status),
       onclick: async () => {
+        // The same mark already waiting: a double tap's second tap may land on the button
+        // drawn anew after the first (dom.js once() guards the old one only).
+        if (change && change.state === 'waiting' && change.args.status === status) return;
         const args = { lesson_id: lessonId, on_date: day, pupil_id: pupil.id, status };
         if (status === 'late') args.late_minutes = 5;
         await ctx.mutate('attendance.mark', args);
         ctx.rerender();
       },
     }, t(status));
-    return h('li', { className: 'pupil', 'data-pupil': pupil.id },
-      h('span', { className: 'name', id: `pupil-${pupil.id}` }, pupil.name,
-        mark && mark.pending ? h('span', { className: 'pending' }, ` (${t('pending')})`) : null),
+    return h('li', { className: `pupil${change ? ` is-${change.state}` : ''}`, 'data-pupil': pupil.id, 'data-change': change ? change.id : null },
+      h('p', { className: 'who' }, h('span', { className: 'name', id: `pupil-${pupil.id}` }, pupil.name),
+        change ? [' ', stateBadge(change.state), ' ', refusal(ctx, change)] : null),
       h('div', { className: 'marks', role: 'group', 'aria-labelledby': `pupil-${pupil.id}` },
         ['present', 'absent', 'late'].map(button)));
   };
@@ -213,7 +223,7 @@ async function rollCallView(ctx, lessonId, day) {
     h('h1', { id: 'view-title' }, title),
     h('p', { className: 'sub' }, dayLabel(day, language())),
     allPresent, done,
-    h('ul', { className: 'roll' }, pupils.map(row)));
+    h('ul', { className: 'roll', 'data-day': day }, pupils.map(row)));
 }
 
 // -- messages ------------------------------------------------------------------------------
@@ -511,6 +521,9 @@ function withoutCustody(ctx, view) {
   return view;
 }
 
+// How long the line under the absence form says what became of the report just sent.
+const ANSWER_SHOWN_MS = 60_000;
+
 const NOTICE_KIND = { 'absence.report': 'report', 'absence.explain': 'explanation' };
 
 /** Whether a notice record is the one a change from this device made. */
@@ -539,8 +552,6 @@ async function absencesView(ctx) {
   const to = h('input', { type: 'date', name: 'to_date', required: true, value: prefill || today, oninput: ctx.markDirty, ...off });
   const reason = h('select', { name: 'reason', ...off }, REASONS.map((r) => h('option', { value: r }, t(`reason_${r}`))));
   const note = h('textarea', { name: 'note', rows: 2, maxlength: 500, oninput: ctx.markDirty, ...off });
-  const done = h('p', { role: 'status', className: 'ok', id: 'absence-done' }, ctx.state.absenceDone || '');
-  ctx.state.absenceDone = null;
   const notices = (await db.recordsOf('absence_notice')).filter((n) => n.pupil_id === pupilId)
     .sort((x, y) => y.from_date.localeCompare(x.from_date));
   // What this device reported or explained: waiting, sent, refused. A sent one whose notice
@@ -548,6 +559,17 @@ async function absencesView(ctx) {
   const changes = await localChanges(Object.keys(NOTICE_KIND), (args) => args.pupil_id === pupilId);
   const sentHere = (n) => changes.some((c) => c.state === 'sent' && madeBy(c, n));
   const local = changes.filter((c) => c.state !== 'sent' || !notices.some((n) => madeBy(c, n))).reverse();
+  // After "Send" the form is drawn again empty, for the next report, and the line under it
+  // (focused, a status) follows the change just sent: sending, or saved on the device, then
+  // sent or refused, for a minute after the answer (the list below keeps its state).
+  let sentNow = ctx.state.absenceSent && ctx.state.absenceSent.pupilId === pupilId
+    ? changes.find((c) => c.id === ctx.state.absenceSent.id) : null;
+  if (sentNow && sentNow.outcome && Date.now() - Date.parse(sentNow.outcome.at) > ANSWER_SHOWN_MS) sentNow = null;
+  if (!sentNow) ctx.state.absenceSent = null;
+  const doneText = !sentNow ? ''
+    : sentNow.state === 'waiting' ? t(navigator.onLine ? 'absence_sending' : 'absence_queued')
+      : t(`absence_${sentNow.state}`);
+  const done = h('p', { role: 'status', className: sentNow && sentNow.state === 'refused' ? 'error' : 'ok', id: 'absence-done', tabindex: '-1' }, doneText);
   const lessons = new Map((await db.recordsOf('lesson')).map((l) => [l.id, l]));
   const unexplained = (await db.recordsOf('attendance'))
     .filter((a) => a.pupil_id === pupilId && a.status === 'unexplained')
@@ -568,10 +590,12 @@ async function absencesView(ctx) {
       if (!custodial) return;
       const args = { pupil_id: pupilId, from_date: from.value, to_date: to.value, reason: reason.value };
       if (note.value.trim()) args.note = note.value.trim();
-      await ctx.mutate(kind.value, args);
+      const id = await ctx.mutate(kind.value, args);
       ctx.state.dirty = false;
-      ctx.state.absenceDone = t('queued');
-      ctx.rerender();
+      ctx.state.absenceSent = { id, pupilId };
+      await ctx.rerender();
+      const line = document.getElementById('absence-done');
+      if (line) line.focus();
     } },
     h('h2', {}, prefill ? t('explain_absence') : t('report_absence')),
     field(t('kind'), kind), field(t('from_date'), from), field(t('to_date'), to),

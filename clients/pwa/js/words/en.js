@@ -200,7 +200,6 @@ export default {
   form_applied_submit: 'Submitted: the school has the answers.',
   form_applied_sign: 'Signed: the school has the signature.',
   form_submit_changes: 'Submit changed answers',
-  form_read_only: 'Only a custodial guardian can fill in and sign this form.',
   form_signatures: 'Signatures: {signed} of {needed}.',
   form_signed_all: 'Every signature needed is there.',
   form_one_signature: "One custodial guardian's signature is enough: yours or another's.",
@@ -281,4 +280,13 @@ export default {
   error_signin_handoff_invalid: 'The sign-in expired or was already used. Sign in again.',
   error_server_unavailable: 'The server is busy. Try again in a moment.',
   error_server_error: 'Something went wrong on the server. Nothing was saved. Try again later.',
+  // helper A
+  refused_too_late_attendance_mark: "Roll call can be marked and corrected only on the lesson's day.",
+  refused_forbidden_attendance_mark: "Only the lesson's teacher, the group's teachers or the day's substitute can mark its roll call.",
+  refused_invalid_args_attendance_mark_on_date: 'Roll call cannot be marked for that date: no lesson, cancelled, or the day has not come yet.',
+  refused_invalid_args_attendance_mark_pupil_id: 'The pupil is not in the group on that date.',
+  absence_sending: 'Sending… It is listed under Notices below.',
+  absence_queued: 'Saved on this device; sent when the network is back. It is listed under Notices below.',
+  absence_sent: 'Sent: the school has it.',
+  absence_refused: 'Not accepted: the reason is below.',
 };

@@ -200,7 +200,6 @@ export default {
   form_applied_submit: 'Lähetetty: vastaukset ovat koululla.',
   form_applied_sign: 'Allekirjoitettu: allekirjoitus on koululla.',
   form_submit_changes: 'Lähetä muutetut vastaukset',
-  form_read_only: 'Vain huoltaja, jolla on huoltajuus, voi täyttää ja allekirjoittaa lomakkeen.',
   form_signatures: 'Allekirjoituksia {signed}/{needed}.',
   form_signed_all: 'Kaikki tarvittavat allekirjoitukset on annettu.',
   form_one_signature: 'Yhden huoltajan allekirjoitus riittää: sinun tai toisen huoltajan.',
@@ -281,4 +280,13 @@ export default {
   error_signin_handoff_invalid: 'Kirjautuminen vanheni tai oli jo käytetty. Kirjaudu uudelleen.',
   error_server_unavailable: 'Palvelin on kiireinen. Yritä hetken päästä uudelleen.',
   error_server_error: 'Palvelimella tapahtui virhe. Mitään ei tallennettu. Yritä myöhemmin uudelleen.',
+  // helper A
+  refused_too_late_attendance_mark: 'Nimenhuudon voi merkitä ja korjata vain tunnin päivänä.',
+  refused_forbidden_attendance_mark: 'Vain tunnin opettaja, ryhmän opettajat tai päivän sijainen voivat merkitä nimenhuudon.',
+  refused_invalid_args_attendance_mark_on_date: 'Nimenhuutoa ei voi merkitä tälle päivälle: tuntia ei ole, se on peruttu tai päivä ei ole vielä tullut.',
+  refused_invalid_args_attendance_mark_pupil_id: 'Oppilas ei ole ryhmässä sinä päivänä.',
+  absence_sending: 'Lähetetään… Se näkyy alla ilmoituksissa.',
+  absence_queued: 'Tallennettu laitteelle; lähetetään kun verkko on käytettävissä. Se näkyy alla ilmoituksissa.',
+  absence_sent: 'Lähetetty: koulu on saanut sen.',
+  absence_refused: 'Ei hyväksytty: syy näkyy alla.',
 };

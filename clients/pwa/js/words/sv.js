@@ -200,7 +200,6 @@ export default {
   form_applied_submit: 'Skickad: skolan har svaren.',
   form_applied_sign: 'Undertecknad: skolan har underskriften.',
   form_submit_changes: 'Skicka ändrade svar',
-  form_read_only: 'Bara en vårdnadshavare kan fylla i och underteckna blanketten.',
   form_signatures: 'Underskrifter {signed} av {needed}.',
   form_signed_all: 'Alla underskrifter som behövs finns.',
   form_one_signature: 'En vårdnadshavares underskrift räcker: din eller en annans.',
@@ -281,4 +280,13 @@ export default {
   error_signin_handoff_invalid: 'Inloggningen gick ut eller har redan använts. Logga in igen.',
   error_server_unavailable: 'Servern är upptagen. Försök igen om en stund.',
   error_server_error: 'Något gick fel på servern. Inget sparades. Försök igen senare.',
+  // helper A
+  refused_too_late_attendance_mark: 'Närvaron kan antecknas och rättas bara på lektionens dag.',
+  refused_forbidden_attendance_mark: 'Bara lektionens lärare, gruppens lärare eller dagens vikarie kan anteckna närvaron.',
+  refused_invalid_args_attendance_mark_on_date: 'Närvaron kan inte antecknas för den dagen: ingen lektion, inställd eller dagen har inte kommit än.',
+  refused_invalid_args_attendance_mark_pupil_id: 'Eleven hör inte till gruppen den dagen.',
+  absence_sending: 'Skickas… Den syns nedan bland anmälningarna.',
+  absence_queued: 'Sparat på enheten; skickas när nätverket finns. Den syns nedan bland anmälningarna.',
+  absence_sent: 'Skickat: skolan har fått den.',
+  absence_refused: 'Inte godkänd: orsaken syns nedan.',
 };
