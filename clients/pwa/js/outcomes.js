@@ -109,13 +109,16 @@ export function stateBadge(state) {
   return h('span', { className: `badge state-${state}`, 'data-state': state }, t(`change_${state}`));
 }
 
-/** A refused change's reason and its "Dismiss" button (which draws the view again). */
-export function refusal(ctx, change) {
+/** A refused change's reason and its "Dismiss" button (which draws the view again);
+ * ``about`` (a pupil's name) tells apart the buttons of rows refused for the same reason. */
+export function refusal(ctx, change, about = '') {
   if (change.state !== 'refused') return null;
   const reason = reasonText(change.outcome);
-  // Named with its reason: several "Dismiss" buttons in one list each say which they clear.
+  // Named with what it is about and its reason: several "Dismiss" buttons in one list (a roll
+  // call's rows refused for the same reason) each say which they clear.
+  const label = about ? `${t('dismiss')}: ${about}: ${reason}` : `${t('dismiss')}: ${reason}`;
   return h('span', { className: 'refusal' },
     h('span', { className: 'error' }, reason), ' ',
-    h('button', { type: 'button', className: 'link', 'aria-label': `${t('dismiss')}: ${reason}`,
+    h('button', { type: 'button', className: 'link', 'aria-label': label,
       onclick: async () => { await dismiss(change.outcome); ctx.rerender(); } }, t('dismiss')));
 }

@@ -193,7 +193,7 @@ async function rollCallView(ctx, lessonId, day) {
     }, t(status));
     return h('li', { className: `pupil${change ? ` is-${change.state}` : ''}`, 'data-pupil': pupil.id, 'data-change': change ? change.id : null },
       h('p', { className: 'who' }, h('span', { className: 'name', id: `pupil-${pupil.id}` }, pupil.name),
-        change ? [' ', stateBadge(change.state), ' ', refusal(ctx, change)] : null),
+        change ? [' ', stateBadge(change.state), ' ', refusal(ctx, change, pupil.name)] : null),
       h('div', { className: 'marks', role: 'group', 'aria-labelledby': `pupil-${pupil.id}` },
         ['present', 'absent', 'late'].map(button)));
   };
