@@ -227,3 +227,12 @@ def test_huge_and_negative_values_go_through_as_format_1_let_them() -> None:
     positions = {"person:1": 2**64 - 1, "group:2": -5}
     assert decode_cursor(KEY, signed(b"\x00\x01", [1, 1], [2**64 - 1, -5])) == (positions, {})
     assert decode_cursor(KEY, encode_format_1(KEY, positions, {})) == (positions, {})
+
+
+@pytest.mark.parametrize("length", [0, 1, 32, 63, 64, 65, 200])
+def test_the_tag_is_hmac_sha_256_whatever_the_key_length(length: int) -> None:
+    key = bytes(range(length % 256)) * (length // 256) + bytes(range(length % 256))
+    cursor = sign_format_2(key, b"\x02" + msgspec.msgpack.encode([b"\x01", [5], [7]]))
+    assert decode_cursor(key, cursor) == ({"group:5": 7}, {})
+    assert encode_cursor(key, {"group:5": 7}, {}) == cursor
+    assert decode_cursor(key, encode_format_1(key, PUPIL, {})) == (PUPIL, {})
