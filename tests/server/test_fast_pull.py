@@ -18,8 +18,10 @@ from server.app import create_app
 from server.db.engine import write_transaction
 from server.settings import Settings
 from server.sync_store import RecordWrite, SqlPullStore, write_records
+from sync.cursor import decode_cursor
 from tests.city import City
 from tests.devices import change, device, next_weekday, records
+from tests.sync.test_cursor import encode_format_1
 
 
 @pytest_asyncio.fixture
@@ -82,6 +84,44 @@ async def test_a_change_in_this_process_is_never_hidden_by_the_cache(
     )
     await pupil.sync()  # at once: the push forgot the partition's head in this process
     assert len(records(pupil, "lesson_change")) == 1
+
+
+async def test_a_format_1_cursor_in_the_field_is_answered_and_replaced_once_it_moves(
+    fx_cached: tuple[httpx.AsyncClient, Any],
+    fx_city: City,
+    fx_timetable: dict[str, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    http, state = fx_cached
+    for username in ("aino", "mother"):
+        holder = await device(http, username)
+        await holder.sync()
+        assert holder.store.cursor is not None
+        key = await state.cursor_key()
+        old = encode_format_1(key, *decode_cursor(key, holder.store.cursor))
+        # What a "nothing new" pull's body shrank by (tests/sync/test_cursor.py: format 1).
+        assert len(holder.store.cursor) * 2 < len(old), (holder.store.cursor, old)
+    pupil = await device(http, "aino")
+    await pupil.sync()
+    await pupil.sync()  # this one reads the heads and remembers them
+    key = await state.cursor_key()
+    assert pupil.store.cursor is not None
+    old = encode_format_1(key, *decode_cursor(key, pupil.store.cursor))
+    pupil.store.set_meta("cursor", old)
+    reads = _count_reads(monkeypatch)
+    answer, _ = await pupil.pull()
+    # Read, not refused (a refused cursor would have started the copy afresh), and nothing new
+    # is still answered from memory, keeping the cursor the device holds.
+    assert (answer.added, answer.changes, answer.cursor, reads) == ([], [], None, [])
+    assert pupil.store.cursor == old
+    teacher = await device(http, "teacher")
+    monday = next_weekday(fx_city.today, 1)
+    await change(
+        teacher, "lesson.change", lesson_id=fx_timetable["5b-1"], on_date=monday, cancelled=True
+    )
+    answer, _ = await pupil.pull()
+    assert (answer.added, len(answer.changes)) == ([], 1)
+    assert "." not in (pupil.store.cursor or ".")  # now format 2
 
 
 async def test_a_change_made_elsewhere_arrives_once_it_is_heard_of(
