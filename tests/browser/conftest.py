@@ -338,3 +338,46 @@ def reference_store(server: Server, token: str) -> Any:
         if not pulled.has_more:
             return store
     raise AssertionError("the reference client did not finish its sync")
+
+
+def request_trip_form(server: Server, child: dict[str, Any], key: str, device: str) -> None:
+    """The city's admin asks ``child``'s guardians to sign a trip permission (a form
+    definition named ``key``, in fi, sv and en), pushed from ``device``."""
+    admin = server.login("demo-admin")
+    city = next(
+        int(p.split(":")[1])
+        for p in server.call(admin["token"], "GET", "/me")["partitions"]
+        if p.startswith("municipality:")
+    )
+    words = {"fi": "Retkilupa", "sv": "Utflyktslov", "en": "Trip permission"}
+    definition = server.call(
+        admin["token"],
+        "POST",
+        "/forms/definitions",
+        {
+            "organisation_id": city,
+            "definition": {
+                "key": key,
+                "languages": ["fi", "sv", "en"],
+                "title": words,
+                "signing": "any_custodian",
+                "fields": [{"id": "ok", "kind": "consent", "required": True, "label": words}],
+            },
+        },
+    )
+    requested = server.push(
+        admin["token"],
+        device,
+        [
+            {
+                "name": "form.request",
+                "args": {
+                    "definition_id": definition["id"],
+                    "group_id": child["group_ids"][0],
+                    "due_on": (server.today + dt.timedelta(days=7)).isoformat(),
+                    "pupil_ids": [child["person"]["id"]],
+                },
+            }
+        ],
+    )
+    assert requested[0]["status"] == "applied", requested

@@ -18,6 +18,7 @@ from tests.browser.conftest import (
     idb,
     log_in,
     reference_store,
+    request_trip_form,
     shot,
     wait_for_worker,
     wait_until,
@@ -88,44 +89,7 @@ def fx_info_child(fx_server: Server) -> dict[str, Any]:
     child: dict[str, Any] = next(
         c for c in me["children"] if c["guardianship"] == "information_only"
     )
-    admin = fx_server.login("demo-admin")
-    city = next(
-        int(p.split(":")[1])
-        for p in fx_server.call(admin["token"], "GET", "/me")["partitions"]
-        if p.startswith("municipality:")
-    )
-    words = {"fi": "Retkilupa", "sv": "Utflyktslov", "en": "Trip permission"}
-    definition = fx_server.call(
-        admin["token"],
-        "POST",
-        "/forms/definitions",
-        {
-            "organisation_id": city,
-            "definition": {
-                "key": "retkilupa-family",
-                "languages": ["fi", "sv", "en"],
-                "title": words,
-                "signing": "any_custodian",
-                "fields": [{"id": "ok", "kind": "consent", "required": True, "label": words}],
-            },
-        },
-    )
-    requested = fx_server.push(
-        admin["token"],
-        "browser-family-form",
-        [
-            {
-                "name": "form.request",
-                "args": {
-                    "definition_id": definition["id"],
-                    "group_id": child["group_ids"][0],
-                    "due_on": (fx_server.today + dt.timedelta(days=7)).isoformat(),
-                    "pupil_ids": [child["person"]["id"]],
-                },
-            }
-        ],
-    )
-    assert requested[0]["status"] == "applied", requested
+    request_trip_form(fx_server, child, "retkilupa-family", "browser-family-form")
     return child
 
 

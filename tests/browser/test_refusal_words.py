@@ -5,7 +5,6 @@ sentence, which is kept for a code the app does not know (``js/outcomes.js``).""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from schemas.errors import ErrorCode
-from tests.browser.conftest import Server, log_in, reference_store, shot
+from tests.browser.conftest import Server, log_in, reference_store, request_trip_form, shot
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = ROOT / "clients" / "pwa" / "js" / "words"
@@ -68,44 +67,7 @@ def fx_info_form(fx_server: Server) -> dict[str, Any]:
     fx_server.call(token, "PUT", "/me/language", {"language": "sv"})
     me = fx_server.call(token, "GET", "/me")
     child = next(c for c in me["children"] if c["guardianship"] == "information_only")
-    admin = fx_server.login("demo-admin")
-    city = next(
-        int(p.split(":")[1])
-        for p in fx_server.call(admin["token"], "GET", "/me")["partitions"]
-        if p.startswith("municipality:")
-    )
-    words = {"fi": "Retkilupa", "sv": "Utflyktslov", "en": "Trip permission"}
-    definition = fx_server.call(
-        admin["token"],
-        "POST",
-        "/forms/definitions",
-        {
-            "organisation_id": city,
-            "definition": {
-                "key": "retkilupa-refusals",
-                "languages": ["fi", "sv", "en"],
-                "title": words,
-                "signing": "any_custodian",
-                "fields": [{"id": "ok", "kind": "consent", "required": True, "label": words}],
-            },
-        },
-    )
-    requested = fx_server.push(
-        admin["token"],
-        "browser-refusal-form",
-        [
-            {
-                "name": "form.request",
-                "args": {
-                    "definition_id": definition["id"],
-                    "group_id": child["group_ids"][0],
-                    "due_on": (fx_server.today + dt.timedelta(days=7)).isoformat(),
-                    "pupil_ids": [child["person"]["id"]],
-                },
-            }
-        ],
-    )
-    assert requested[0]["status"] == "applied", requested
+    request_trip_form(fx_server, child, "retkilupa-refusals", "browser-refusal-form")
     (request_id,) = (
         r["id"]
         for r in reference_store(fx_server, token).records("form_request").values()
