@@ -488,3 +488,73 @@ def test_a_pupils_new_message_follows_the_schools_rule_without_a_reload(
     shot(page, "pupil-new-message-refused")
     refused.locator(".refusal button").click()
     refused.wait_for(state="detached")
+
+
+def test_the_absence_form_says_what_is_wrong_with_its_dates_before_sending(
+    fx_phone: Any, fx_server: Server
+) -> None:
+    # Each date the server would refuse (schemas/absences.py's limits) is said at once, next
+    # to its field, in the person's words, and nothing is queued.
+    page = fx_phone.new_page()
+    log_in(page, "demo-guardian")
+    page.goto("/#/absences")
+    form = page.locator("#absence-form")
+    form.wait_for()
+    day = fx_server.today
+    cases = [
+        (
+            "absence.report",
+            day + dt.timedelta(days=3),
+            day + dt.timedelta(days=1),
+            "to_date",
+            "Viimeinen päivä on ennen ensimmäistä. Korjaa päivät.",
+        ),
+        (
+            "absence.report",
+            day,
+            day + dt.timedelta(days=20),
+            "to_date",
+            "Yksi ilmoitus kattaa enintään 14 päivää. Lähetä loput erikseen.",
+        ),
+        (
+            "absence.report",
+            day - dt.timedelta(days=1),
+            day,
+            "from_date",
+            "Ilmoitus tehdään tästä päivästä eteenpäin. Menneet päivät selvitetään valitsemalla"
+            ' "Mennyt poissaolo (selvitys)".',
+        ),
+        (
+            "absence.explain",
+            day,
+            day + dt.timedelta(days=1),
+            "to_date",
+            "Selvitys koskee menneitä päiviä. Tulevat päivät ilmoitetaan valitsemalla"
+            ' "Tuleva poissaolo".',
+        ),
+        (
+            "absence.explain",
+            day - dt.timedelta(days=40),
+            day - dt.timedelta(days=38),
+            "from_date",
+            "Poissaoloja voi selvittää 30 päivän ajan. Ota yhteyttä kouluun.",
+        ),
+    ]
+    for kind, first, last, wrong, said in cases:
+        form.locator("select[name=kind]").select_option(kind)
+        form.locator("input[name=from_date]").fill(first.isoformat())
+        form.locator("input[name=to_date]").fill(last.isoformat())
+        form.locator("button[type=submit]").click()
+        page.locator("#absence-done", has_text=said).wait_for()
+        assert page.evaluate("document.activeElement.name") == wrong
+        assert form.locator(f"input[name={wrong}]").get_attribute("aria-invalid") == "true"
+        assert idb(page, "return (await db.outbox()).length;") == 0
+        page.wait_for_timeout(700)  # past the double tap's time: the next is a new act
+    # Put right, it is sent, and the field is no longer marked.
+    form.locator("select[name=kind]").select_option("absence.report")
+    form.locator("input[name=from_date]").fill((day + dt.timedelta(days=1)).isoformat())
+    form.locator("input[name=to_date]").fill((day + dt.timedelta(days=2)).isoformat())
+    form.locator("button[type=submit]").click()
+    page.locator("#notices [data-state='sent'], #notices-local li.item").first.wait_for()
+    assert form.locator("[aria-invalid]").count() == 0
+    assert page.evaluate(AUDIT) == []

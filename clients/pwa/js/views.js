@@ -533,6 +533,27 @@ function madeBy(change, notice) {
     && a.from_date === notice.from_date && a.to_date === notice.to_date && a.reason === notice.reason;
 }
 
+// The server's limits (schemas/absences.py): checked here first, so that a date the server
+// would refuse is said at once, next to its field, and nothing is sent.
+const MAX_NOTICE_DAYS = 14;
+const EXPLAIN_DAYS_BACK = 30;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** What is wrong with a report's or an explanation's dates, as [field name, words key], or
+ * null: the same rules the server applies (server/absences.py). */
+function spanProblem(kind, fromDate, toDate, today) {
+  if (!fromDate) return ['from_date', 'absence_check_missing'];
+  if (!toDate) return ['to_date', 'absence_check_missing'];
+  if (toDate < fromDate) return ['to_date', 'absence_check_order'];
+  if ((Date.parse(toDate) - Date.parse(fromDate)) / DAY_MS + 1 > MAX_NOTICE_DAYS) return ['to_date', 'absence_check_long'];
+  if (kind === 'absence.report' && fromDate < today) return ['from_date', 'absence_check_report_past'];
+  if (kind === 'absence.explain' && toDate > today) return ['to_date', 'absence_check_explain_future'];
+  if (kind === 'absence.explain' && (Date.parse(today) - Date.parse(fromDate)) / DAY_MS > EXPLAIN_DAYS_BACK) {
+    return ['from_date', 'absence_check_explain_old'];
+  }
+  return null;
+}
+
 async function absencesView(ctx) {
   const child = currentChild(ctx);
   if (!child) return h('p', {}, t('no_lessons'));
@@ -588,6 +609,17 @@ async function absencesView(ctx) {
     h('form', { className: 'card', id: 'absence-form', 'aria-describedby': why, onsubmit: async (e) => {
       e.preventDefault();
       if (!custodial) return;
+      for (const input of [from, to]) input.removeAttribute('aria-invalid');
+      const problem = spanProblem(kind.value, from.value, to.value, schoolToday());
+      if (problem) {
+        const [name, key] = problem;
+        const input = name === 'from_date' ? from : to;
+        input.setAttribute('aria-invalid', 'true');
+        done.className = 'error';
+        done.textContent = t(key, { days: MAX_NOTICE_DAYS, back: EXPLAIN_DAYS_BACK, report: t('kind_report'), explain: t('kind_explain') });
+        input.focus();
+        return;
+      }
       const args = { pupil_id: pupilId, from_date: from.value, to_date: to.value, reason: reason.value };
       if (note.value.trim()) args.note = note.value.trim();
       const id = await ctx.mutate(kind.value, args);

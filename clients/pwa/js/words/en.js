@@ -289,4 +289,11 @@ export default {
   absence_queued: 'Saved on this device; sent when the network is back. It is listed under Notices below.',
   absence_sent: 'Sent: the school has it.',
   absence_refused: 'Not accepted: the reason is below.',
+  // the absence form's own checks
+  absence_check_missing: 'Choose a day.',
+  absence_check_order: 'The last day is before the first. Correct the dates.',
+  absence_check_long: 'One report covers at most {days} days. Send the rest separately.',
+  absence_check_report_past: 'A report is for today or later. Explain past days by choosing "{explain}".',
+  absence_check_explain_future: 'An explanation is for days that have been. Report coming days by choosing "{report}".',
+  absence_check_explain_old: 'Absences can be explained for {back} days. Please contact the school.',
 };

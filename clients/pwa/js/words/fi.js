@@ -289,4 +289,11 @@ export default {
   absence_queued: 'Tallennettu laitteelle; lähetetään kun verkko on käytettävissä. Se näkyy alla ilmoituksissa.',
   absence_sent: 'Lähetetty: koulu on saanut sen.',
   absence_refused: 'Ei hyväksytty: syy näkyy alla.',
+  // the absence form's own checks
+  absence_check_missing: 'Valitse päivä.',
+  absence_check_order: 'Viimeinen päivä on ennen ensimmäistä. Korjaa päivät.',
+  absence_check_long: 'Yksi ilmoitus kattaa enintään {days} päivää. Lähetä loput erikseen.',
+  absence_check_report_past: 'Ilmoitus tehdään tästä päivästä eteenpäin. Menneet päivät selvitetään valitsemalla "{explain}".',
+  absence_check_explain_future: 'Selvitys koskee menneitä päiviä. Tulevat päivät ilmoitetaan valitsemalla "{report}".',
+  absence_check_explain_old: 'Poissaoloja voi selvittää {back} päivän ajan. Ota yhteyttä kouluun.',
 };

@@ -289,4 +289,11 @@ export default {
   absence_queued: 'Sparat på enheten; skickas när nätverket finns. Den syns nedan bland anmälningarna.',
   absence_sent: 'Skickat: skolan har fått den.',
   absence_refused: 'Inte godkänd: orsaken syns nedan.',
+  // the absence form's own checks
+  absence_check_missing: 'Välj en dag.',
+  absence_check_order: 'Den sista dagen är före den första. Rätta datumen.',
+  absence_check_long: 'En anmälan gäller högst {days} dagar. Skicka resten separat.',
+  absence_check_report_past: 'En anmälan görs från i dag och framåt. Förklara dagar som varit genom att välja "{explain}".',
+  absence_check_explain_future: 'En förklaring gäller dagar som varit. Anmäl kommande dagar genom att välja "{report}".',
+  absence_check_explain_old: 'Frånvaro kan förklaras i {back} dagar. Kontakta skolan.',
 };
