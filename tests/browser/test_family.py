@@ -49,7 +49,7 @@ FORBIDDEN_REPORT = {
     "en": "Only the child's custodial guardians can report absences.",
 }
 INFO_ONLY = {
-    "fi": "Sinulla on tiedonsaantioikeus lapseen {name}, ei huoltajuutta. Näet poissaolot, mutta"
+    "fi": "{name}: sinulla on tiedonsaantioikeus mutta ei huoltajuutta. Näet poissaolot, mutta"
     " vain huoltajat voivat ilmoittaa ja selvittää niitä.",
     "sv": "Du har rätt att få information om {name}, men inte vårdnad. Du ser frånvaron, men"
     " bara vårdnadshavarna kan anmäla och förklara den.",
@@ -57,7 +57,7 @@ INFO_ONLY = {
     " only the custodial guardians can report and explain them.",
 }
 INFO_ONLY_FORMS = {
-    "fi": "Sinulla on tiedonsaantioikeus lapseen {name}, ei huoltajuutta. Näet lomakkeen, mutta"
+    "fi": "{name}: sinulla on tiedonsaantioikeus mutta ei huoltajuutta. Näet lomakkeen, mutta"
     " vain huoltajat voivat täyttää ja allekirjoittaa sen.",
     "sv": "Du har rätt att få information om {name}, men inte vårdnad. Du ser blanketten, men"
     " bara vårdnadshavarna kan fylla i och underteckna den.",
