@@ -289,4 +289,12 @@ export default {
   absence_queued: 'Saved on this device; sent when the network is back. It is listed under Notices below.',
   absence_sent: 'Sent: the school has it.',
   absence_refused: 'Not accepted: the reason is below.',
+  // helper E
+  roll_call_for_group: 'Roll call: {group}, {subject} {time}',
+  roll_call_no_lesson: 'This lesson does not take place on this day: no roll call can be marked for it.',
+  roll_call_cancelled: 'This lesson is cancelled on this day: no roll call can be marked for it.',
+  rejected_count: '{what} ({n})',
+  rejected_count_attendance_mark: '{n} roll-call marks',
+  rejected_item_about: '{what} ({about}): {reason}',
+  dismiss_all: 'Dismiss all',
 };

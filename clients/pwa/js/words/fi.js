@@ -53,7 +53,7 @@ export default {
   cancelled: 'Peruttu',
   changed: 'Muutos',
   substitute: 'Sijainen: {name}',
-  room: 'Luokka {room}',
+  room: 'Huone {room}',
   teacher: 'Opettaja: {name}',
   online: 'Verkossa',
   offline: 'Ei verkkoa',
@@ -289,4 +289,12 @@ export default {
   absence_queued: 'Tallennettu laitteelle; lähetetään kun verkko on käytettävissä. Se näkyy alla ilmoituksissa.',
   absence_sent: 'Lähetetty: koulu on saanut sen.',
   absence_refused: 'Ei hyväksytty: syy näkyy alla.',
+  // helper E
+  roll_call_for_group: 'Nimenhuuto: {group}, {subject} {time}',
+  roll_call_no_lesson: 'Tuntia ei pidetä tänä päivänä: sille ei voi merkitä nimenhuutoa.',
+  roll_call_cancelled: 'Tunti on peruttu tänä päivänä: sille ei voi merkitä nimenhuutoa.',
+  rejected_count: '{what} ({n} kpl)',
+  rejected_count_attendance_mark: '{n} nimenhuutomerkintää',
+  rejected_item_about: '{what} ({about}): {reason}',
+  dismiss_all: 'Kuittaa kaikki',
 };

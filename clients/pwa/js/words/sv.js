@@ -289,4 +289,12 @@ export default {
   absence_queued: 'Sparat på enheten; skickas när nätverket finns. Den syns nedan bland anmälningarna.',
   absence_sent: 'Skickat: skolan har fått den.',
   absence_refused: 'Inte godkänd: orsaken syns nedan.',
+  // helper E
+  roll_call_for_group: 'Närvarokontroll: {group}, {subject} {time}',
+  roll_call_no_lesson: 'Lektionen hålls inte den här dagen: närvaron kan inte antecknas för den.',
+  roll_call_cancelled: 'Lektionen är inställd den här dagen: närvaron kan inte antecknas för den.',
+  rejected_count: '{what} ({n} st.)',
+  rejected_count_attendance_mark: '{n} närvaroanteckningar',
+  rejected_item_about: '{what} ({about}): {reason}',
+  dismiss_all: 'Kvittera alla',
 };
