@@ -134,6 +134,7 @@ def test_refusals_of_a_class_are_one_line_and_dismissed_at_once(
     page.locator("#dismiss-all").click()
     page.locator("#rejected").wait_for(state="hidden")
     row.locator(".badge").wait_for(state="detached")
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'main'")
     outcomes = idb(page, "return await db.outcomes();")
     refused = [o for o in outcomes if o["status"] == "rejected"]
     assert len(refused) == pupils + 1

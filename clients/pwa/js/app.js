@@ -136,7 +136,9 @@ async function renderStatus() {
     // unless the person is filling in a form (render() then redraws only this box).
     const dismissAll = async (outcomes) => {
       for (const o of outcomes) await dismiss(o);
-      render();
+      await render();
+      // The button pressed is gone: keep the keyboard's place at the content, not the page's top.
+      if (rejectedBox.hidden) document.getElementById('main').focus();
     };
     rejectedBox.append(
       h('h2', {}, t('rejected_title')),
