@@ -7,7 +7,7 @@ import { t, setLanguage, language, languageOf, expectedLanguage } from './i18n.j
 import * as db from './db.js';
 import { api, syncNow, followLive, events, ApiError, queue, queueAll } from './sync.js';
 import { renderView, navFor } from './views.js';
-import { reasonText, errorText } from './outcomes.js';
+import { errorText, refusalLines, dismiss } from './outcomes.js';
 import { tabBar } from './layout.js';
 
 const state = {
@@ -119,6 +119,9 @@ async function renderStatus() {
   const rejected = (await db.outcomes()).filter((o) => o.status === 'rejected' && !o.seen);
   // Set when a restored server lost changes this device no longer kept (js/sync.js).
   const lost = await db.getMeta('lost_before');
+  // Alike refusals as one line with a count (js/outcomes.js): built before the box is emptied,
+  // so that two calls at once cannot both fill it.
+  const lines = rejected.length ? await refusalLines(rejected) : [];
   rejectedBox.replaceChildren();
   rejectedBox.hidden = rejected.length === 0 && !lost;
   if (lost) {
@@ -128,19 +131,23 @@ async function renderStatus() {
         renderStatus();
       } }, t('dismiss'))));
   }
-  if (rejected.length) {
+  if (lines.length) {
+    // Dismissed here, the refusals also leave the view's rows (a roll call's): drawn again,
+    // unless the person is filling in a form (render() then redraws only this box).
+    const dismissAll = async (outcomes) => {
+      for (const o of outcomes) await dismiss(o);
+      await render();
+      // The button pressed is gone: keep the keyboard's place at the content, not the page's top.
+      if (rejectedBox.hidden) document.getElementById('main').focus();
+    };
     rejectedBox.append(
       h('h2', {}, t('rejected_title')),
-      h('ul', {}, rejected.map((o) => h('li', { className: 'rejected', 'data-code': o.code },
-        t('rejected_item', { what: t(`mutation_${(o.name || '').replace('.', '_')}`), reason: reasonText(o) }),
-        ' ',
-        h('button', { type: 'button', className: 'link', onclick: async () => {
-          const database = await db.openDb();
-          const tx = database.transaction('outcomes', 'readwrite');
-          tx.objectStore('outcomes').put({ ...o, seen: true });
-          await db.committed(tx);
-          renderStatus();
-        } }, t('dismiss'))))),
+      h('ul', {}, lines.map((line) => h('li', { className: 'rejected', 'data-code': line.outcomes[0].code, 'data-count': line.outcomes.length },
+        line.text, ' ',
+        h('button', { type: 'button', className: 'link', 'aria-label': `${t('dismiss')}: ${line.text}`,
+          onclick: () => dismissAll(line.outcomes) }, t('dismiss'))))),
+      lines.length > 1 ? h('button', { type: 'button', className: 'link', id: 'dismiss-all',
+        onclick: () => dismissAll(rejected) }, t('dismiss_all')) : null,
     );
   }
 }

@@ -6,7 +6,8 @@
 // (errorText), each chosen by the stable code and field, in the reader's language.
 
 import { h } from './dom.js';
-import { t } from './i18n.js';
+import { t, language } from './i18n.js';
+import { dayLabel } from './format.js';
 import * as db from './db.js';
 
 // How long an applied change is listed as "sent": its record normally arrives within seconds
@@ -94,6 +95,62 @@ export function errorText(error) {
   if (t(base) === base) return serverMessage || String(code || '');
   const label = REQUEST_FIELD_LABELS[name];
   return label ? `${t(base)} ${t('refused_field', { field: t(label) })}` : t(base);
+}
+
+/**
+ * The refused changes not dismissed yet as the lines of the shell's box of rejected changes:
+ * those of one mutation refused for the same reason (and, for roll-call marks, of one lesson
+ * and day) make one line with their count, so a class refused at once is one line, not
+ * thirty. A line says what it is about where the device knows (a mark's lesson and day, and
+ * its pupil when the line is one mark). Each as {text, outcomes}, in the order first refused.
+ * @param {any[]} refused
+ * @returns {Promise<{text: string, outcomes: any[]}[]>}
+ */
+export async function refusalLines(refused) {
+  const alike = new Map();
+  for (const o of refused) {
+    const args = o.args || {};
+    const about = o.name === 'attendance.mark' ? `${args.lesson_id}/${args.on_date}` : '';
+    const key = JSON.stringify([o.name, o.code, reasonText(o), about]);
+    if (!alike.has(key)) alike.set(key, []);
+    alike.get(key).push(o);
+  }
+  const groups = new Map((await db.recordsOf('group')).map((g) => [g.id, g.name]));
+  const lines = [];
+  for (const outcomes of alike.values()) {
+    const first = outcomes[0];
+    const name = (first.name || '').replace('.', '_');
+    const n = outcomes.length;
+    let what = t(`mutation_${name}`);
+    if (n > 1) {
+      const counted = `rejected_count_${name}`;
+      what = t(counted) !== counted ? t(counted, { n }) : t('rejected_count', { what, n });
+    }
+    const about = await aboutChange(first, n === 1, groups);
+    const reason = reasonText(first);
+    lines.push({
+      text: about ? t('rejected_item_about', { what, about, reason }) : t('rejected_item', { what, reason }),
+      outcomes,
+    });
+  }
+  return lines;
+}
+
+/** What a refused change is about, in words, where the device knows: for a roll-call mark
+ * its lesson (group and subject) and day, and its pupil when ``one``; else ''. */
+async function aboutChange(outcome, one, groups) {
+  const args = outcome.args || {};
+  if (outcome.name !== 'attendance.mark') return '';
+  const lesson = await db.getRecord('lesson', args.lesson_id);
+  const parts = [];
+  if (lesson && one) {
+    const roster = await db.getRecord('roster', lesson.group_id);
+    const pupil = roster && roster.pupils.find((p) => p.id === args.pupil_id);
+    if (pupil) parts.push(pupil.name);
+  }
+  if (lesson) parts.push([groups.get(lesson.group_id), lesson.subject].filter(Boolean).join(' '));
+  if (args.on_date) parts.push(dayLabel(args.on_date, language()));
+  return parts.join(', ');
 }
 
 /** Mark a refusal as seen: it leaves the list and the banner's box of rejected changes. */

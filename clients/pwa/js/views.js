@@ -77,11 +77,17 @@ function timetableGroups(ctx) {
   return new Set((me.partitions || []).filter((p) => p.startsWith('group:')).map((p) => Number(p.slice(6))));
 }
 
-function lessonItem(slot, extra) {
+/** The names of the groups on this device, by id: a teacher's lessons say whose they are. */
+async function groupNames() {
+  return new Map((await db.recordsOf('group')).map((g) => [g.id, g.name]));
+}
+
+function lessonItem(slot, extra, groupName) {
   const badges = [];
   if (slot.cancelled) badges.push(h('strong', { className: 'badge cancelled' }, t('cancelled')));
   else if (slot.changed) badges.push(h('strong', { className: 'badge changed' }, t('changed')));
   const details = [];
+  if (groupName) details.push(groupName);
   if (slot.room) details.push(t('room', { room: slot.room }));
   if (slot.substitute_teacher_name) details.push(t('substitute', { name: slot.substitute_teacher_name }));
   else if (slot.teacher_name) details.push(t('teacher', { name: slot.teacher_name }));
@@ -97,9 +103,9 @@ function lessonItem(slot, extra) {
   extra || null);
 }
 
-function lessonList(slots, emptyText, extra) {
+function lessonList(slots, emptyText, extra, groups) {
   if (!slots.length) return h('p', { className: 'empty' }, emptyText);
-  return h('ol', { className: 'lessons' }, slots.map((s) => lessonItem(s, extra && extra(s))));
+  return h('ol', { className: 'lessons' }, slots.map((s) => lessonItem(s, extra && extra(s), groups && groups.get(s.group_id))));
 }
 
 function weekSpan(days, lang) {
@@ -138,10 +144,12 @@ async function teacherTodayView(ctx) {
   const changes = await db.recordsOf('lesson_change');
   const slots = dayTimetable(lessons, changes, today).filter((s) =>
     s.substitute_teacher_id === me.person.id || (s.teacher_id === me.person.id && !s.substitute_teacher_id));
+  // A teacher has many groups: each lesson names its group, as its roll call does.
+  const groups = await groupNames();
   return h('section', { 'aria-labelledby': 'view-title' },
     h('h1', { id: 'view-title' }, `${t('my_lessons')}: ${dayLabel(today, language())}`),
     lessonList(slots, t('no_lessons_today'), (s) => (s.cancelled ? null
-      : h('a', { className: 'button', href: `#/roll/${s.lesson_id}/${today}`, id: `roll-${s.lesson_id}` }, t('roll_call')))));
+      : h('a', { className: 'button', href: `#/roll/${s.lesson_id}/${today}`, id: `roll-${s.lesson_id}` }, t('roll_call'))), groups));
 }
 
 const MARK_OF_STATUS = {
@@ -170,8 +178,20 @@ async function rollCallView(ctx, lessonId, day) {
   for (const c of changes.values()) {
     if (c.state === 'waiting' || (c.state === 'sent' && !marks.has(c.args.pupil_id))) marks.set(c.args.pupil_id, c.args.status);
   }
-  const title = t('roll_call_for', { subject: lesson.subject, time: clock(lesson.starts_at) });
+  const group = (await groupNames()).get(lesson.group_id);
+  const title = group
+    ? t('roll_call_for_group', { group, subject: lesson.subject, time: clock(lesson.starts_at) })
+    : t('roll_call_for', { subject: lesson.subject, time: clock(lesson.starts_at) });
   if (!roster) return h('section', {}, back, h('h1', { id: 'view-title' }, title), h('p', {}, t('no_roster')));
+  // Opened (by an old link) for a day the lesson does not take place: every mark would be
+  // refused (mutation.invalid_args on on_date), so none is offered.
+  const slot = dayTimetable([lesson], await db.recordsOf('lesson_change'), day)[0];
+  if (!slot || slot.cancelled) {
+    return h('section', { 'aria-labelledby': 'view-title' }, back,
+      h('h1', { id: 'view-title' }, title),
+      h('p', { className: 'sub' }, dayLabel(day, language())),
+      h('p', { className: 'empty', id: 'no-lesson-that-day' }, t(slot ? 'roll_call_cancelled' : 'roll_call_no_lesson')));
+  }
   const pupils = [...roster.pupils].sort((x, y) => x.name.localeCompare(y.name, language()));
   const row = (pupil) => {
     const mark = marks.get(pupil.id);

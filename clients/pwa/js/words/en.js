@@ -296,4 +296,12 @@ export default {
   absence_check_report_past: 'A report is for today or later. Explain past days by choosing "{explain}".',
   absence_check_explain_future: 'An explanation is for days that have been. Report coming days by choosing "{report}".',
   absence_check_explain_old: 'Absences can be explained for {back} days. Please contact the school.',
+  // helper E
+  roll_call_for_group: 'Roll call: {group}, {subject} {time}',
+  roll_call_no_lesson: 'This lesson does not take place on this day: no roll call can be marked for it.',
+  roll_call_cancelled: 'This lesson is cancelled on this day: no roll call can be marked for it.',
+  rejected_count: '{what} ({n})',
+  rejected_count_attendance_mark: '{n} roll-call marks',
+  rejected_item_about: '{what} ({about}): {reason}',
+  dismiss_all: 'Dismiss all',
 };

@@ -53,7 +53,7 @@ export default {
   cancelled: 'Peruttu',
   changed: 'Muutos',
   substitute: 'Sijainen: {name}',
-  room: 'Luokka {room}',
+  room: 'Huone {room}',
   teacher: 'Opettaja: {name}',
   online: 'Verkossa',
   offline: 'Ei verkkoa',
@@ -296,4 +296,12 @@ export default {
   absence_check_report_past: 'Ilmoitus tehdään tästä päivästä eteenpäin. Menneet päivät selvitetään valitsemalla "{explain}".',
   absence_check_explain_future: 'Selvitys koskee menneitä päiviä. Tulevat päivät ilmoitetaan valitsemalla "{report}".',
   absence_check_explain_old: 'Poissaoloja voi selvittää {back} päivän ajan. Ota yhteyttä kouluun.',
+  // helper E
+  roll_call_for_group: 'Nimenhuuto: {group}, {subject} {time}',
+  roll_call_no_lesson: 'Tuntia ei pidetä tänä päivänä: sille ei voi merkitä nimenhuutoa.',
+  roll_call_cancelled: 'Tunti on peruttu tänä päivänä: sille ei voi merkitä nimenhuutoa.',
+  rejected_count: '{what} ({n} kpl)',
+  rejected_count_attendance_mark: '{n} nimenhuutomerkintää',
+  rejected_item_about: '{what} ({about}): {reason}',
+  dismiss_all: 'Kuittaa kaikki',
 };

@@ -296,4 +296,12 @@ export default {
   absence_check_report_past: 'En anmälan görs från i dag och framåt. Förklara dagar som varit genom att välja "{explain}".',
   absence_check_explain_future: 'En förklaring gäller dagar som varit. Anmäl kommande dagar genom att välja "{report}".',
   absence_check_explain_old: 'Frånvaro kan förklaras i {back} dagar. Kontakta skolan.',
+  // helper E
+  roll_call_for_group: 'Närvarokontroll: {group}, {subject} {time}',
+  roll_call_no_lesson: 'Lektionen hålls inte den här dagen: närvaron kan inte antecknas för den.',
+  roll_call_cancelled: 'Lektionen är inställd den här dagen: närvaron kan inte antecknas för den.',
+  rejected_count: '{what} ({n} st.)',
+  rejected_count_attendance_mark: '{n} närvaroanteckningar',
+  rejected_item_about: '{what} ({about}): {reason}',
+  dismiss_all: 'Kvittera alla',
 };
