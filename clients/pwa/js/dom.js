@@ -6,27 +6,26 @@
 const SETTLE_MS = 600;
 /** @type {WeakSet<EventTarget>} */
 const busy = new WeakSet();
-/** When each kind of act last began: a form's submit or a control's click by its id, and
- * the submit of a form without one as 'form'. A view drawn anew after an act has new
- * elements, and a double tap's second tap lands on those: the element alone cannot tell it
- * from a new act, its kind can.
+/** When each form's submit last began, by the form's id (forms without one count as one).
+ * A view drawn anew after a submit has a new form, and a double tap's second tap lands on it:
+ * the element alone cannot tell it from a new act, the form's id can.
  * @type {Map<string, number>} */
 const lastAct = new Map();
 
 /**
  * ``handler`` for a submit or a click, answering one act at a time: while an act is handled
  * (and for SETTLE_MS after it began), another on the same element is dropped, so a double tap
- * on "Send" queues one change, not two. So is an act on an element with the same id as the
- * last act's (forms without an id count as one) within SETTLE_MS: the second tap of a double
- * tap may land on the view drawn anew after the first, and a form cleared after "Send" must
- * not send its cleared self. While busy, a form's submit buttons are disabled.
+ * on "Send" queues one change, not two. So is a submit of a form with the same id as the
+ * last submitted one within SETTLE_MS: the second tap of a double tap may land on the form
+ * drawn anew after the first, and a form cleared after "Send" must not send its cleared
+ * self. While busy, a form's submit buttons are disabled.
  * @param {HTMLElement} el
  * @param {(event: Event) => unknown} handler
  * @returns {(event: Event) => Promise<void>}
  */
 function once(el, handler) {
   return async (event) => {
-    const kind = el.id ? `#${el.id}` : (el instanceof HTMLFormElement ? 'form' : null);
+    const kind = el instanceof HTMLFormElement ? `form#${el.id}` : null;
     const now = performance.now();
     if (busy.has(el) || (kind !== null && now - (lastAct.get(kind) ?? -Infinity) < SETTLE_MS)) {
       event.preventDefault();
