@@ -289,4 +289,11 @@ export default {
   absence_queued: 'Saved on this device; sent when the network is back. It is listed under Notices below.',
   absence_sent: 'Sent: the school has it.',
   absence_refused: 'Not accepted: the reason is below.',
+  // helper D
+  form_asked_by: 'Sent by {name} · {date}',
+  form_answer_needed: 'This question needs an answer.',
+  form_missing: 'Not sent: first answer the required questions: {questions}.',
+  refused_invalid_args_form_submit_answers: 'The answer to “{question}” is missing or does not fit the question.',
+  refused_invalid_args_form_sign_answers: 'The answer to “{question}” is missing or does not fit the question.',
+  refused_invalid_args_form_save_answers: 'The answer to “{question}” does not fit the question.',
 };

@@ -289,4 +289,11 @@ export default {
   absence_queued: 'Tallennettu laitteelle; lähetetään kun verkko on käytettävissä. Se näkyy alla ilmoituksissa.',
   absence_sent: 'Lähetetty: koulu on saanut sen.',
   absence_refused: 'Ei hyväksytty: syy näkyy alla.',
+  // helper D
+  form_asked_by: 'Lähettäjä: {name} · {date}',
+  form_answer_needed: 'Tähän kysymykseen on vastattava.',
+  form_missing: 'Ei lähetetty: vastaa ensin pakollisiin kysymyksiin: {questions}.',
+  refused_invalid_args_form_submit_answers: 'Vastaus kysymykseen ”{question}” puuttuu tai ei sovi kysymykseen.',
+  refused_invalid_args_form_sign_answers: 'Vastaus kysymykseen ”{question}” puuttuu tai ei sovi kysymykseen.',
+  refused_invalid_args_form_save_answers: 'Vastaus kysymykseen ”{question}” ei sovi kysymykseen.',
 };

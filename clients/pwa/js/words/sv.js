@@ -289,4 +289,11 @@ export default {
   absence_queued: 'Sparat på enheten; skickas när nätverket finns. Den syns nedan bland anmälningarna.',
   absence_sent: 'Skickat: skolan har fått den.',
   absence_refused: 'Inte godkänd: orsaken syns nedan.',
+  // helper D
+  form_asked_by: 'Skickat av {name} · {date}',
+  form_answer_needed: 'Den här frågan måste besvaras.',
+  form_missing: 'Inte skickat: besvara först de obligatoriska frågorna: {questions}.',
+  refused_invalid_args_form_submit_answers: 'Svaret på frågan ”{question}” saknas eller passar inte frågan.',
+  refused_invalid_args_form_sign_answers: 'Svaret på frågan ”{question}” saknas eller passar inte frågan.',
+  refused_invalid_args_form_save_answers: 'Svaret på frågan ”{question}” passar inte frågan.',
 };
