@@ -33,6 +33,12 @@ export async function formsView(ctx) {
 }
 
 function control(def, value, langs, onInput) {
+  const el = question(def, value, langs, onInput);
+  el.dataset.question = def.id;  // where missingMarks puts "this question needs an answer"
+  return el;
+}
+
+function question(def, value, langs, onInput) {
   const label = localText(def.label, langs) + (def.required ? ` (${t('required')})` : '');
   const hint = def.help ? localText(def.help, langs) : undefined;
   const name = `q-${def.id}`;
@@ -78,6 +84,32 @@ function readAnswers(form, definition) {
   return answers;
 }
 
+/** The required questions without an answer in ``answers`` (readAnswers), in the form's
+ * order. Blank text counts as no answer, as on the server (sync/forms.py check_answers). */
+function missingRequired(definition, answers) {
+  return definition.fields.filter((def) => def.required
+    && (answers[def.id] === undefined || (typeof answers[def.id] === 'string' && answers[def.id].trim() === '')));
+}
+
+/** Say next to each of ``missing`` questions that it needs an answer (and drop what an
+ * earlier try said), then focus the first. */
+function markMissing(form, missing) {
+  for (const old of form.querySelectorAll('.missing')) old.remove();
+  for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
+  for (const def of missing) {
+    const box = form.querySelector(`[data-question="${def.id}"]`);
+    if (!box) continue;
+    const note = h('p', { className: 'error missing', id: `missing-${def.id}` }, t('form_answer_needed'));
+    box.append(note);
+    for (const input of box.querySelectorAll(`[name="q-${def.id}"]`)) {
+      input.setAttribute('aria-invalid', 'true');
+      input.setAttribute('aria-describedby', [input.getAttribute('aria-describedby'), note.id].filter(Boolean).join(' '));
+    }
+  }
+  const first = missing.length ? form.querySelector(`[name="q-${missing[0].id}"]`) : null;
+  if (first) first.focus();
+}
+
 /** The form's mutations for this request and pupil: those still in the outbox, and the
  * latest one the server answered (kept in ``outcomes``). */
 async function formActivity(requestId, pupilId) {
@@ -89,7 +121,7 @@ async function formActivity(requestId, pupilId) {
 
 /** What became of the person's last act on the form. "Saved on this device" only while it
  * really waits there: once the server has applied it, say what the server did. */
-function activityLine(activity) {
+function activityLine(activity, labels) {
   const { waiting, answered } = activity;
   if (waiting.length) {
     const online = navigator.onLine;
@@ -99,7 +131,7 @@ function activityLine(activity) {
   if (!answered) return h('p', { role: 'status', id: 'form-state' });
   if (answered.status === 'rejected') {
     return h('p', { role: 'status', className: 'error', id: 'form-state', 'data-state': 'refused' },
-      t('form_refused', { reason: reasonText(answered) }));
+      t('form_refused', { reason: reasonText(answered, labels) }));
   }
   return h('p', { role: 'status', className: 'ok', id: 'form-state', 'data-state': 'applied' },
     t(`form_applied_${answered.name.split('.')[1]}`));
@@ -118,6 +150,19 @@ function signingLine(request, response, me, signingNow) {
   else if (!mine) parts.push(left === 1 ? t('form_yours_needed') : left === 2 ? t('form_yours_and_other') : t('form_yours_and_others', { n: left - 1 }));
   else parts.push(left === 1 ? t('form_others_one') : t('form_others', { n: left }));
   return h('p', { className: 'signing', id: 'form-signing' }, parts.join(' '));
+}
+
+/** Whom and what the request is about, and who asked: a guardian of two children sees which
+ * child and school it is for, and the teacher's note ("Retki Heurekaan torstaina"). */
+async function aboutRequest(request, child) {
+  const groups = await db.recordsOf('group');
+  const group = groups.find((g) => g.id === request.group_id) || groups.find((g) => g.school_id === request.school_id);
+  const who = child ? [child.person.given_name, group ? group.school_name : null].filter(Boolean).join(' · ') : null;
+  return h('div', { className: 'about-request', id: 'form-about' },
+    who ? h('p', { className: 'details', id: 'form-concerns' }, t('concerns', { what: who })) : null,
+    request.sender_name ? h('p', { className: 'details', id: 'form-sender' },
+      t('form_asked_by', { name: request.sender_name, date: when(request.sent_at, language()) })) : null,
+    request.note ? h('p', { className: 'note', id: 'form-note' }, request.note) : null);
 }
 
 export async function formView(ctx, requestId) {
@@ -143,8 +188,22 @@ export async function formView(ctx, requestId) {
   const form = h('form', { className: 'card', id: 'form-fill' });
   for (const def of definition.fields) form.append(control(def, answersShown ? answersShown[def.id] : undefined, langs, ctx.markDirty));
   const args = () => ({ request_id: request.id, pupil_id: pupilId, definition_version: request.definition_version, answers: readAnswers(form, definition) });
+  const labels = Object.fromEntries(definition.fields.map((def) => [`$.answers.${def.id}`, localText(def.label, langs)]));
   const act = (name, makeArgs) => async () => {
-    if (name === 'form.submit' && !form.reportValidity()) return;
+    if (name === 'form.submit') {
+      // Required answers are checked here, before anything is queued: the server would only
+      // refuse the submission later, perhaps after the person has gone offline.
+      const missing = missingRequired(definition, readAnswers(form, definition));
+      markMissing(form, missing);
+      if (missing.length) {
+        const line = form.querySelector('#form-state');
+        line.className = 'error';
+        line.dataset.state = 'missing';
+        line.textContent = t('form_missing', { questions: missing.map((def) => labels[`$.answers.${def.id}`]).join(', ') });
+        return;
+      }
+      if (!form.reportValidity()) return;
+    }
     await ctx.mutate(name, makeArgs());
     ctx.state.dirty = false;
     ctx.rerender();
@@ -164,11 +223,12 @@ export async function formView(ctx, requestId) {
     }
   }
   // Without custody, views.js (withoutCustody) disables the form and says why, once.
-  form.append(activityLine(activity));
+  form.append(activityLine(activity, labels));
   return h('section', { 'aria-labelledby': 'view-title' }, back,
     h('h1', { id: 'view-title' }, localText(definition.title, langs)),
     definition.description ? h('p', {}, localText(definition.description, langs)) : null,
     h('p', { className: 'details' }, `${t(`form_status_${response.status}`)} · ${t('due', { date: dayLabel(request.due_on, language()) })}`),
+    await aboutRequest(request, child),
     (response.signatures || []).map((s) => h('p', { className: 'details' }, `${t('signed_by', { name: s.signer_name })} · ${when(s.signed_at, language())}`)),
     signingLine(request, response, me, signWaiting && !(response.signatures || []).some((s) => s.signer_id === me.person.id)),
     form);

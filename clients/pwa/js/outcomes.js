@@ -58,15 +58,20 @@ const FIELD_LABELS = {
 
 /** The words for a rejected change (an outcome or a mutation result), in the app's language:
  * the text for this mutation and field, else for this mutation, else for the code (then
- * naming the field, when it is one the person filled in). */
-export function reasonText(result) {
+ * naming the field, when it is one the person filled in). ``labels``: the questions of a
+ * form by path (``$.answers.<id>``); a form's answer is looked up as field ``answers`` and
+ * its question named in the text.
+ * @param {Record<string, string>} [labels] */
+export function reasonText(result, labels = {}) {
   const code = result.code || '';
   if (!KNOWN_CODES.has(code)) return result.reason || code;
   const base = code.replace('mutation.', 'refused_');
   const name = (result.name || '').replace('.', '_');
   const field = (result.field || '').replace(/\[\d+\]$/, '');
-  for (const key of [`${base}_${name}_${field.replace('$.', '')}`, `${base}_${name}`]) {
-    const text = t(key);
+  const question = labels[field];
+  const path = question ? 'answers' : field.replace('$.', '');
+  for (const key of [`${base}_${name}_${path}`, `${base}_${name}`]) {
+    const text = t(key, { question });
     if (text !== key) return text;
   }
   const label = FIELD_LABELS[field];

@@ -304,4 +304,11 @@ export default {
   rejected_count_attendance_mark: '{n} roll-call marks',
   rejected_item_about: '{what} ({about}): {reason}',
   dismiss_all: 'Dismiss all',
+  // helper D
+  form_asked_by: 'Sent by {name} · {date}',
+  form_answer_needed: 'This question needs an answer.',
+  form_missing: 'Not sent: first answer the required questions: {questions}.',
+  refused_invalid_args_form_submit_answers: 'The answer to “{question}” is missing or does not fit the question.',
+  refused_invalid_args_form_sign_answers: 'The answer to “{question}” is missing or does not fit the question.',
+  refused_invalid_args_form_save_answers: 'The answer to “{question}” does not fit the question.',
 };

@@ -304,4 +304,11 @@ export default {
   rejected_count_attendance_mark: '{n} nimenhuutomerkintää',
   rejected_item_about: '{what} ({about}): {reason}',
   dismiss_all: 'Kuittaa kaikki',
+  // helper D
+  form_asked_by: 'Lähettäjä: {name} · {date}',
+  form_answer_needed: 'Tähän kysymykseen on vastattava.',
+  form_missing: 'Ei lähetetty: vastaa ensin pakollisiin kysymyksiin: {questions}.',
+  refused_invalid_args_form_submit_answers: 'Vastaus kysymykseen ”{question}” puuttuu tai ei sovi kysymykseen.',
+  refused_invalid_args_form_sign_answers: 'Vastaus kysymykseen ”{question}” puuttuu tai ei sovi kysymykseen.',
+  refused_invalid_args_form_save_answers: 'Vastaus kysymykseen ”{question}” ei sovi kysymykseen.',
 };

@@ -304,4 +304,11 @@ export default {
   rejected_count_attendance_mark: '{n} närvaroanteckningar',
   rejected_item_about: '{what} ({about}): {reason}',
   dismiss_all: 'Kvittera alla',
+  // helper D
+  form_asked_by: 'Skickat av {name} · {date}',
+  form_answer_needed: 'Den här frågan måste besvaras.',
+  form_missing: 'Inte skickat: besvara först de obligatoriska frågorna: {questions}.',
+  refused_invalid_args_form_submit_answers: 'Svaret på frågan ”{question}” saknas eller passar inte frågan.',
+  refused_invalid_args_form_sign_answers: 'Svaret på frågan ”{question}” saknas eller passar inte frågan.',
+  refused_invalid_args_form_save_answers: 'Svaret på frågan ”{question}” passar inte frågan.',
 };
