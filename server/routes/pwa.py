@@ -107,9 +107,12 @@ class AppFiles:
         if not path.is_file():
             return None
         stamp = (status.st_size, status.st_mtime_ns)
-        known = self._files.get(url_path)
+        # By the file, not the URL: "/js//app.js" is the same file, and one copy per spelling
+        # would let anyone fill the memory.
+        key = str(path)
+        known = self._files.get(key)
         if known is None or known.stamp != stamp:
-            known = self._files[url_path] = read_app_file(path, stamp)
+            known = self._files[key] = read_app_file(path, stamp)
         return known
 
 

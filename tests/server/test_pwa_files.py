@@ -16,7 +16,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from server.routes.pwa import PWA_DIRECTORY, pwa_router
+from server.routes.pwa import PWA_DIRECTORY, AppFiles, pwa_router
 
 
 async def test_a_file_comes_compressed_at_best_and_once_held_costs_a_304(
@@ -120,3 +120,12 @@ async def _raw(client: httpx.AsyncClient, path: str) -> bytes:
     """The bytes as sent (gzip), not decoded by httpx."""
     async with client.stream("GET", path, headers={"Accept-Encoding": "gzip"}) as answer:
         return b"".join([chunk async for chunk in answer.aiter_raw()])
+
+
+async def test_one_copy_per_file_however_its_path_is_spelled(tmp_path: Path) -> None:
+    (tmp_path / "js").mkdir()
+    (tmp_path / "js" / "a.js").write_text("export const a = 1;\n" * 100)
+    files = AppFiles(tmp_path)
+    spellings = ["/js/a.js", "/js//a.js", "/js/./a.js", "js/a.js", "/js///a.js"]
+    assert all(files.get(path) is files.get("/js/a.js") for path in spellings)
+    assert len(files._files) == 1
